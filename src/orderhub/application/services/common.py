@@ -1,0 +1,124 @@
+"""What the order-changing use cases share: load, check, change, queue the call, commit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from orderhub.application.hub import Hub
+from orderhub.application.ports import ChannelCommand, CommandKind, StoredResponse, UnitOfWork
+from orderhub.domain.capabilities import Capabilities
+from orderhub.domain.errors import ConcurrencyConflict, DomainError, OrderNotFound
+from orderhub.domain.model import Order
+
+T = TypeVar("T")
+
+CONFLICT_RETRIES = 3
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same ``Idempotency-Key`` came back with a different request."""
+
+    rule = "idempotency-key-reused"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Idempotency:
+    key: str
+    fingerprint: str  # a hash of what the request asked for
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CommandReceipt:
+    """The answer to an accepted warehouse command (the channel call is queued)."""
+
+    command_id: str
+    order_id: str
+    kind: str
+    state: str
+    order_status: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def with_conflict_retry(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt`` again on fresh state when another writer won the race."""
+    for _ in range(CONFLICT_RETRIES - 1):
+        try:
+            return await attempt()
+        except ConcurrencyConflict:
+            continue
+    return await attempt()
+
+
+async def load_order(uow: UnitOfWork, order_id: str) -> Order:
+    order = await uow.orders.get(order_id)
+    if order is None:
+        raise OrderNotFound(f"no order {order_id}")
+    return order
+
+
+Change = Callable[[Order, Capabilities, datetime], "tuple[dict[str, Any], dict[str, Any]]"]
+
+
+async def run_order_command(
+    hub: Hub,
+    *,
+    order_id: str,
+    kind: CommandKind,
+    change: Change,
+    idempotency: Idempotency | None = None,
+) -> CommandReceipt:
+    """Apply ``change`` to the order and queue the channel call in the same transaction.
+
+    ``change`` returns (payload for the channel call, details for the receipt)."""
+
+    async def attempt() -> tuple[CommandReceipt, str | None]:
+        async with hub.uow() as uow:
+            if idempotency is not None:
+                stored = await uow.idempotency.get(idempotency.key)
+                if stored is not None:
+                    if stored.fingerprint != idempotency.fingerprint:
+                        raise IdempotencyKeyReused(
+                            f"Idempotency-Key {idempotency.key!r} was used for another request"
+                        )
+                    return CommandReceipt(**stored.body), None
+            order = await load_order(uow, order_id)
+            account = hub.channels.account(order.channel, order.account)
+            now = hub.clock.now()
+            payload, details = change(order, account.capabilities, now)
+            command = ChannelCommand(
+                id=hub.ids(),
+                order_id=order.id,
+                channel=order.channel,
+                account=order.account,
+                kind=kind,
+                payload=payload,
+                created_at=now,
+            )
+            uow.commands.add(command)
+            receipt = CommandReceipt(
+                command_id=command.id,
+                order_id=order.id,
+                kind=kind.value,
+                state=command.state.value,
+                order_status=order.status.value,
+                details=details,
+            )
+            if idempotency is not None:
+                await uow.idempotency.put(
+                    StoredResponse(
+                        key=idempotency.key,
+                        fingerprint=idempotency.fingerprint,
+                        status_code=202,
+                        body=asdict(receipt),
+                    )
+                )
+            await uow.commit()
+            return receipt, command.id
+
+    receipt, command_id = await with_conflict_retry(attempt)
+    if command_id is not None:
+        hub.queue.enqueue_command(command_id)
+    return receipt

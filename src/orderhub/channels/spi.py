@@ -1,0 +1,209 @@
+"""The adapter SPI. A channel package exposes one :class:`ChannelPlugin` through the
+``orderhub.channels`` entry-point group; the core opens one :class:`ChannelAccount` per
+configured seller account."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from orderhub.domain.capabilities import Capabilities
+from orderhub.domain.model import ChannelSnapshot, Order
+
+ENTRY_POINT_GROUP = "orderhub.channels"
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdGenerator(Protocol):
+    def __call__(self) -> str: ...
+
+
+class CommandKind(StrEnum):
+    """What the hub asks a channel to do."""
+
+    ACKNOWLEDGE = "acknowledge"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    SHIP = "ship"
+    DELIVER = "deliver"
+    CANCEL = "cancel"
+    DECIDE_CANCELLATION = "decide_cancellation"
+
+
+class CommandState(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(kw_only=True, slots=True)
+class ChannelCommand:
+    """One outbound call to a channel, written in the same transaction as the state change."""
+
+    id: str
+    order_id: str
+    channel: str
+    account: str
+    kind: CommandKind
+    payload: dict[str, Any]
+    created_at: datetime
+    state: CommandState = CommandState.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    lease_until: datetime | None = None  # a worker holds it until then
+    finished_at: datetime | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class CursorStore(Protocol):
+    """Per-account cursors of polling and reconciliation jobs."""
+
+    async def get(self, channel: str, account: str, name: str) -> str | None: ...
+
+    async def set(self, channel: str, account: str, name: str, value: str) -> None: ...
+
+
+class ChannelError(Exception):
+    """Base of the errors a gateway raises; adapters translate HTTP errors into these."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class TransientChannelError(ChannelError):
+    """Try again later (timeout, 429, 5xx). ``retry_after`` in seconds when the channel said."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class PermanentChannelError(ChannelError):
+    """The channel refused the call for good; its message is kept on the command."""
+
+
+class ChannelConfigurationError(PermanentChannelError):
+    """Credentials or settings are wrong (a 401 after a token refresh)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookAuth:
+    """How webhooks of one account are authenticated. Several secrets/tokens: key rotation."""
+
+    hmac_secrets: tuple[str, ...] = ()
+    bearer_tokens: tuple[str, ...] = ()
+    path_tokens: tuple[str, ...] = ()
+    tolerance_seconds: int = 300
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.hmac_secrets or self.bearer_tokens or self.path_tokens)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AccountConfig:
+    channel: str
+    name: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    webhook: WebhookAuth = field(default_factory=WebhookAuth)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IntakeMessage:
+    """A message a job found, to be stored in the inbox like a webhook."""
+
+    dedupe_key: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobContext:
+    account: AccountConfig
+    cursors: CursorStore
+    clock: Clock
+    submit: Callable[[IntakeMessage], Awaitable[bool]]
+    """Store a message in the inbox (deduplicated); True when it was new."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScheduledJob:
+    name: str
+    interval_seconds: float
+    run: Callable[[JobContext], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CommandOutcome:
+    """What the channel answered; ``data`` is kept on the command and shown on the feed."""
+
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FollowUp:
+    """A command the hub issues by itself after an intake (topi: acknowledge on receipt)."""
+
+    kind: CommandKind
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ChannelAccount:
+    """One seller account on one channel. Override what the channel needs; the optional
+    hooks do nothing by default."""
+
+    def __init__(self, config: AccountConfig, capabilities: Capabilities) -> None:
+        self.config = config
+        self.capabilities = capabilities
+
+    @property
+    def channel(self) -> str:
+        return self.config.channel
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def dedupe_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        """The sender's message id, if the channel has one (else the hub hashes the body)."""
+        return headers.get("webhook-id")
+
+    async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
+        """Map one stored inbox message to canonical snapshots (may call the channel)."""
+        raise NotImplementedError
+
+    async def execute(self, command: ChannelCommand, order: Order) -> CommandOutcome:
+        """Carry one command out at the channel; raise a :class:`ChannelError` on failure."""
+        raise NotImplementedError
+
+    def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:
+        """Commands to issue after an order was received or updated."""
+        return ()
+
+    def jobs(self) -> Sequence[ScheduledJob]:
+        """Scheduled jobs: polling, reconciliation."""
+        return ()
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+class ChannelPlugin(Protocol):
+    """What the ``orderhub.channels`` entry point points at."""
+
+    name: str
+
+    def capabilities(self, config: AccountConfig) -> Capabilities: ...
+
+    def open_account(self, config: AccountConfig) -> ChannelAccount: ...

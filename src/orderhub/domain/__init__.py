@@ -1,0 +1,1 @@
+"""The canonical order model: plain Python, no framework, no I/O."""

@@ -1,0 +1,72 @@
+"""What a channel allows. Adapters declare it; the domain refuses what a channel cannot do."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from orderhub.domain.values import OrderStatus, Reason
+
+
+class Scope(StrEnum):
+    """How finely a channel lets the seller act."""
+
+    NONE = "none"
+    ORDER = "order"
+    LINE = "line"
+
+
+class DeliveryConfirmation(StrEnum):
+    NONE = "none"  # the channel has no delivery step (topi: completed is the end)
+    CHANNEL = "channel"  # the channel reports delivery (Octopia)
+    SELLER = "seller"  # the seller reports delivery (Spresso)
+
+
+_NO_REASONS: Mapping[Reason, frozenset[OrderStatus]] = MappingProxyType({})
+_NO_REFUSALS: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Capabilities:
+    """A channel's declared abilities. Every refusal message names the capability it checks."""
+
+    acceptance: Scope
+    rejection: Scope
+    shipment: Scope
+    partial_shipment: bool = True
+    serial_numbers: bool = False
+    delivery_confirmation: DeliveryConfirmation = DeliveryConfirmation.NONE
+    seller_cancellation: Scope = Scope.NONE
+    # reason -> statuses in which the seller may cancel with it; empty means any reason, any state
+    cancellation_reasons: Mapping[Reason, frozenset[OrderStatus]] = field(default=_NO_REASONS)
+    cancellation_requests: bool = False  # the seller decides customer cancellation requests
+    release_on_accept: bool = True  # False: after acceptance the channel still has to release
+    multiple_fulfilments: bool = False
+    short_ship: bool = False  # shipping fewer units closes the rest (cancelled, out_of_stock)
+    intake: frozenset[str] = frozenset({"webhook"})
+    refusals: Mapping[str, str] = field(default=_NO_REFUSALS)  # command -> what to do instead
+
+    def explain(self, command: str, default: str) -> str:
+        return self.refusals.get(command, default)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "acceptance": self.acceptance.value,
+            "rejection": self.rejection.value,
+            "shipment": self.shipment.value,
+            "partial_shipment": self.partial_shipment,
+            "serial_numbers": self.serial_numbers,
+            "delivery_confirmation": self.delivery_confirmation.value,
+            "seller_cancellation": self.seller_cancellation.value,
+            "cancellation_reasons": {
+                reason.value: sorted(s.value for s in states)
+                for reason, states in self.cancellation_reasons.items()
+            },
+            "cancellation_requests": self.cancellation_requests,
+            "release_on_accept": self.release_on_accept,
+            "multiple_fulfilments": self.multiple_fulfilments,
+            "short_ship": self.short_ship,
+            "intake": sorted(self.intake),
+        }
