@@ -24,8 +24,12 @@ class DeliveryConfirmation(StrEnum):
     SELLER = "seller"  # the seller reports delivery (Spresso)
 
 
-_NO_REASONS: Mapping[Reason, frozenset[OrderStatus]] = MappingProxyType({})
-_NO_REFUSALS: Mapping[str, str] = MappingProxyType({})
+def _no_reasons() -> Mapping[Reason, frozenset[OrderStatus]]:
+    return MappingProxyType({})
+
+
+def _no_refusals() -> Mapping[str, str]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,13 +44,13 @@ class Capabilities:
     delivery_confirmation: DeliveryConfirmation = DeliveryConfirmation.NONE
     seller_cancellation: Scope = Scope.NONE
     # reason -> statuses in which the seller may cancel with it; empty means any reason, any state
-    cancellation_reasons: Mapping[Reason, frozenset[OrderStatus]] = field(default=_NO_REASONS)
+    cancellation_reasons: Mapping[Reason, frozenset[OrderStatus]] = field(default_factory=_no_reasons)
     cancellation_requests: bool = False  # the seller decides customer cancellation requests
     release_on_accept: bool = True  # False: after acceptance the channel still has to release
     multiple_fulfilments: bool = False
     short_ship: bool = False  # shipping fewer units closes the rest (cancelled, out_of_stock)
     intake: frozenset[str] = frozenset({"webhook"})
-    refusals: Mapping[str, str] = field(default=_NO_REFUSALS)  # command -> what to do instead
+    refusals: Mapping[str, str] = field(default_factory=_no_refusals)  # command -> what to do instead
 
     def explain(self, command: str, default: str) -> str:
         return self.refusals.get(command, default)

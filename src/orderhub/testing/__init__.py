@@ -1,0 +1,1 @@
+"""Fakes and a switchable test channel, importable by adapter packages' tests."""
