@@ -1,0 +1,1 @@
+"""topi channel for Orderhub: wire format, API client and simulator."""
