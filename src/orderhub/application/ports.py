@@ -144,12 +144,23 @@ class UnitOfWork(Protocol):
     """One transaction. Rolls back unless committed; commit writes the events of every
     order it saw to the feed, in the same transaction as the orders and commands."""
 
-    orders: OrderRepository
-    commands: CommandRepository
-    inbox: InboxRepository
-    feed: FeedReader
-    cursors: CursorStore
-    idempotency: IdempotencyStore
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def commands(self) -> CommandRepository: ...
+
+    @property
+    def inbox(self) -> InboxRepository: ...
+
+    @property
+    def feed(self) -> FeedReader: ...
+
+    @property
+    def cursors(self) -> CursorStore: ...
+
+    @property
+    def idempotency(self) -> IdempotencyStore: ...
 
     async def __aenter__(self) -> Self: ...
 

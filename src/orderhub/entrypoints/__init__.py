@@ -1,0 +1,1 @@
+"""Driving adapters: the web app (warehouse API, webhooks, operations), the CLI, the worker."""

@@ -1,0 +1,93 @@
+"""The Litestar app: the warehouse API under ``/api/v1``, webhooks, health, ``/schema``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+
+from orderhub.application.hub import Hub
+from orderhub.entrypoints.web.auth import ApiKeyRing, api_key_guard
+from orderhub.entrypoints.web.middleware import RequestContextMiddleware, add_request_id_header
+from orderhub.entrypoints.web.problems import handle_exception
+from orderhub.entrypoints.web.routes.channels import list_channels
+from orderhub.entrypoints.web.routes.commands import COMMAND_HANDLERS
+from orderhub.entrypoints.web.routes.feed import read_feed
+from orderhub.entrypoints.web.routes.health import health_router
+from orderhub.entrypoints.web.routes.ops import OPS_HANDLERS
+from orderhub.entrypoints.web.routes.orders import get_order, list_orders
+from orderhub.entrypoints.web.routes.webhooks import receive_webhook
+from orderhub.entrypoints.web.settings import ReadyCheck, WebSettings
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]] | AbstractAsyncContextManager[Any]
+
+API_SECURITY_SCHEME = "apiKey"
+
+
+def create_app(
+    hub: Hub,
+    settings: WebSettings,
+    *,
+    lifespan: Sequence[Lifespan] = (),
+    ready_checks: Sequence[ReadyCheck] = (),
+) -> Litestar:
+    def provide_hub() -> Hub:
+        return hub
+
+    api = Router(
+        path="/api/v1",
+        route_handlers=[
+            list_orders,
+            get_order,
+            *COMMAND_HANDLERS,
+            read_feed,
+            list_channels,
+            *OPS_HANDLERS,
+        ],
+        guards=[api_key_guard(ApiKeyRing(settings.api_keys))],
+        security=[{API_SECURITY_SCHEME: []}],
+        tags=["warehouse"],
+    )
+    webhooks = Router(path="/", route_handlers=[receive_webhook], tags=["intake"])
+    health = health_router(
+        ready_checks=ready_checks,
+        timeout_seconds=settings.ready_check_timeout_seconds,
+        metrics_renderer=settings.metrics_renderer,
+    )
+    return Litestar(
+        route_handlers=[api, webhooks, health],
+        dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
+        exception_handlers={Exception: handle_exception},
+        middleware=[RequestContextMiddleware()],
+        before_send=[add_request_id_header],
+        lifespan=list(lifespan),
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,
+        debug=False,
+        openapi_config=OpenAPIConfig(
+            title=settings.title,
+            version=settings.version,
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    API_SECURITY_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API key from configuration, with scopes "
+                        "orders:read, orders:write and/or ops.",
+                    )
+                }
+            ),
+            tags=[
+                Tag(name="warehouse", description="The WMS API: orders, commands, feed."),
+                Tag(name="intake", description="Channel webhooks."),
+            ],
+        ),
+    )

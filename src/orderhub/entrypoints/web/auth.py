@@ -1,0 +1,84 @@
+"""Warehouse API keys: ``Authorization: Bearer <key>``, each key with scopes.
+
+Keys are compared as SHA-256 digests with :func:`hmac.compare_digest`, against every
+configured key (no early exit), so neither the length nor the prefix of a key leaks
+through timing. Keys are never logged: only a key's ``name`` is, bound as ``api_key``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from typing import Any, Final
+
+import structlog
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
+
+from orderhub.entrypoints.web.problems import ProblemError
+from orderhub.entrypoints.web.settings import ApiKey
+from orderhub.entrypoints.web.webhook_auth import bearer_token
+
+SCOPE_OPT: Final = "required_scope"
+"""The ``opt`` key a route handler sets to the scope it needs."""
+REALM: Final = 'Bearer realm="orderhub"'
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+class ApiKeyRing:
+    def __init__(self, keys: Iterable[ApiKey]) -> None:
+        self._keys = [(_digest(key.key), key) for key in keys]
+
+    def identify(self, presented: str) -> ApiKey | None:
+        digest = _digest(presented)
+        found = None
+        for known, key in self._keys:
+            if hmac.compare_digest(known, digest):
+                found = key
+        return found
+
+
+def api_key_guard(ring: ApiKeyRing) -> Guard:
+    """A guard that admits a request whose key holds the scope its route handler names."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        required = handler.opt.get(SCOPE_OPT)
+        token = bearer_token(connection.headers.get("authorization"))
+        if token is None:
+            raise ProblemError(
+                401,
+                "unauthorized",
+                "an API key is required: Authorization: Bearer <key>",
+                headers={"WWW-Authenticate": REALM},
+            )
+        key = ring.identify(token)
+        if key is None:
+            raise ProblemError(
+                401,
+                "unauthorized",
+                "the API key is not valid",
+                headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+            )
+        structlog.contextvars.bind_contextvars(api_key=key.name)
+        if required is None or required not in key.scopes:
+            raise ProblemError(
+                403,
+                "forbidden",
+                f"API key {key.name!r} lacks the scope {required!r}",
+                headers={
+                    "WWW-Authenticate": (
+                        f'{REALM}, error="insufficient_scope", scope="{required or ""}"'
+                    )
+                },
+            )
+
+    return guard
+
+
+def requires(scope: str) -> dict[str, str]:
+    """``opt`` for a route handler: ``@get(..., opt=requires(READ))``."""
+    return {SCOPE_OPT: scope}

@@ -1,0 +1,1 @@
+"""Route handlers, one module per door: orders, commands, feed, channels, ops, webhooks."""

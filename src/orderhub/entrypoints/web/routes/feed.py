@@ -1,0 +1,41 @@
+"""The feed: every event, gapless, in order; optionally held open until one arrives."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from litestar import get
+from litestar.params import QueryParameter
+
+from orderhub.application.services import queries
+from orderhub.entrypoints.web.auth import requires
+from orderhub.entrypoints.web.presenters import feed_event_out
+from orderhub.entrypoints.web.problems import problem_responses
+from orderhub.entrypoints.web.routes._params import HubDep
+from orderhub.entrypoints.web.schemas import FeedPage
+from orderhub.entrypoints.web.settings import READ
+
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 1000
+MAX_WAIT_SECONDS: Final = 30
+
+
+@get(
+    "/feed",
+    opt=requires(READ),
+    summary="Events after a cursor",
+    description="Pass the previous answer's next_cursor as `after`. With `wait`, the call "
+    "is held up to that many seconds until an event arrives.",
+    responses=problem_responses(401, 403, 422),
+)
+async def read_feed(
+    hub: HubDep,
+    after: Annotated[int, QueryParameter(ge=0)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    wait: Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+) -> FeedPage:
+    entries = await queries.read_feed(hub, after=after, limit=limit, wait_seconds=wait)
+    return FeedPage(
+        events=[feed_event_out(entry) for entry in entries],
+        next_cursor=entries[-1].seq if entries else after,
+    )

@@ -1,0 +1,84 @@
+"""Reading orders: the filtered, cursor-paginated list and one whole order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Final
+
+from litestar import get
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from orderhub.application.ports import OrderFilter
+from orderhub.application.services import queries
+from orderhub.domain.values import OrderStatus
+from orderhub.entrypoints.web.auth import requires
+from orderhub.entrypoints.web.pagination import InvalidCursor, decode_cursor, encode_cursor
+from orderhub.entrypoints.web.presenters import order_detail_out, order_out
+from orderhub.entrypoints.web.problems import ProblemError, invalid_field, problem_responses
+from orderhub.entrypoints.web.routes._params import HubDep
+from orderhub.entrypoints.web.schemas import FieldError, OrderDetailOut, OrderPage
+from orderhub.entrypoints.web.settings import READ
+
+DEFAULT_LIMIT: Final = 50
+MAX_LIMIT: Final = 500
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise invalid_field(name, "needs a time zone (e.g. Z or +02:00)", source="query")
+    return value
+
+
+@get(
+    "/orders",
+    opt=requires(READ),
+    summary="List orders",
+    description="Orders by (updated_at, id), filtered; follow next_cursor until it is null.",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_orders(
+    hub: HubDep,
+    status: FromQuery[OrderStatus | None] = None,
+    channel: FromQuery[str | None] = None,
+    account: FromQuery[str | None] = None,
+    updated_after: FromQuery[datetime | None] = None,
+    ship_by_before: FromQuery[datetime | None] = None,
+    cursor: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> OrderPage:
+    filters = OrderFilter(
+        status=status,
+        channel=channel,
+        account=account,
+        updated_after=_aware("updated_after", updated_after),
+        ship_by_before=_aware("ship_by_before", ship_by_before),
+    )
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except InvalidCursor as exc:
+        raise ProblemError(
+            422,
+            "invalid-cursor",
+            str(exc),
+            errors=[FieldError(field="cursor", message=str(exc), source="query")],
+        ) from exc
+    found = await queries.list_orders(hub, filters, after=after, limit=limit + 1)
+    page = list(found[:limit])
+    more = len(found) > limit
+    return OrderPage(
+        orders=[order_out(order) for order in page],
+        next_cursor=encode_cursor(page[-1].updated_at, page[-1].id) if more and page else None,
+    )
+
+
+@get(
+    "/orders/{order_id:str}",
+    opt=requires(READ),
+    summary="One whole order",
+    description="Lines with counters, fulfilments, shipments, cancellations, returns and the "
+    "channel calls still pending or failed.",
+    responses=problem_responses(401, 403, 404),
+)
+async def get_order(hub: HubDep, order_id: FromPath[str]) -> OrderDetailOut:
+    view = await queries.get_order(hub, order_id)
+    return order_detail_out(view.order, view.commands)

@@ -1,0 +1,360 @@
+"""Request and response bodies of the HTTP API: msgspec Structs, separate from domain types.
+
+Field names are the contract the warehouse (WMS) codes against. Request bodies refuse
+unknown fields: a typo such as ``line`` for ``lines`` must not turn a partial acceptance
+into a whole-order one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from orderhub.domain.values import Decision, Reason
+
+Quantity = Annotated[int, msgspec.Meta(ge=1, description="Units, at least one.")]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class _Response(msgspec.Struct, kw_only=True):
+    pass
+
+
+# --- problems (RFC 9457) -----------------------------------------------------------------
+
+
+class FieldError(_Response):
+    field: str
+    message: str
+    source: str | None = None
+
+
+class Problem(_Response, omit_defaults=True):
+    """An ``application/problem+json`` document. ``type`` is stable per ``rule``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    rule: str
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+    checks: dict[str, bool] | None = None
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+class LineQuantityIn(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    line_id: NonEmpty
+    quantity: Quantity
+
+
+class ShipmentItemIn(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    line_id: NonEmpty
+    quantity: Quantity
+    serial_numbers: list[NonEmpty] = []
+
+
+class AcceptRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    lines: list[LineQuantityIn] | None = None
+
+
+class RejectRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    reason: Reason
+    lines: list[LineQuantityIn] | None = None
+
+
+class ShipmentRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    carrier: NonEmpty
+    tracking_number: NonEmpty
+    items: Annotated[list[ShipmentItemIn], msgspec.Meta(min_length=1)]
+    fulfilment_id: str | None = None
+    tracking_url: str | None = None
+    final: bool = False
+    """True for a short ship: close the fulfilment, cancelling what did not ship."""
+
+
+class DeliveryRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    fulfilment_id: str | None = None
+
+
+class CancellationRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Either the seller cancels (``reason``, optional ``lines``) or decides an open
+    cancellation request (``decision``, optional ``cancellation_id``)."""
+
+    reason: Reason | None = None
+    lines: list[LineQuantityIn] | None = None
+    decision: Decision | None = None
+    cancellation_id: str | None = None
+
+
+class CommandReceiptOut(_Response):
+    command_id: str
+    order_id: str
+    kind: str
+    state: str
+    order_status: str
+    details: dict[str, Any] = {}
+
+
+# --- orders --------------------------------------------------------------------------------
+
+
+class MoneyOut(_Response):
+    amount: int
+    currency: str
+
+
+class PriceOut(_Response):
+    gross: MoneyOut
+    net: MoneyOut | None = None
+    tax_rate: str | None = None
+
+
+class AddressOut(_Response):
+    name: str | None = None
+    company: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    region: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+
+
+class CustomerOut(_Response):
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company: str | None = None
+    vat_number: str | None = None
+
+
+class UnitOut(_Response):
+    channel_unit_id: str
+    serial_number: str | None
+    shipped: bool
+
+
+class LineOut(_Response):
+    id: str
+    channel_line_id: str
+    sku: str | None
+    title: str
+    quantity: int
+    accepted: int
+    rejected: int
+    shipped: int
+    delivered: int
+    cancelled: int
+    unit_price: PriceOut | None
+    parent_line_id: str | None
+    fulfilment_id: str | None
+    requires_serial_number: bool
+    units: list[UnitOut]
+    extras: dict[str, Any]
+
+
+class FulfilmentOut(_Response):
+    id: str
+    channel_fulfilment_id: str | None
+    fulfilled_by: str
+    status: str
+
+
+class LineQuantityOut(_Response):
+    line_id: str
+    quantity: int
+
+
+class ShipmentItemOut(_Response):
+    line_id: str
+    quantity: int
+    serial_numbers: list[str]
+
+
+class ShipmentOut(_Response):
+    id: str
+    fulfilment_id: str | None
+    carrier: str | None
+    tracking_number: str | None
+    tracking_url: str | None
+    items: list[ShipmentItemOut]
+    shipped_at: datetime
+    channel_shipment_id: str | None
+
+
+class CancellationOut(_Response):
+    id: str
+    initiator: str
+    reason: str
+    state: str
+    requested_at: datetime
+    decided_at: datetime | None
+    lines: list[LineQuantityOut]
+    """Empty: the whole order."""
+    channel_reason: str | None
+    channel_cancellation_id: str | None
+
+
+class ReturnOut(_Response):
+    id: str
+    initiator: str
+    reason: str
+    state: str
+    requested_at: datetime
+    lines: list[LineQuantityOut]
+    channel_reason: str | None
+    channel_return_id: str | None
+
+
+class ChannelCommandOut(_Response):
+    id: str
+    kind: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class OrderOut(_Response):
+    id: str
+    channel: str
+    account: str
+    channel_order_id: str
+    order_number: str | None
+    seller_reference: str | None
+    status: str
+    channel_status: str
+    cancellation_requested: bool
+    customer: CustomerOut | None
+    shipping_address: AddressOut | None
+    billing_address: AddressOut | None
+    currency: str | None
+    placed_at: datetime
+    ship_by: datetime | None
+    lines: list[LineOut]
+    fulfilments: list[FulfilmentOut]
+    shipments: list[ShipmentOut]
+    cancellations: list[CancellationOut]
+    returns: list[ReturnOut]
+    extras: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderDetailOut(OrderOut):
+    """One order with the channel calls that are still pending or have failed."""
+
+    pending_commands: list[ChannelCommandOut]
+    failed_commands: list[ChannelCommandOut]
+
+
+class OrderPage(_Response):
+    orders: list[OrderOut]
+    next_cursor: str | None
+    """Pass as ``cursor`` for the next page; null at the end."""
+
+
+# --- feed ----------------------------------------------------------------------------------
+
+
+class FeedEventOut(_Response):
+    seq: int
+    type: str
+    order_id: str | None
+    channel: str | None
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class FeedPage(_Response):
+    events: list[FeedEventOut]
+    next_cursor: int
+    """Pass as ``after`` for the next call."""
+
+
+# --- channels ------------------------------------------------------------------------------
+
+
+class AccountOut(_Response):
+    name: str
+    capabilities: dict[str, Any]
+
+
+class ChannelOut(_Response):
+    name: str
+    distribution: str
+    version: str
+    accounts: list[AccountOut]
+
+
+class ChannelList(_Response):
+    channels: list[ChannelOut]
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+class OpsCommandOut(_Response):
+    id: str
+    order_id: str
+    channel: str
+    account: str
+    kind: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    payload: dict[str, Any]
+    result: dict[str, Any]
+
+
+class OpsCommandList(_Response):
+    commands: list[OpsCommandOut]
+
+
+class InboxMessageOut(_Response):
+    id: str
+    channel: str
+    account: str
+    source: str
+    state: str
+    attempts: int
+    last_error: str | None
+    received_at: datetime
+    processed_at: datetime | None
+    dedupe_key: str
+    headers: dict[str, str]
+    body: str
+    """The raw body as text (undecodable bytes replaced)."""
+
+
+class InboxMessageList(_Response):
+    messages: list[InboxMessageOut]
+
+
+# --- intake and health ---------------------------------------------------------------------
+
+
+class WebhookAck(_Response):
+    message_id: str
+    duplicate: bool
+
+
+class Health(_Response):
+    status: str
+
+
+class Readiness(_Response):
+    status: str
+    checks: dict[str, bool]

@@ -1,0 +1,54 @@
+"""What the web app needs from configuration. The runtime's config is adapted to this."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+READ: Final = "orders:read"
+WRITE: Final = "orders:write"
+OPS: Final = "ops"
+SCOPES: Final = frozenset({READ, WRITE, OPS})
+
+MetricsRenderer = Callable[[], bytes]
+"""Renders the Prometheus text exposition format."""
+
+ReadyCheck = Callable[[], Awaitable[tuple[str, bool]]]
+"""One readiness probe: answers (what was checked, whether it is reachable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A warehouse API key. ``name`` is what logs show; ``key`` is never logged or shown."""
+
+    name: str
+    key: str = field(repr=False)
+    scopes: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.key:
+            raise ValueError("an API key needs a name and a non-empty key")
+        if unknown := self.scopes - SCOPES:
+            raise ValueError(
+                f"API key {self.name!r} has unknown scopes: {', '.join(sorted(unknown))}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebSettings:
+    api_keys: tuple[ApiKey, ...] = ()
+    metrics_renderer: MetricsRenderer | None = None
+    max_body_bytes: int = 1_048_576
+    ready_check_timeout_seconds: float = 5.0
+    title: str = "Orderhub"
+    version: str = "1.0.0"
+
+    def __post_init__(self) -> None:
+        names = [key.name for key in self.api_keys]
+        if len(names) != len(set(names)):
+            raise ValueError("API key names must be unique")
+        if len({key.key for key in self.api_keys}) != len(self.api_keys):
+            raise ValueError("two API keys share one secret")
+        if self.max_body_bytes <= 0:
+            raise ValueError("max_body_bytes must be positive")

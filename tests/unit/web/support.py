@@ -1,0 +1,215 @@
+"""What the web tests share: a stub channel plugin, API keys, the harness, problem checks.
+
+The stub channel reads a tiny JSON format (see :func:`snapshot_from`); its capabilities
+come from the account's settings (the ``capabilities`` fixture for account ``main``)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from orderhub.application.hub import Hub
+from orderhub.application.ports import ChannelCommand, UnitOfWorkFactory
+from orderhub.application.services.intake import apply_snapshot
+from orderhub.channels.spi import AccountConfig, ChannelAccount, CommandOutcome
+from orderhub.domain.capabilities import Capabilities, DeliveryConfirmation, Scope
+from orderhub.domain.model import (
+    CancellationSnapshot,
+    ChannelSnapshot,
+    LineSnapshot,
+    Order,
+    Unit,
+)
+from orderhub.domain.values import Initiator, Money, Price, Reason, RequestState
+from orderhub.entrypoints.web import ApiKey
+from orderhub.entrypoints.web.webhook_auth import sign
+from orderhub.testing.fakes import (
+    FakeDatabase,
+    FakeUnitOfWorkFactory,
+    FixedClock,
+    RecordingQueue,
+)
+
+CHANNEL = "stub"
+SECRET = "whsec_" + base64.b64encode(b"current-secret-0123456789abcdef").decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"previous-secret-0123456789abcde").decode()
+BEARER_TOKEN = "bearer-token-for-stub"
+PATH_TOKEN = "path-token-for-stub"
+
+KEYS = {
+    "reader": "key-reader-0000000000000000",
+    "writer": "key-writer-1111111111111111",
+    "operator": "key-operator-22222222222222",
+}
+API_KEYS = (
+    ApiKey("reader", KEYS["reader"], frozenset({"orders:read"})),
+    ApiKey("writer", KEYS["writer"], frozenset({"orders:read", "orders:write"})),
+    ApiKey("operator", KEYS["operator"], frozenset({"ops"})),
+)
+
+FULL = Capabilities(
+    acceptance=Scope.LINE,
+    rejection=Scope.LINE,
+    shipment=Scope.LINE,
+    serial_numbers=True,
+    delivery_confirmation=DeliveryConfirmation.SELLER,
+    seller_cancellation=Scope.LINE,
+    cancellation_requests=True,
+    short_ship=True,
+)
+# Orders arrive ready to ship; nothing can be accepted, rejected, cancelled or delivered.
+PLAIN = Capabilities(
+    acceptance=Scope.NONE,
+    rejection=Scope.NONE,
+    shipment=Scope.ORDER,
+    refusals={"cancel": "plain has no seller cancellation: ask the customer to return it"},
+)
+
+
+def auth(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[name]}"}
+
+
+def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:
+    """The stub channel's format::
+
+    {"id": "CH-1", "status": "created", "released": false, "ship_by": "<iso>",
+     "order_number": "N-1", "currency": "EUR",
+     "lines": [{"id": "a", "sku": "SKU-A", "quantity": 2, "price": 1999,
+                "serial": true, "parent": null, "units": ["u1", "u2"]}],
+     "cancellation": {"id": "c1", "state": "requested"}}
+    """
+    currency = data.get("currency", "EUR")
+    lines = tuple(
+        LineSnapshot(
+            channel_line_id=line["id"],
+            sku=line.get("sku", f"SKU-{line['id']}"),
+            title=line.get("title", f"Item {line['id']}"),
+            quantity=line["quantity"],
+            unit_price=Price(gross=Money(amount=line["price"], currency=currency))
+            if "price" in line
+            else None,
+            parent_channel_line_id=line.get("parent"),
+            requires_serial_number=line.get("serial", False),
+            units=tuple(Unit(channel_unit_id=u) for u in line.get("units", ())),
+        )
+        for line in data["lines"]
+    )
+    cancellations: tuple[CancellationSnapshot, ...] = ()
+    if cancellation := data.get("cancellation"):
+        cancellations = (
+            CancellationSnapshot(
+                channel_cancellation_id=cancellation["id"],
+                initiator=Initiator.CUSTOMER,
+                reason=Reason.CUSTOMER_REQUEST,
+                state=RequestState(cancellation.get("state", "requested")),
+            ),
+        )
+    return ChannelSnapshot(
+        channel_order_id=data["id"],
+        channel_status=data.get("status", "created"),
+        lines=lines,
+        order_number=data.get("order_number"),
+        currency=currency,
+        ship_by=datetime.fromisoformat(data["ship_by"]) if data.get("ship_by") else None,
+        released=data.get("released", False),
+        cancellations=cancellations,
+    )
+
+
+class StubAccount(ChannelAccount):
+    async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
+        return [snapshot_from(json.loads(body))]
+
+    async def execute(self, command: ChannelCommand, order: Order) -> CommandOutcome:
+        return CommandOutcome(data={"echo": command.kind.value})
+
+
+@dataclass
+class StubPlugin:
+    name: str = CHANNEL
+
+    def capabilities(self, config: AccountConfig) -> Capabilities:
+        caps = config.settings.get("capabilities", FULL)
+        assert isinstance(caps, Capabilities)
+        return caps
+
+    def open_account(self, config: AccountConfig) -> ChannelAccount:
+        return StubAccount(config, self.capabilities(config))
+
+
+def fake_uow(db: FakeDatabase, clock: FixedClock) -> UnitOfWorkFactory:
+    # FakeUnitOfWork satisfies each repository port but not UnitOfWork as a whole for mypy:
+    # the protocol's repository attributes are mutable, hence invariant (reported upstream).
+    return cast(UnitOfWorkFactory, FakeUnitOfWorkFactory(db, clock))
+
+
+@dataclass
+class Harness:
+    hub: Hub
+    db: FakeDatabase
+    clock: FixedClock
+    queue: RecordingQueue
+    client: AsyncTestClient[Any]
+    app: Litestar
+    seeded: int = field(default=0)
+
+    async def seed(
+        self,
+        *,
+        account: str = "main",
+        channel_order_id: str | None = None,
+        lines: Sequence[Mapping[str, Any]] = ({"id": "a", "quantity": 2, "price": 1999},),
+        **extra: Any,
+    ) -> Order:
+        """An order as if the channel had sent it."""
+        self.seeded += 1
+        data = {"id": channel_order_id or f"CH-{self.seeded}", "lines": list(lines), **extra}
+        order = await apply_snapshot(
+            self.hub, self.hub.channels.account(CHANNEL, account), snapshot_from(data)
+        )
+        self.queue.commands.clear()
+        return order
+
+    def state(self) -> tuple[FakeDatabase, RecordingQueue]:
+        """Everything a refused request must leave as it was."""
+        return copy.deepcopy(self.db), copy.deepcopy(self.queue)
+
+    def signed(
+        self,
+        body: bytes,
+        *,
+        message_id: str = "msg-1",
+        secret: str = SECRET,
+        timestamp: int | None = None,
+    ) -> dict[str, str]:
+        stamp = int(self.clock.now().timestamp()) if timestamp is None else timestamp
+        return {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": sign(secret, message_id=message_id, timestamp=stamp, body=body),
+            "content-type": "application/json",
+        }
+
+
+def assert_problem(response: Any, status: int, rule: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem of this status and rule; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"https://orderhub.dev/problems/{rule}", body
+    assert body["status"] == status
+    assert body["rule"] == rule
+    assert body["title"]
+    assert body["detail"]
+    assert body["instance"] == response.request.url.path
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
