@@ -1,0 +1,223 @@
+"""The topi channel plugin: capabilities, intake, commands and reconciliation.
+
+Account settings (``[[channels.accounts]] settings``):
+
+| key | meaning | default |
+|---|---|---|
+| ``base_url`` | topi Seller API | production URL |
+| ``client_id``, ``client_secret`` | OAuth2 client credentials | — |
+| ``token_url`` | OAuth2 token endpoint | topi's identity URL |
+| ``access_token`` | a static bearer token instead (sandbox) | — |
+| ``reference_source`` | reference source of the SKU | the order's ``seller_info``, else first |
+| ``reconcile_interval_seconds`` | how often the reconciliation walk runs | 300 |
+| ``reconcile_lookback_hours`` | where the first walk starts | 24 |
+| ``timeout_seconds`` | HTTP timeout per call | 10 |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import structlog
+
+from orderhub.application.ports import ChannelCommand, CommandKind
+from orderhub.channels.spi import (
+    AccountConfig,
+    ChannelAccount,
+    ChannelConfigurationError,
+    CommandOutcome,
+    FollowUp,
+    IntakeMessage,
+    JobContext,
+    PermanentChannelError,
+    ScheduledJob,
+    TransientChannelError,
+)
+from orderhub.domain.capabilities import Capabilities, DeliveryConfirmation, Scope
+from orderhub.domain.model import ChannelSnapshot, Order
+from orderhub_topi import wire
+from orderhub_topi.client import (
+    DEFAULT_TOKEN_URL,
+    PRODUCTION_BASE_URL,
+    ClientCredentials,
+    TopiAuthError,
+    TopiClient,
+    TopiError,
+    TopiRejectedError,
+    TopiTransientError,
+)
+from orderhub_topi.mapping import already_shipped, shipment_request, to_snapshot
+
+log = structlog.get_logger("orderhub.topi")
+
+T = TypeVar("T")
+
+NAME: Final = "topi"
+RECONCILE_CURSOR: Final = "reconcile"
+
+CAPABILITIES: Final = Capabilities(
+    acceptance=Scope.ORDER,
+    rejection=Scope.ORDER,
+    shipment=Scope.LINE,
+    serial_numbers=True,
+    delivery_confirmation=DeliveryConfirmation.NONE,
+    seller_cancellation=Scope.NONE,
+    cancellation_requests=False,
+    release_on_accept=True,
+    intake=frozenset({"webhook", "reconciliation"}),
+    refusals={
+        "cancel": (
+            "topi has no seller cancellation: reject the order while it is awaiting "
+            "acceptance (POST /reject); after shipment the customer returns it through topi"
+        ),
+        "reject": "topi takes a rejection only before the order is confirmed (accepted)",
+        "deliver": "topi has no delivery step: a completed order is final",
+    },
+)
+
+
+class TopiAccount(ChannelAccount):
+    def __init__(self, config: AccountConfig, client: TopiClient | None = None) -> None:
+        super().__init__(config, CAPABILITIES)
+        settings = config.settings
+        self.reference_source: str | None = settings.get("reference_source")
+        self.client = client or _client(settings)
+
+    async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
+        """The webhook is thin: fetch the whole order and map it."""
+        webhook = wire.decode_webhook(body)
+        full = await self._call(self.client.get_order(webhook.id))
+        return [to_snapshot(full, reference_source=self.reference_source)]
+
+    def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:
+        if new and order.channel_status == wire.ORDER_CREATED:
+            return [FollowUp(kind=CommandKind.ACKNOWLEDGE)]
+        return ()
+
+    async def execute(self, command: ChannelCommand, order: Order) -> CommandOutcome:
+        topi_id = order.channel_order_id
+        match command.kind:
+            case CommandKind.ACKNOWLEDGE:
+                result = await self._call(self.client.acknowledge(topi_id))
+                return CommandOutcome(data={"topi_status": result.status})
+            case CommandKind.ACCEPT:
+                result = await self._call(self.client.accept(topi_id))
+                return CommandOutcome(data={"topi_status": result.status})
+            case CommandKind.REJECT:
+                result = await self._call(self.client.reject(topi_id))
+                return CommandOutcome(data={"topi_status": result.status})
+            case CommandKind.SHIP:
+                return await self._ship(command, order)
+            case _:
+                # the domain refuses these before a command exists; kept as a safety net
+                raise PermanentChannelError(
+                    CAPABILITIES.explain(
+                        command.kind.value, f"topi cannot carry out {command.kind.value}"
+                    )
+                )
+
+    async def _ship(self, command: ChannelCommand, order: Order) -> CommandOutcome:
+        try:
+            request = shipment_request(command, order, reference_source=self.reference_source)
+        except ValueError as exc:  # no reference to ship by: no retry will fix it
+            raise PermanentChannelError(str(exc)) from exc
+        if command.attempts > 1:
+            # The first attempt may have reached topi before its answer was lost.
+            current = await self._call(self.client.get_order(order.channel_order_id))
+            if already_shipped(current, request, command, order):
+                return CommandOutcome(data={"topi_status": current.status, "replayed": True})
+        shipment = await self._call(self.client.create_shipment(request))
+        return CommandOutcome(
+            data={"units": len(shipment.serial_numbers), "tracking_url": shipment.tracking_url}
+        )
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        """Translate topi's errors into the SPI's, keeping topi's message."""
+        try:
+            return await awaitable
+        except TopiTransientError as exc:
+            raise TransientChannelError(
+                str(exc), status=exc.status_code, retry_after=exc.retry_after
+            ) from exc
+        except TopiAuthError as exc:
+            raise ChannelConfigurationError(
+                f"topi refused the credentials: {exc.message}", status=exc.status_code
+            ) from exc
+        except TopiRejectedError as exc:
+            raise PermanentChannelError(f"topi: {exc.message}", status=exc.status_code) from exc
+        except TopiError as exc:  # an answer we cannot read: worth another try
+            raise TransientChannelError(str(exc), status=exc.status_code) from exc
+
+    def jobs(self) -> Sequence[ScheduledJob]:
+        interval = float(self.config.settings.get("reconcile_interval_seconds", 300))
+        return [ScheduledJob(name="topi-reconcile", interval_seconds=interval, run=self.reconcile)]
+
+    async def reconcile(self, context: JobContext) -> None:
+        """Walk the orders created since the cursor; submit each to the inbox once, so an
+        order whose webhook was lost still arrives. The cursor is the newest
+        (created_at, id) seen, persisted per account."""
+        raw = await context.cursors.get(NAME, self.name, RECONCILE_CURSOR)
+        if raw:
+            cursor = json.loads(raw)
+            since = dt.datetime.fromisoformat(cursor["created_at"])
+            last_id: str | None = cursor.get("id")
+        else:
+            hours = float(self.config.settings.get("reconcile_lookback_hours", 24))
+            since = context.clock.now() - dt.timedelta(hours=hours)
+            last_id = None
+        submitted = 0
+        newest: tuple[dt.datetime, str] | None = None
+        async for summary in self.client.iter_orders(created_at_gte=since):
+            if summary.created_at == since and last_id is not None and summary.id <= last_id:
+                continue  # seen by the previous walk
+            new = await context.submit(
+                IntakeMessage(
+                    dedupe_key=f"reconcile:{summary.id}",
+                    body=wire.encode({"id": summary.id, "status": summary.status}),
+                    headers={"x-orderhub-source": "topi-reconciliation"},
+                )
+            )
+            submitted += int(new)
+            newest = max(
+                newest or (summary.created_at, summary.id), (summary.created_at, summary.id)
+            )
+        if newest is not None:
+            cursor = {"created_at": newest[0].isoformat(), "id": newest[1]}
+            await context.cursors.set(NAME, self.name, RECONCILE_CURSOR, json.dumps(cursor))
+        log.info("topi.reconciled", account=self.name, submitted=submitted)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _client(settings: Mapping[str, Any]) -> TopiClient:
+    base_url = str(settings.get("base_url", PRODUCTION_BASE_URL))
+    timeout = float(settings.get("timeout_seconds", 10))
+    if settings.get("access_token"):
+        return TopiClient(
+            base_url=base_url, access_token=str(settings["access_token"]), timeout=timeout
+        )
+    if not settings.get("client_id") or not settings.get("client_secret"):
+        raise ValueError("topi account needs client_id and client_secret, or access_token")
+    credentials = ClientCredentials(
+        client_id=str(settings["client_id"]),
+        client_secret=str(settings["client_secret"]),
+        token_url=str(settings.get("token_url", DEFAULT_TOKEN_URL)),
+    )
+    return TopiClient(base_url=base_url, credentials=credentials, timeout=timeout)
+
+
+class TopiPlugin:
+    name = NAME
+
+    def capabilities(self, config: AccountConfig) -> Capabilities:
+        return CAPABILITIES
+
+    def open_account(self, config: AccountConfig) -> ChannelAccount:
+        return TopiAccount(config)
+
+
+plugin = TopiPlugin()
