@@ -1,0 +1,1 @@
+"""Driven and driving adapters: the outside world, behind the core's ports."""

@@ -1,0 +1,378 @@
+"""Settings: one TOML file (optional) plus ``ORDERHUB_<SECTION>__<KEY>`` environment overrides.
+
+Load order: embedded defaults, then the file named by ``--config`` or ``ORDERHUB_CONFIG``,
+then the environment. Everything is validated at once; a :class:`ConfigError` says which
+setting is wrong and where it came from. Secrets never appear in :meth:`Settings.redacted`
+nor in the ``repr`` of the structs that hold them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+from orderhub.application.hub import RetryPolicy
+from orderhub.channels.spi import AccountConfig, WebhookAuth
+
+__all__ = [
+    "API_SCOPES",
+    "ENV_CONFIG",
+    "ENV_PREFIX",
+    "AccountSettings",
+    "ApiKey",
+    "ApiSettings",
+    "BrokerSettings",
+    "ChannelsSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "LoggingSettings",
+    "RetrySettings",
+    "SchedulerSettings",
+    "Settings",
+    "WebhookSettings",
+    "load_settings",
+    "redact_url",
+]
+
+ENV_PREFIX: Final = "ORDERHUB_"
+ENV_CONFIG: Final = "ORDERHUB_CONFIG"
+API_SCOPES: Final = frozenset({"orders:read", "orders:write", "ops"})
+REDACTED: Final = "***"
+SECRET_NAME = re.compile(r"secret|token|password|passwd|key", re.IGNORECASE)
+
+BrokerKind = Literal["embedded", "redis", "rabbitmq"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Scope = Literal["orders:read", "orders:write", "ops"]
+Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be loaded or is invalid; the message says what and where."""
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class DatabaseSettings(_Section, frozen=True):
+    url: Annotated[str, msgspec.Meta(min_length=1)] = "sqlite+aiosqlite:///./var/orderhub.db"
+
+    def __repr__(self) -> str:
+        return f"DatabaseSettings(url={redact_url(self.url)!r})"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class BrokerSettings(_Section, frozen=True):
+    kind: BrokerKind = "embedded"
+    url: str | None = None
+    queue_prefix: Name = "orderhub"
+    """Dramatiq queues are ``<prefix>.commands`` and ``<prefix>.inbox``."""
+    concurrency: PositiveInt = 4
+    """Embedded mode: how many in-process jobs run at once."""
+
+    def __repr__(self) -> str:
+        url = redact_url(self.url) if self.url is not None else None
+        return (
+            f"BrokerSettings(kind={self.kind!r}, url={url!r}, "
+            f"queue_prefix={self.queue_prefix!r}, concurrency={self.concurrency})"
+        )
+
+
+class ApiKey(_Section, frozen=True):
+    name: Name
+    key: Annotated[str, msgspec.Meta(min_length=16)]
+    scopes: tuple[Scope, ...] = ("orders:read",)
+
+    def __repr__(self) -> str:
+        return f"ApiKey(name={self.name!r}, key={REDACTED!r}, scopes={self.scopes!r})"
+
+
+class ApiSettings(_Section, frozen=True):
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    keys: tuple[ApiKey, ...] = ()
+
+
+class WebhookSettings(_Section, frozen=True):
+    hmac_secrets: tuple[str, ...] = ()
+    bearer_tokens: tuple[str, ...] = ()
+    path_tokens: tuple[str, ...] = ()
+    tolerance_seconds: PositiveInt = 300
+
+    def __repr__(self) -> str:
+        return (
+            f"WebhookSettings(hmac_secrets={len(self.hmac_secrets)}, "
+            f"bearer_tokens={len(self.bearer_tokens)}, path_tokens={len(self.path_tokens)}, "
+            f"tolerance_seconds={self.tolerance_seconds})"
+        )
+
+    def auth(self) -> WebhookAuth:
+        return WebhookAuth(
+            hmac_secrets=self.hmac_secrets,
+            bearer_tokens=self.bearer_tokens,
+            path_tokens=self.path_tokens,
+            tolerance_seconds=self.tolerance_seconds,
+        )
+
+
+class AccountSettings(_Section, frozen=True):
+    channel: Name
+    name: Name
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+
+    def __repr__(self) -> str:
+        return f"AccountSettings(channel={self.channel!r}, name={self.name!r}, settings=<redacted>)"
+
+    def account_config(self) -> AccountConfig:
+        return AccountConfig(
+            channel=self.channel,
+            name=self.name,
+            settings=dict(self.settings),
+            webhook=self.webhook.auth(),
+        )
+
+
+class ChannelsSettings(_Section, frozen=True):
+    enabled: tuple[Name, ...] | Literal["all"] = "all"
+    accounts: tuple[AccountSettings, ...] = ()
+
+    @property
+    def enabled_names(self) -> tuple[str, ...] | None:
+        """For :func:`orderhub.channels.registry.discover`: None means every installed plugin."""
+        return None if self.enabled == "all" else self.enabled
+
+    def account_configs(self) -> tuple[AccountConfig, ...]:
+        return tuple(account.account_config() for account in self.accounts)
+
+
+class RetrySettings(_Section, frozen=True):
+    base_seconds: Positive = 2.0
+    max_seconds: Positive = 600.0
+    max_attempts: PositiveInt = 10
+    lease_seconds: Positive = 120.0
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_seconds=self.base_seconds,
+            max_seconds=self.max_seconds,
+            max_attempts=self.max_attempts,
+            lease_seconds=self.lease_seconds,
+        )
+
+
+class SchedulerSettings(_Section, frozen=True):
+    sweep_interval_seconds: Positive = 30.0
+    grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    """How old a pending command or unprocessed message must be before the sweeper requeues it."""
+    sweep_limit: PositiveInt = 500
+    first_run_jitter_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    """Each job's first run waits a random time up to this (or its interval, if shorter)."""
+
+
+class LoggingSettings(_Section, frozen=True):
+    level: LogLevel = "INFO"
+    json: bool | None = None
+    """None: JSON unless standard error is a terminal."""
+
+
+class Settings(_Section, frozen=True):
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    broker: BrokerSettings = msgspec.field(default_factory=BrokerSettings)
+    api: ApiSettings = msgspec.field(default_factory=ApiSettings)
+    channels: ChannelsSettings = msgspec.field(default_factory=ChannelsSettings)
+    retry: RetrySettings = msgspec.field(default_factory=RetrySettings)
+    scheduler: SchedulerSettings = msgspec.field(default_factory=SchedulerSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting, safe to log: keys, secrets, tokens and URL passwords masked."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        data["database"]["url"] = redact_url(self.database.url)
+        if self.broker.url is not None:
+            data["broker"]["url"] = redact_url(self.broker.url)
+        for key in data["api"]["keys"]:
+            key["key"] = REDACTED
+        for account in data["channels"]["accounts"]:
+            account["settings"] = _redact_mapping(account["settings"])
+            webhook = account["webhook"]
+            for name in ("hmac_secrets", "bearer_tokens", "path_tokens"):
+                webhook[name] = [REDACTED] * len(webhook[name])
+        return data
+
+
+def _redact_mapping(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if SECRET_NAME.search(str(k)) else _redact_mapping(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_mapping(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    return value
+
+
+def redact_url(url: str) -> str:
+    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{host}"))
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then the TOML file (``path``, else ``$ORDERHUB_CONFIG``), then the environment."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        path = env.get(ENV_CONFIG) or None
+    raw: dict[str, Any] = _read_toml(Path(path)) if path is not None else {}
+    where = f"config file {path}" if path is not None else "embedded defaults"
+    overridden = _apply_env(raw, env)
+    if overridden:
+        where += " + environment (" + ", ".join(sorted(overridden)) + ")"
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration ({where}): {exc}") from exc
+    problems = _check(settings)
+    if problems:
+        raise ConfigError(f"invalid configuration ({where}):\n  - " + "\n  - ".join(problems))
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> list[str]:
+    """Write every ``ORDERHUB_A__B[__C]`` variable into ``raw``; return the names applied."""
+    applied = []
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        path = [part.lower() for part in var[len(ENV_PREFIX) :].split("__")]
+        if len(path) < 2 or not all(path):
+            raise ConfigError(f"{var}: expected ORDERHUB_<SECTION>__<KEY>")
+        kind = _kind_at(path)
+        if kind is None:
+            raise ConfigError(f"{var}: there is no setting {'.'.join(path)}")
+        target = raw
+        for part in path[:-1]:
+            nested = target.setdefault(part, {})
+            if not isinstance(nested, dict):
+                raise ConfigError(f"{var}: {'.'.join(path)} is not inside a table")
+            target = nested
+        target[path[-1]] = _parse_env_value(var, value, kind)
+        applied.append(var)
+    return applied
+
+
+def _kind_at(path: list[str]) -> msgspec.inspect.Type | None:
+    """The declared type of the setting at ``path`` (None when there is no such setting);
+    inside a free-form table (account settings) anything goes."""
+    node: msgspec.inspect.Type = msgspec.inspect.type_info(Settings)
+    for part in path:
+        if isinstance(node, msgspec.inspect.DictType):
+            node = node.value_type
+            continue
+        if not isinstance(node, msgspec.inspect.StructType):
+            return None
+        fields = {f.name: f.type for f in node.fields}
+        if part not in fields:
+            return None
+        node = fields[part]
+    return node
+
+
+def _parse_env_value(var: str, value: str, kind: msgspec.inspect.Type) -> Any:
+    options = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
+    if any(isinstance(t, msgspec.inspect.LiteralType) and value in t.values for t in options):
+        return value
+    if any(isinstance(t, msgspec.inspect.StrType) for t in options):
+        return value
+    stripped = value.strip()
+    if stripped.startswith(("[", "{")):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{var}: not valid JSON: {exc}") from exc
+    if any(isinstance(t, msgspec.inspect.VarTupleType | msgspec.inspect.ListType) for t in options):
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    if any(isinstance(t, msgspec.inspect.BoolType) for t in options):
+        lowered = stripped.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        if lowered in {"", "auto", "none"} and any(
+            isinstance(t, msgspec.inspect.NoneType) for t in options
+        ):
+            return None
+        raise ConfigError(f"{var}: expected true or false, got {value!r}")
+    return stripped
+
+
+def _check(settings: Settings) -> list[str]:
+    """The rules a type cannot say."""
+    problems = []
+    broker = settings.broker
+    if broker.kind == "embedded" and broker.url:
+        problems.append("broker.url is set but broker.kind is 'embedded' (set kind or drop url)")
+    if broker.kind == "redis" and not (broker.url or "").startswith(("redis://", "rediss://")):
+        problems.append("broker.kind 'redis' needs broker.url = 'redis://host:port/db'")
+    if broker.kind == "rabbitmq" and not (broker.url or "").startswith(("amqp://", "amqps://")):
+        problems.append("broker.kind 'rabbitmq' needs broker.url = 'amqp://user:pass@host:port/'")
+    names = [key.name for key in settings.api.keys]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"api.keys: the name {dup!r} is used twice")
+    secrets = [key.key for key in settings.api.keys]
+    if len(set(secrets)) != len(secrets):
+        problems.append("api.keys: two keys share the same secret")
+    seen: set[tuple[str, str]] = set()
+    enabled = settings.channels.enabled_names
+    for account in settings.channels.accounts:
+        ident = (account.channel, account.name)
+        if ident in seen:
+            problems.append(f"channels.accounts: {account.channel}/{account.name} appears twice")
+        seen.add(ident)
+        if enabled is not None and account.channel not in enabled:
+            problems.append(
+                f"channels.accounts: {account.channel}/{account.name} is for channel "
+                f"{account.channel!r}, which is not in channels.enabled"
+            )
+    if settings.retry.base_seconds > settings.retry.max_seconds:
+        problems.append("retry.base_seconds must not exceed retry.max_seconds")
+    return problems

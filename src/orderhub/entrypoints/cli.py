@@ -1,0 +1,279 @@
+"""``orderhub``: serve, worker, scheduler, migrate, check-config.
+
+Exit codes: 0 success; 1 an unexpected failure (logged with its traceback); 2 bad usage
+(argparse); 78 (``EX_CONFIG``) invalid configuration or a command that the configuration
+does not allow (a dramatiq worker in embedded mode); 130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from orderhub import __version__
+from orderhub.adapters.persistence import migrate as upgrade_schema
+from orderhub.adapters.queue.inprocess import InProcessQueue
+from orderhub.application.hub import Hub
+from orderhub.bootstrap import aclose, bootstrap, ready_checks
+from orderhub.channels.registry import PluginLoadError, discover
+from orderhub.config import ConfigError, Settings, load_settings
+from orderhub.entrypoints.scheduler import Scheduler, run_scheduler
+from orderhub.entrypoints.web import ApiKey, WebSettings, create_app
+from orderhub.entrypoints.worker import EmbeddedBrokerError, run_worker
+from orderhub.logging import configure_logging, get_logger
+from orderhub.metrics import render
+
+__all__ = [
+    "EXIT_CONFIG",
+    "build_parser",
+    "check_config",
+    "embedded_runtime",
+    "main",
+    "serve",
+    "web_settings",
+]
+
+log = get_logger("orderhub.cli")
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_CONFIG: Final = 78  # sysexits EX_CONFIG: systemd and supervisors treat it as "don't loop"
+EXIT_INTERRUPTED: Final = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="TOML configuration file (default: $ORDERHUB_CONFIG, else built-in defaults); "
+        "ORDERHUB_<SECTION>__<KEY> environment variables override it",
+    )
+    parser = argparse.ArgumentParser(
+        prog="orderhub",
+        description="Orderhub: one canonical order lifecycle between marketplaces and a WMS.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"orderhub {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="run the HTTP API (embedded broker: also the job worker and the scheduler)",
+    )
+    serve.add_argument("--host", help="bind address (default: api.host)")
+    serve.add_argument("--port", type=int, help="port (default: api.port)")
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="on SQLite, do not upgrade the schema before serving",
+    )
+
+    worker = commands.add_parser(
+        "worker", parents=[common], help="run dramatiq workers (broker.kind redis or rabbitmq)"
+    )
+    worker.add_argument("--processes", "-p", type=_positive, default=os.cpu_count() or 1)
+    worker.add_argument("--threads", "-t", type=_positive, default=8)
+    worker.add_argument(
+        "--queues", "-Q", nargs="+", default=(), help="only these queues (default: all)"
+    )
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=_positive,
+        default=60,
+        help="seconds to let running jobs finish on shutdown (default: 60)",
+    )
+
+    commands.add_parser(
+        "scheduler",
+        parents=[common],
+        help="run the sweeper and the channels' scheduled jobs (exactly one per deployment)",
+    )
+    commands.add_parser("migrate", parents=[common], help="upgrade the database schema to head")
+    commands.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate the configuration and print it with secrets masked",
+    )
+    return parser
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config_path: str | None = getattr(args, "config", None)
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        print(f"orderhub: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        return check_config(settings)
+    configure_logging(level=settings.logging.level, json=settings.logging.json)
+    log.info(
+        "orderhub.start",
+        command=args.command,
+        version=__version__,
+        config=config_path or os.environ.get("ORDERHUB_CONFIG"),
+        settings=settings.redacted(),
+    )
+    try:
+        return run(args, settings, config_path=config_path)
+    except (EmbeddedBrokerError, PluginLoadError) as exc:
+        print(f"orderhub {args.command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception:
+        log.exception("orderhub.failed", command=args.command)
+        return EXIT_FAILURE
+
+
+def run(args: argparse.Namespace, settings: Settings, *, config_path: str | None) -> int:
+    if args.command == "serve":
+        asyncio.run(
+            serve(settings, host=args.host, port=args.port, migrate_first=not args.no_migrate)
+        )
+    elif args.command == "worker":
+        return run_worker(
+            settings,
+            config_path=config_path,
+            processes=args.processes,
+            threads=args.threads,
+            queues=args.queues,
+            shutdown_timeout=args.shutdown_timeout,
+        )
+    elif args.command == "scheduler":
+        if settings.broker.kind == "embedded":
+            raise EmbeddedBrokerError(
+                "broker.kind is 'embedded': the scheduler runs inside `orderhub serve`"
+            )
+        asyncio.run(run_scheduler(settings))
+    elif args.command == "migrate":
+        asyncio.run(migrate(settings))
+    return EXIT_OK
+
+
+def check_config(settings: Settings) -> int:
+    """Print the settings (secrets masked), then check that the channels are installed."""
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(settings.redacted())).decode())
+    sys.stdout.write("\n")
+    try:
+        plugins = discover(enabled=settings.channels.enabled_names)
+    except PluginLoadError as exc:
+        print(f"orderhub: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    missing = sorted(
+        {f"{a.channel}/{a.name}" for a in settings.channels.accounts if a.channel not in plugins}
+    )
+    if missing:
+        print(
+            f"orderhub: accounts for channels that are not installed: {', '.join(missing)}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+async def migrate(settings: Settings) -> None:
+    _ensure_sqlite_directory(settings)
+    await upgrade_schema(settings.database.url)
+    log.info("migrate.done")
+
+
+def _ensure_sqlite_directory(settings: Settings) -> None:
+    if not settings.database.is_sqlite:
+        return
+    database = make_url(settings.database.url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def web_settings(settings: Settings) -> WebSettings:
+    """The web app's view of the configuration."""
+    return WebSettings(
+        api_keys=tuple(
+            ApiKey(name=key.name, key=key.key, scopes=frozenset(key.scopes))
+            for key in settings.api.keys
+        ),
+        metrics_renderer=lambda: render()[0],
+    )
+
+
+@asynccontextmanager
+async def embedded_runtime(hub: Hub, settings: Settings) -> AsyncIterator[None]:
+    """Embedded mode, inside the app's lifespan: start the in-process queue and the
+    scheduler with the server, stop them (scheduler first) when it stops."""
+    queue = hub.queue
+    if not isinstance(queue, InProcessQueue):
+        yield
+        return
+    scheduler = Scheduler(hub, settings.scheduler)
+    await queue.start(hub)
+    await scheduler.start()
+    try:
+        yield
+    finally:
+        await scheduler.stop()
+        await queue.stop()
+
+
+async def serve(
+    settings: Settings, *, host: str | None, port: int | None, migrate_first: bool = True
+) -> None:
+    if settings.database.is_sqlite and migrate_first:
+        await migrate(settings)
+    hub = bootstrap(settings)
+    try:
+        web = web_settings(settings)
+
+        @asynccontextmanager
+        async def lifespan(_app: object) -> AsyncIterator[None]:
+            async with embedded_runtime(hub, settings):
+                yield
+
+        app = create_app(hub, web, lifespan=[lifespan], ready_checks=ready_checks(hub))
+        config = uvicorn.Config(
+            app,
+            host=host or settings.api.host,
+            port=port or settings.api.port,
+            log_config=None,  # ours (structlog) stays in place
+            lifespan="on",
+            proxy_headers=True,
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        # uvicorn re-raises the stop signal once it has shut down; with handlers of our own
+        # installed it lands here, so the hub is still closed cleanly below.
+        stopped_by: list[int] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
+        await server.serve()
+        if not server.started:
+            raise RuntimeError(f"the server could not start on {config.host}:{config.port}")
+    finally:
+        await aclose(hub)
+    log.info("serve.stopped", signals=[signal.Signals(s).name for s in stopped_by])

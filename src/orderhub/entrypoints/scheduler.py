@@ -1,0 +1,200 @@
+"""The scheduler: the sweeper plus every account's scheduled jobs (polling, reconciliation).
+
+Run exactly one per deployment (``orderhub scheduler``), or let ``orderhub serve`` run it
+in-process in embedded mode. Each job is its own asyncio task: its first run waits a random
+time (so a restart does not fire every poll at once), then it runs, waits its interval and
+runs again. A failing run is logged and counted; it stops neither that job nor the others.
+Runs of one job never overlap (the interval is counted from the end of a run)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from orderhub.application.hub import Hub
+from orderhub.application.services import intake, operations
+from orderhub.application.services.cursors import UnitOfWorkCursorStore
+from orderhub.bootstrap import aclose, bootstrap
+from orderhub.channels.spi import ChannelAccount, IntakeMessage, JobContext
+from orderhub.config import SchedulerSettings, Settings
+from orderhub.logging import bound, get_logger
+from orderhub.metrics import SCHEDULED_JOBS, SWEEP_REQUEUED
+
+__all__ = ["Periodic", "Scheduler", "run_scheduler"]
+
+log = get_logger(__name__)
+
+SWEEP_JOB = "sweep"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Periodic:
+    """One recurring task of the scheduler."""
+
+    name: str
+    channel: str  # "" for the hub's own jobs (the sweep)
+    account: str
+    interval_seconds: float
+    run: Callable[[], Awaitable[None]]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        hub: Hub,
+        settings: SchedulerSettings,
+        *,
+        rng: random.Random | None = None,
+        sweep: bool = True,
+    ) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self.sweep = sweep
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def periodics(self) -> list[Periodic]:
+        """The sweep (unless disabled) and every scheduled job of every account."""
+        found = []
+        if self.sweep:
+            found.append(
+                Periodic(
+                    name=SWEEP_JOB,
+                    channel="",
+                    account="",
+                    interval_seconds=self.settings.sweep_interval_seconds,
+                    run=self._sweep,
+                )
+            )
+        for account in self.hub.channels.accounts():
+            context = self.job_context(account)
+            for job in account.jobs():
+                found.append(
+                    Periodic(
+                        name=job.name,
+                        channel=account.channel,
+                        account=account.name,
+                        interval_seconds=job.interval_seconds,
+                        run=_bind_run(job.run, context),
+                    )
+                )
+        return found
+
+    def job_context(self, account: ChannelAccount) -> JobContext:
+        hub = self.hub
+
+        async def submit(message: IntakeMessage) -> bool:
+            stored = await intake.store_message(
+                hub,
+                channel=account.channel,
+                account=account.name,
+                body=message.body,
+                headers=message.headers,
+                source="poll",
+                key=message.dedupe_key,
+            )
+            return not stored.duplicate
+
+        return JobContext(
+            account=account.config,
+            cursors=UnitOfWorkCursorStore(hub.uow),
+            clock=hub.clock,
+            submit=submit,
+        )
+
+    async def _sweep(self) -> None:
+        result = await operations.sweep(
+            self.hub, grace_seconds=self.settings.grace_seconds, limit=self.settings.sweep_limit
+        )
+        if result.commands:
+            SWEEP_REQUEUED.labels("command").inc(result.commands)
+        if result.messages:
+            SWEEP_REQUEUED.labels("inbox").inc(result.messages)
+        if result.commands or result.messages:
+            log.info("sweep.requeued", commands=result.commands, messages=result.messages)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    async def start(self) -> None:
+        if self._tasks:
+            raise RuntimeError("the scheduler is already running")
+        periodics = self.periodics()
+        self._tasks = [
+            asyncio.create_task(self._loop(p), name=f"orderhub-job-{p.channel}-{p.name}")
+            for p in periodics
+        ]
+        log.info(
+            "scheduler.started",
+            jobs=[f"{p.channel}/{p.account}/{p.name}" if p.channel else p.name for p in periodics],
+        )
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.info("scheduler.stopped")
+
+    def first_delay(self, periodic: Periodic) -> float:
+        ceiling = min(periodic.interval_seconds, self.settings.first_run_jitter_seconds)
+        return self.rng.uniform(0, ceiling)
+
+    async def _loop(self, periodic: Periodic) -> None:
+        await asyncio.sleep(self.first_delay(periodic))
+        while True:
+            await self.run_once(periodic)
+            await asyncio.sleep(periodic.interval_seconds)
+
+    async def run_once(self, periodic: Periodic) -> bool:
+        """Run one job once; True when it succeeded. Never raises (but for cancellation)."""
+        with bound(
+            channel=periodic.channel or None, account=periodic.account or None, job=periodic.name
+        ):
+            started = time.perf_counter()
+            try:
+                await periodic.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                SCHEDULED_JOBS.labels(periodic.channel, periodic.name, "error").inc()
+                log.exception("job.failed", seconds=round(time.perf_counter() - started, 3))
+                return False
+            SCHEDULED_JOBS.labels(periodic.channel, periodic.name, "ok").inc()
+            log.debug("job.done", seconds=round(time.perf_counter() - started, 3))
+            return True
+
+
+def _bind_run(
+    run: Callable[[JobContext], Awaitable[None]], context: JobContext
+) -> Callable[[], Awaitable[None]]:
+    async def bound_run() -> None:
+        await run(context)
+
+    return bound_run
+
+
+async def run_scheduler(settings: Settings) -> None:
+    """``orderhub scheduler``: run until SIGINT or SIGTERM, then stop cleanly."""
+    hub = bootstrap(settings)
+    scheduler = Scheduler(hub, settings.scheduler)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await scheduler.start()
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await scheduler.stop()
+        await aclose(hub)

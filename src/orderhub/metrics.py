@@ -1,0 +1,114 @@
+"""Prometheus metrics of the hub, on a registry of our own, rendered by :func:`render`.
+
+Multi-process: the API, the dramatiq worker processes and the scheduler are separate
+processes, and each only counts what it does itself. Two ways to see them all:
+
+* Set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory shared by every process of one
+  host (the deploy examples do, and wipe it at start). prometheus-client then keeps the
+  values in memory-mapped files there, and :func:`render` (served by the API at
+  ``/metrics``) aggregates every process's files: one scrape shows the whole host.
+  Only counters and histograms are used, which aggregate by summing, so a worker process
+  that exits leaves correct totals behind.
+* Without it (the default, and embedded mode where everything is one process),
+  :func:`render` shows this process only.
+
+Labels are bounded: channel and kind names come from configuration and enums, outcomes
+from a small fixed set. Never put ids in a label.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+__all__ = [
+    "COMMANDS_DISPATCHED",
+    "CONTENT_TYPE",
+    "DISPATCH_SECONDS",
+    "ENQUEUE_FAILURES",
+    "FEED_EVENTS",
+    "INBOX_PROCESSED",
+    "REGISTRY",
+    "SCHEDULED_JOBS",
+    "SWEEP_REQUEUED",
+    "WEBHOOKS_RECEIVED",
+    "render",
+]
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+REGISTRY: Final = CollectorRegistry(auto_describe=True)
+
+WEBHOOKS_RECEIVED: Final = Counter(
+    "orderhub_webhooks_received",
+    "Webhook requests, by channel and outcome (stored, duplicate, unauthorized, rejected).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+INBOX_PROCESSED: Final = Counter(
+    "orderhub_inbox_processed",
+    "Inbox messages worked on, by channel and outcome (processed, failed, retry, skipped, error).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+COMMANDS_DISPATCHED: Final = Counter(
+    "orderhub_commands_dispatched",
+    "Channel command dispatches, by channel, kind and outcome "
+    "(succeeded, failed, pending = retry scheduled or not due, error).",
+    ["channel", "kind", "outcome"],
+    registry=REGISTRY,
+)
+DISPATCH_SECONDS: Final = Histogram(
+    "orderhub_command_dispatch_seconds",
+    "Time to dispatch one channel command, channel call included.",
+    ["channel", "kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+    registry=REGISTRY,
+)
+FEED_EVENTS: Final = Counter(
+    "orderhub_feed_events_written",
+    "Events written to the warehouse feed, by type.",
+    ["type"],
+    registry=REGISTRY,
+)
+ENQUEUE_FAILURES: Final = Counter(
+    "orderhub_enqueue_failures",
+    "Hand-offs to the broker that failed (the sweeper requeues them), by what (command, inbox).",
+    ["what"],
+    registry=REGISTRY,
+)
+SCHEDULED_JOBS: Final = Counter(
+    "orderhub_scheduled_job_runs",
+    "Scheduled job runs (polling, reconciliation, sweep), by channel, job and outcome.",
+    ["channel", "job", "outcome"],
+    registry=REGISTRY,
+)
+SWEEP_REQUEUED: Final = Counter(
+    "orderhub_sweep_requeued",
+    "Commands and inbox messages the sweeper queued again, by what (command, inbox).",
+    ["what"],
+    registry=REGISTRY,
+)
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for ``/metrics`` and its content type."""
+    if multiprocess_enabled():
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE
+    return generate_latest(REGISTRY), CONTENT_TYPE
