@@ -44,13 +44,16 @@ class Capabilities:
     delivery_confirmation: DeliveryConfirmation = DeliveryConfirmation.NONE
     seller_cancellation: Scope = Scope.NONE
     # reason -> statuses in which the seller may cancel with it; empty means any reason, any state
-    cancellation_reasons: Mapping[Reason, frozenset[OrderStatus]] = field(default_factory=_no_reasons)
+    cancellation_reasons: Mapping[Reason, frozenset[OrderStatus]] = field(
+        default_factory=_no_reasons
+    )
     cancellation_requests: bool = False  # the seller decides customer cancellation requests
     release_on_accept: bool = True  # False: after acceptance the channel still has to release
     multiple_fulfilments: bool = False
     short_ship: bool = False  # shipping fewer units closes the rest (cancelled, out_of_stock)
     intake: frozenset[str] = frozenset({"webhook"})
-    refusals: Mapping[str, str] = field(default_factory=_no_refusals)  # command -> what to do instead
+    # command ("accept", "reject", "ship", "deliver", "cancel") -> what to do instead
+    refusals: Mapping[str, str] = field(default_factory=_no_refusals)
 
     def explain(self, command: str, default: str) -> str:
         return self.refusals.get(command, default)

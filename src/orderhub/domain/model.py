@@ -283,6 +283,9 @@ class Order:
 
     @property
     def cancellation_requested(self) -> bool:
+        """An open request the seller or channel still has to decide (moot once terminal)."""
+        if self.status.is_terminal:
+            return False
         return any(c.state is RequestState.REQUESTED for c in self.cancellations)
 
     def line(self, line_id: str) -> Line:
@@ -320,7 +323,12 @@ class Order:
         for fulfilment in self.fulfilments:
             fulfilment.status = self._fulfilment_status(fulfilment)
         self.updated_at = now
-        if announce and self.status is not before and self.status in _STATUS_EVENT:
+        if announce:
+            self._announce_status(before)
+
+    def _announce_status(self, before: OrderStatus) -> None:
+        """The event of a status reached since ``before``, if that status has one."""
+        if self.status is not before and self.status in _STATUS_EVENT:
             self._emit(_STATUS_EVENT[self.status], previous_status=before.value)
 
     def _fulfilment_status(self, fulfilment: Fulfilment) -> FulfilmentStatus:
@@ -429,6 +437,7 @@ class Order:
             raise NotSupportedByChannel(
                 f"{self.channel} rejects whole orders only", rule="rejection-whole-order-only"
             )
+        before = self.status
         for line, quantity in chosen:
             line.rejected += quantity
         rejected = [LineQuantity(line_id=line.id, quantity=q) for line, q in chosen]
@@ -439,8 +448,8 @@ class Order:
             self._emit(
                 EventType.ORDER_LINES_REJECTED, reason=reason.value, lines=_lines_data(rejected)
             )
-            if self.status is OrderStatus.READY_TO_SHIP:
-                self._emit(EventType.ORDER_READY_TO_SHIP, previous_status="awaiting_acceptance")
+            # what is left may now be ready, or (after a partial shipment) all shipped
+            self._announce_status(before)
         return rejected
 
     def _shippable(self, line: Line) -> int:
@@ -490,6 +499,7 @@ class Order:
                 f"{self.channel} has not yet released order {self.id} for dispatch",
                 rule="ship-before-release",
             )
+        self._check_accepted(items)
         chosen = self._quantities(items, self._shippable)
         fulfilment = self._shipment_fulfilment(fulfilment_id, [line for line, _ in chosen])
         if caps.shipment is Scope.ORDER and not self._covers_everything(
@@ -499,16 +509,22 @@ class Order:
                 f"{self.channel} ships whole orders only for this order",
                 rule="shipment-whole-order-only",
             )
+        if not caps.partial_shipment:
+            for line, quantity in chosen:
+                if quantity < self._shippable(line):
+                    raise NotSupportedByChannel(
+                        f"{self.channel} ships each line whole: line {line.id} has "
+                        f"{self._shippable(line)} units to ship, not {quantity}",
+                        rule="partial-shipment-not-supported",
+                    )
         serials = self._check_serials(caps, items)
+        if final:
+            self._check_short_ship(caps, fulfilment, chosen)
         shipment_items = []
         for line, quantity in chosen:
             line_serials = serials.get(line.id, ())
             line.shipped += quantity
-            pending_units = [unit for unit in line.units if not unit.shipped]
-            for unit, serial in zip(pending_units, _pad(line_serials, quantity), strict=False):
-                unit.shipped = True
-                if serial:
-                    unit.serial_number = serial
+            _ship_units(line, line_serials, quantity)
             shipment_items.append(
                 ShipmentItem(line_id=line.id, quantity=quantity, serial_numbers=line_serials)
             )
@@ -521,12 +537,46 @@ class Order:
             items=shipment_items,
             shipped_at=now,
         )
+        before = self.status
         self.shipments.append(shipment)
         self._emit(EventType.ORDER_SHIPMENT_RECORDED, **_shipment_data(shipment))
-        if final:
-            self._close_short(caps, fulfilment, now)
-        self._refresh(now)
+        if not (final and self._close_short(fulfilment, now, before)):
+            self._refresh(now, announce=False)
+            self._announce_status(before)
         return shipment
+
+    def _check_accepted(self, items: Sequence[LineQuantity]) -> None:
+        """A line still awaiting acceptance cannot ship, even when others are accepted."""
+        if not self.acceptance_required:
+            return
+        wanted: dict[str, int] = {}
+        for item in items:
+            wanted[item.line_id] = wanted.get(item.line_id, 0) + item.quantity
+        for line_id, quantity in wanted.items():
+            line = self.line(line_id)
+            if line.pending_acceptance > 0 and quantity > line.accepted - line.shipped:
+                raise InvalidTransition(
+                    f"line {line.id} has {line.pending_acceptance} units awaiting acceptance: "
+                    "accept them before they ship",
+                    rule="ship-before-acceptance",
+                )
+
+    def _check_short_ship(
+        self, caps: Capabilities, fulfilment: Fulfilment | None, chosen: list[tuple[Line, int]]
+    ) -> None:
+        """Refuse ``final`` before anything changes when it would close units the channel
+        cannot close."""
+        if caps.short_ship:
+            return
+        shipping = {line.id: quantity for line, quantity in chosen}
+        for line in self.leaf_lines:
+            if fulfilment is not None and line.fulfilment_id != fulfilment.id:
+                continue
+            if line.unshipped - shipping.get(line.id, 0) > 0:
+                raise NotSupportedByChannel(
+                    f"{self.channel} cannot close a fulfilment with units left to ship",
+                    rule="short-ship-not-supported",
+                )
 
     def _shipment_fulfilment(
         self, fulfilment_id: str | None, lines: list[Line]
@@ -552,8 +602,13 @@ class Order:
     def _check_serials(
         self, caps: Capabilities, items: Sequence[LineQuantity]
     ) -> dict[str, tuple[str, ...]]:
+        # serial numbers already out of the warehouse (a channel may pre-assign one to a unit
+        # not yet shipped: shipping that unit with it is no duplicate)
         seen = {
-            unit.serial_number for line in self.lines for unit in line.units if unit.serial_number
+            unit.serial_number
+            for line in self.lines
+            for unit in line.units
+            if unit.serial_number and unit.shipped
         }
         seen |= {s for shipment in self.shipments for i in shipment.items for s in i.serial_numbers}
         serials: dict[str, tuple[str, ...]] = {}
@@ -579,20 +634,17 @@ class Order:
         return serials
 
     def _close_short(
-        self, caps: Capabilities, fulfilment: Fulfilment | None, now: datetime
-    ) -> None:
+        self, fulfilment: Fulfilment | None, now: datetime, before: OrderStatus
+    ) -> bool:
+        """Cancel what a final shipment left unshipped (checked by ``_check_short_ship``);
+        True when something was cancelled (and the new status announced)."""
         open_lines = [
             line
             for line in self.leaf_lines
             if (fulfilment is None or line.fulfilment_id == fulfilment.id) and line.unshipped > 0
         ]
         if not open_lines:
-            return
-        if not caps.short_ship:
-            raise NotSupportedByChannel(
-                f"{self.channel} cannot close a fulfilment with units left to ship",
-                rule="short-ship-not-supported",
-            )
+            return False
         scope = [LineQuantity(line_id=line.id, quantity=line.unshipped) for line in open_lines]
         self._cancel_units(scope, now=now)
         self.cancellations.append(
@@ -606,7 +658,8 @@ class Order:
                 lines=scope,
             )
         )
-        self._announce_cancellation(Reason.OUT_OF_STOCK, Initiator.SELLER, scope, now)
+        self._announce_cancellation(Reason.OUT_OF_STOCK, Initiator.SELLER, scope, now, before)
+        return True
 
     def confirm_delivery(
         self, caps: Capabilities, *, now: datetime, fulfilment_id: str | None = None
@@ -632,7 +685,13 @@ class Order:
             raise InvalidTransition(
                 "nothing shipped is waiting for delivery", rule="nothing-to-deliver"
             )
-        self._refresh(now)
+        before = self.status
+        self._refresh(now, announce=False)
+        data = {"fulfilment_id": fulfilment_id, "lines": _lines_data(delivered)}
+        if self.status is OrderStatus.DELIVERED and before is not OrderStatus.DELIVERED:
+            self._emit(EventType.ORDER_DELIVERED, previous_status=before.value, **data)
+        else:  # a part delivered (one fulfilment of several): still a change the feed shows
+            self._emit(EventType.ORDER_UPDATED, channel_status=self.channel_status, **data)
         return delivered
 
     def cancel(
@@ -691,6 +750,7 @@ class Order:
         chosen = self._quantities(lines, lambda line: line.unshipped)
         if not chosen:
             raise InvalidTransition(f"order {self.id} has nothing left to cancel")
+        before = self.status
         scope = [LineQuantity(line_id=line.id, quantity=q) for line, q in chosen]
         self._cancel_units(scope, now=now)
         cancellation = Cancellation(
@@ -703,7 +763,7 @@ class Order:
             lines=scope if lines else [],
         )
         self.cancellations.append(cancellation)
-        self._announce_cancellation(reason, Initiator.SELLER, scope, now)
+        self._announce_cancellation(reason, Initiator.SELLER, scope, now, before)
         return cancellation
 
     def decide_cancellation(
@@ -714,6 +774,7 @@ class Order:
         now: datetime,
         cancellation_id: str | None = None,
     ) -> Cancellation:
+        self._ensure_open()
         if not caps.cancellation_requests:
             raise NotSupportedByChannel(
                 f"{self.channel} does not let the seller decide cancellation requests",
@@ -753,19 +814,28 @@ class Order:
             self.updated_at = now
             return
         request.state = RequestState.ACCEPTED
-        scope = request.lines or [
+        before = self.status
+        wanted = request.lines or [
             LineQuantity(line_id=line.id, quantity=line.unshipped)
             for line in self.leaf_lines
             if line.unshipped > 0
         ]
         scope = [
-            LineQuantity(
-                line_id=i.line_id, quantity=min(i.quantity, self.line(i.line_id).unshipped)
-            )
-            for i in scope
+            LineQuantity(line_id=i.line_id, quantity=q)
+            for i in wanted
+            if (q := min(i.quantity, self.line(i.line_id).unshipped)) > 0
         ]
-        self._cancel_units([i for i in scope if i.quantity > 0], now=now)
-        self._announce_cancellation(request.reason, request.initiator, scope, now)
+        if not scope:  # everything it covered shipped (or went) meanwhile: nothing to cancel
+            self._emit(
+                EventType.ORDER_UPDATED,
+                channel_status=self.channel_status,
+                cancellation_id=request.id,
+                cancellation_state=request.state.value,
+            )
+            self.updated_at = now
+            return
+        self._cancel_units(scope, now=now)
+        self._announce_cancellation(request.reason, request.initiator, scope, now, before)
 
     def _cancel_units(self, scope: Iterable[LineQuantity], *, now: datetime) -> None:
         """Cancel unshipped units: first those still awaiting acceptance, then accepted ones."""
@@ -778,16 +848,22 @@ class Order:
         self.updated_at = now
 
     def _announce_cancellation(
-        self, reason: Reason, initiator: Initiator, scope: list[LineQuantity], now: datetime
+        self,
+        reason: Reason,
+        initiator: Initiator,
+        scope: list[LineQuantity],
+        now: datetime,
+        before: OrderStatus,
     ) -> None:
+        """Emit the cancellation, then the status it led to (``before``: the status when the
+        change began)."""
         self._refresh(now, announce=False)
         data = {"reason": reason.value, "initiator": initiator.value, "lines": _lines_data(scope)}
         if self.status is OrderStatus.CANCELLED:
             self._emit(EventType.ORDER_CANCELLED, **data)
         else:
             self._emit(EventType.ORDER_LINES_CANCELLED, **data)
-            if self.status in _STATUS_EVENT and self.status is not OrderStatus.READY_TO_SHIP:
-                self._emit(_STATUS_EVENT[self.status], previous_status=None)
+            self._announce_status(before)
 
     # --- channel observations ----------------------------------------------------------
 
@@ -884,25 +960,68 @@ class Order:
     def apply(
         self, snapshot: ChannelSnapshot, *, caps: Capabilities, now: datetime, new_id: Any
     ) -> None:
-        """Merge what the channel has seen. Counters only grow; decided requests stay decided."""
+        """Merge what the channel has seen. Counters only grow; decided requests stay decided.
+
+        A snapshot that shows less than the order already knows and adds nothing arrived late
+        (a ``created`` after a ``completed``): it is recorded in the inbox, not applied, so
+        neither its channel status nor its details replace newer ones. An order that is
+        terminal when a snapshot arrives takes nothing from it but the channel's status."""
         events_before = len(self.events)
-        previous_channel_status = self.channel_status
         by_channel_line = {line.channel_line_id: line for line in self.lines}
-        self.channel_status = snapshot.channel_status
-        self._take_details(snapshot)
-        changed = snapshot.channel_status != previous_channel_status
-        if snapshot.released and not self.released:
-            self.released = changed = True
-        for ls in snapshot.lines:
-            line = by_channel_line.get(ls.channel_line_id)
-            if line is None:
-                continue  # a line the channel adds later is not ours to invent
-            changed |= _merge_line(line, ls, acceptance_required=self.acceptance_required)
-        for cs in snapshot.cancellations:
-            changed |= self._merge_cancellation(cs, by_channel_line, now, new_id)
+        behind = self._behind(snapshot, caps, by_channel_line)
+        merged = False
+        if not self.status.is_terminal:  # the whole snapshot, even if its lines end the order
+            if snapshot.released and not self.released:
+                self.released = merged = True
+            for ls in snapshot.lines:
+                line = by_channel_line.get(ls.channel_line_id)
+                if line is None:
+                    continue  # a line the channel adds later is not ours to invent
+                merged |= _merge_line(line, ls, acceptance_required=self.acceptance_required)
+            self._refresh(now)  # announce what the counters did before what cancellations do
+            for cs in snapshot.cancellations:
+                merged |= self._merge_cancellation(cs, by_channel_line, now, new_id)
+        changed = merged
+        if merged or not behind:
+            changed |= snapshot.channel_status != self.channel_status
+            self.channel_status = snapshot.channel_status
+            self._take_details(snapshot)
         self._refresh(now)
         if changed and len(self.events) == events_before:
             self._emit(EventType.ORDER_UPDATED, channel_status=self.channel_status)
+
+    def _behind(
+        self, snapshot: ChannelSnapshot, caps: Capabilities, by_channel_line: dict[str, Line]
+    ) -> bool:
+        """The snapshot shows less than what the order already knows from its channel."""
+        for ls in snapshot.lines:
+            line = by_channel_line.get(ls.channel_line_id)
+            if line is None:
+                continue
+            delivered, shipped, accepted = _seen(ls)
+            if delivered < line.delivered or shipped < line.shipped or ls.rejected < line.rejected:
+                return True
+            if self.acceptance_required and accepted < line.accepted:
+                return True
+        if (
+            self.released
+            and not snapshot.released
+            and self.acceptance_required
+            and not caps.release_on_accept  # the channel itself releases (Octopia)
+        ):
+            return True
+        listed = {cs.channel_cancellation_id: cs.state for cs in snapshot.cancellations}
+        known = [(c.channel_cancellation_id, c.state) for c in self.cancellations]
+        known += [(r.channel_return_id, r.state) for r in self.returns]
+        for key, state in known:
+            if key is None:
+                continue  # the seller's own: the channel need not list it
+            seen = listed.get(key)
+            if seen is None or (
+                seen is RequestState.REQUESTED and state is not RequestState.REQUESTED
+            ):
+                return True
+        return False
 
     def _merge_cancellation(
         self,
@@ -912,7 +1031,11 @@ class Order:
         new_id: Any,
     ) -> bool:
         key = cs.channel_cancellation_id
-        if any(r.channel_return_id == key for r in self.returns):
+        known_return = next((r for r in self.returns if r.channel_return_id == key), None)
+        if known_return is not None:
+            if known_return.state is RequestState.REQUESTED and cs.state is not known_return.state:
+                known_return.state = cs.state
+                return True
             return False
         existing = next((c for c in self.cancellations if c.channel_cancellation_id == key), None)
         if existing is not None:
@@ -939,12 +1062,12 @@ class Order:
                 id=new_id(),
                 initiator=cs.initiator,
                 reason=cs.reason,
-                state=RequestState.REQUESTED,
+                state=cs.state,
                 requested_at=now,
                 lines=[
-                    LineQuantity(line_id=i.line_id, quantity=self.line(i.line_id).shipped)
+                    LineQuantity(line_id=i.line_id, quantity=q)
                     for i in touched
-                    if self.line(i.line_id).shipped
+                    if (q := min(i.quantity, self.line(i.line_id).shipped)) > 0
                 ],
                 channel_reason=cs.channel_reason,
                 channel_return_id=cs.channel_cancellation_id,
@@ -980,21 +1103,29 @@ class Order:
         return True
 
 
+def _seen(ls: LineSnapshot) -> tuple[int, int, int]:
+    """(delivered, shipped, accepted) as the channel saw them: a delivered unit was shipped,
+    a shipped unit was accepted, even when a channel reports only the latest step."""
+    shipped = max(ls.shipped, ls.delivered)
+    return ls.delivered, shipped, max(ls.accepted, shipped)
+
+
 def _merge_line(line: Line, ls: LineSnapshot, *, acceptance_required: bool) -> bool:
     """Grow each counter to what the channel saw, never past what the invariants allow."""
     old = (line.accepted, line.rejected, line.shipped, line.delivered)
-    line.rejected = max(
-        line.rejected, min(ls.rejected, line.quantity - line.accepted - line.cancelled)
-    )
+    delivered, shipped, accepted = _seen(ls)
+    # a unit accepted or already shipped (a channel without acceptance) can no longer be rejected
+    committed = max(line.accepted, line.shipped)
+    line.rejected = max(line.rejected, min(ls.rejected, line.quantity - committed - line.cancelled))
     if acceptance_required:
         line.accepted = max(
-            line.accepted, min(ls.accepted, line.quantity - line.rejected - line.cancelled)
+            line.accepted, min(accepted, line.quantity - line.rejected - line.cancelled)
         )
         ceiling = line.accepted
     else:
         ceiling = line.live
-    line.shipped = max(line.shipped, min(ls.shipped, ceiling))
-    line.delivered = max(line.delivered, min(ls.delivered, line.shipped))
+    line.shipped = max(line.shipped, min(shipped, ceiling))
+    line.delivered = max(line.delivered, min(delivered, line.shipped))
     by_id = {unit.channel_unit_id: unit for unit in line.units}
     for seen in ls.units:
         unit = by_id.get(seen.channel_unit_id)
@@ -1004,8 +1135,21 @@ def _merge_line(line: Line, ls: LineSnapshot, *, acceptance_required: bool) -> b
     return old != (line.accepted, line.rejected, line.shipped, line.delivered)
 
 
-def _pad(serials: tuple[str, ...], quantity: int) -> list[str | None]:
-    return [*serials, *([None] * (quantity - len(serials)))]
+def _ship_units(line: Line, serials: tuple[str, ...], quantity: int) -> None:
+    """Mark ``quantity`` units shipped: a serial goes to the unit the channel gave it to, if
+    any, else to a unit without one."""
+    pending = [unit for unit in line.units if not unit.shipped]
+    for serial in serials:
+        unit = next((u for u in pending if u.serial_number == serial), None)
+        unit = unit or next((u for u in pending if u.serial_number is None), None)
+        unit = unit or (pending[0] if pending else None)
+        if unit is None:
+            return
+        unit.shipped = True
+        unit.serial_number = serial
+        pending.remove(unit)
+    for unit in pending[: quantity - len(serials)]:
+        unit.shipped = True
 
 
 def _lines_data(items: Iterable[LineQuantity]) -> list[dict[str, Any]]:

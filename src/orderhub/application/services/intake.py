@@ -10,6 +10,7 @@ from orderhub.application.hub import Hub
 from orderhub.application.ports import ChannelCommand, InboxMessage, InboxState
 from orderhub.application.services.common import with_conflict_retry
 from orderhub.channels.spi import ChannelAccount, TransientChannelError
+from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import ChannelSnapshot, Order
 
 MAX_ERROR_LENGTH = 2000
@@ -71,7 +72,9 @@ async def process_message(hub: Hub, message_id: str) -> InboxState | None:
         snapshots = await account.snapshots(message.body, message.headers)
         for snapshot in snapshots:
             await apply_snapshot(hub, account, snapshot)
-    except TransientChannelError as exc:
+    except (TransientChannelError, ConcurrencyConflict) as exc:
+        # the worker tries again later: a channel that did not answer, or writers that kept
+        # winning the race for the same order
         await _finish(hub, message_id, InboxState.RECEIVED, f"transient: {exc}")
         raise
     except Exception as exc:

@@ -1,0 +1,289 @@
+"""Dispatching queued channel commands: at least once, leased, retried with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from orderhub.application.hub import RetryPolicy
+from orderhub.application.ports import CommandState
+from orderhub.application.services.dispatch import dispatch_command
+from orderhub.application.services.operations import failed_commands, retry_command, sweep
+from orderhub.application.services.seller_commands import accept_order, record_shipment
+from orderhub.channels.spi import (
+    ChannelConfigurationError,
+    PermanentChannelError,
+    TransientChannelError,
+)
+from orderhub.domain.errors import InvalidTransition
+from orderhub.domain.values import LineQuantity
+
+from .support import World, line_ids, make_world, order_doc
+
+POLICY = RetryPolicy(base_seconds=2.0, max_seconds=600.0, max_attempts=3, lease_seconds=120.0)
+
+
+async def accepted(world: World) -> str:
+    """An order accepted by the warehouse; returns the queued command's id."""
+    order = await world.receive(order_doc())
+    receipt = await accept_order(world.hub, order_id=order.id)
+    world.queue.commands.clear()
+    return receipt.command_id
+
+
+async def test_success_records_the_outcome_and_tells_the_feed() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+
+    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+
+    command = world.db.commands[command_id]
+    assert command.state is CommandState.SUCCEEDED
+    assert command.attempts == 1
+    assert command.lease_until is None
+    assert command.finished_at == world.clock.now()
+    assert command.result == {"recorded": 1}
+    [call] = world.account().calls
+    assert call.command_id == command_id
+    assert call.kind == "accept"
+    assert call.order == "CO-1"
+    assert {i["channel_line_id"] for i in call.payload["lines"]} == {"L1", "L2"}
+    entry = world.db.feed[-1]
+    assert entry.type == "command.succeeded"
+    assert entry.order_id == command.order_id
+    assert entry.channel == "testchannel"
+    assert entry.data["command_id"] == command_id
+    assert entry.data["state"] == "succeeded"
+    assert world.queue.commands == []
+
+
+async def test_a_finished_command_is_not_sent_again() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    await dispatch_command(world.hub, command_id)
+    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    assert len(world.account().calls) == 1
+    assert await dispatch_command(world.hub, "unknown") is None
+
+
+async def test_a_transient_error_backs_off_and_queues_again() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.account().fail_next(TransientChannelError("503 from channel", status=503))
+
+    assert await dispatch_command(world.hub, command_id) is CommandState.PENDING
+
+    command = world.db.commands[command_id]
+    assert command.state is CommandState.PENDING
+    assert command.attempts == 1
+    assert command.last_error == "503 from channel"
+    assert command.lease_until is None
+    [(queued, delay)] = world.queue.commands
+    assert queued == command_id
+    assert 1.0 <= delay <= 2.0  # first attempt: jitter in [base/2, base]
+    assert command.next_attempt_at == world.clock.now() + timedelta(seconds=delay)
+    assert "command.failed" not in world.feed_types()
+
+    # too early: the delayed message arrived ahead of time, nothing is sent
+    assert await dispatch_command(world.hub, command_id) is CommandState.PENDING
+    assert len(world.account().calls) == 1
+
+    world.clock.advance(delay)
+    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    assert world.db.commands[command_id].attempts == 2
+    assert [c.command_id for c in world.account().calls] == [command_id, command_id]
+
+
+async def test_retry_after_is_honoured() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.account().fail_next(TransientChannelError("429", status=429, retry_after=45.0))
+
+    await dispatch_command(world.hub, command_id)
+
+    [(_, delay)] = world.queue.commands
+    assert delay == 45.0
+    assert world.db.commands[command_id].next_attempt_at == world.clock.now() + timedelta(
+        seconds=45
+    )
+
+
+async def test_backoff_grows_with_each_attempt() -> None:
+    world = make_world("topi", retry=RetryPolicy(base_seconds=2.0, max_attempts=10))
+    command_id = await accepted(world)
+    world.account().fail_next(TransientChannelError("down"), times=4)
+    for _ in range(4):
+        world.clock.advance(10_000)
+        await dispatch_command(world.hub, command_id)
+    delays = [delay for _, delay in world.queue.commands]
+    ceilings = [2.0, 4.0, 8.0, 16.0]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
+
+
+async def test_after_max_attempts_the_command_fails_on_the_feed() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.account().fail_next(TransientChannelError("503"), times=3)
+
+    states = []
+    for _ in range(3):
+        world.clock.advance(1000)
+        states.append(await dispatch_command(world.hub, command_id))
+
+    assert states == [CommandState.PENDING, CommandState.PENDING, CommandState.FAILED]
+    command = world.db.commands[command_id]
+    assert command.state is CommandState.FAILED
+    assert command.attempts == 3
+    assert command.last_error == "gave up after 3 attempts: 503"
+    assert world.feed_types()[-1] == "command.failed"
+    assert world.db.feed[-1].data["error"] == "gave up after 3 attempts: 503"
+    assert [c.id for c in await failed_commands(world.hub)] == [command_id]
+    assert len(world.queue.commands) == 2  # no re-queue after the last attempt
+
+
+async def test_a_permanent_error_fails_at_once_with_the_message_kept() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.account().fail_next(PermanentChannelError("400: order already confirmed", status=400))
+
+    assert await dispatch_command(world.hub, command_id) is CommandState.FAILED
+
+    command = world.db.commands[command_id]
+    assert command.attempts == 1
+    assert command.last_error == "400: order already confirmed"
+    assert command.result == {"status": 400}
+    assert world.queue.commands == []
+    assert world.feed_types()[-1] == "command.failed"
+    assert world.db.feed[-1].data["state"] == "failed"
+
+
+async def test_a_configuration_error_is_permanent() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.account().fail_next(ChannelConfigurationError("401 after refresh", status=401))
+    assert await dispatch_command(world.hub, command_id) is CommandState.FAILED
+
+
+async def test_an_adapter_bug_is_retried_then_kept() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.account().fail_next(KeyError("oops"))
+
+    assert await dispatch_command(world.hub, command_id) is CommandState.PENDING
+    assert world.db.commands[command_id].last_error == "KeyError: 'oops'"
+
+
+async def test_a_lease_keeps_a_second_worker_off() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    gate = world.account().hold_calls()
+
+    first = asyncio.create_task(dispatch_command(world.hub, command_id))
+    await asyncio.wait_for(world.account().wait_for_calls(1), timeout=5)
+    leased = world.db.commands[command_id]
+    assert leased.lease_until == world.clock.now() + timedelta(seconds=120)
+
+    assert await dispatch_command(world.hub, command_id) is CommandState.PENDING
+    assert len(world.account().calls) == 1  # the second worker did not call
+
+    gate.set()
+    assert await first is CommandState.SUCCEEDED
+    assert world.db.commands[command_id].attempts == 1
+
+
+async def test_sweep_queues_a_command_committed_but_never_queued() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)  # the enqueue after commit was lost (queue cleared)
+
+    assert (await sweep(world.hub, grace_seconds=30)).commands == 0  # still fresh
+    world.clock.advance(31)
+    result = await sweep(world.hub, grace_seconds=30)
+
+    assert result.commands == 1
+    assert world.queue.commands == [(command_id, 0)]
+    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+
+
+async def test_sweep_leaves_a_command_waiting_for_its_retry() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.account().fail_next(TransientChannelError("down", retry_after=300))
+    world.clock.advance(60)
+    await dispatch_command(world.hub, command_id)
+    world.queue.commands.clear()
+
+    world.clock.advance(60)
+    assert (await sweep(world.hub)).commands == 0
+    world.clock.advance(300)
+    assert (await sweep(world.hub)).commands == 1
+
+
+async def test_a_worker_killed_mid_call_is_swept_after_its_lease() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.clock.advance(60)
+    world.account().hold_calls()
+
+    worker = asyncio.create_task(dispatch_command(world.hub, command_id))
+    await asyncio.wait_for(world.account().wait_for_calls(1), timeout=5)
+    worker.cancel()  # the worker dies with the call in flight
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+
+    assert world.db.commands[command_id].state is CommandState.PENDING
+    assert (await sweep(world.hub)).commands == 0  # the lease still runs
+    world.clock.advance(121)
+    assert (await sweep(world.hub)).commands == 1
+
+    world.account().hold_calls().set()
+    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    calls = world.account().calls
+    assert [c.command_id for c in calls] == [command_id, command_id]  # same idempotency key
+    assert world.db.commands[command_id].attempts == 2
+
+
+async def test_retry_command_resets_a_failed_one() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.account().fail_next(PermanentChannelError("400"))
+    await dispatch_command(world.hub, command_id)
+
+    retried = await retry_command(world.hub, command_id)
+
+    assert retried.state is CommandState.PENDING
+    stored = world.db.commands[command_id]
+    assert (stored.state, stored.attempts, stored.next_attempt_at, stored.finished_at) == (
+        CommandState.PENDING,
+        0,
+        None,
+        None,
+    )
+    assert world.queue.commands == [(command_id, 0)]
+    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+
+
+async def test_only_failed_commands_are_retried() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    with pytest.raises(InvalidTransition) as caught:
+        await retry_command(world.hub, command_id)
+    assert caught.value.rule == "retry-not-failed"
+
+
+async def test_a_shipment_goes_out_with_the_channels_line_ids() -> None:
+    world = make_world("topi", retry=POLICY)
+    order = await world.receive(order_doc())
+    await accept_order(world.hub, order_id=order.id)
+    receipt = await record_shipment(
+        world.hub,
+        order_id=order.id,
+        items=[LineQuantity(line_id=line_ids(order)["L2"], quantity=1)],
+        tracking_number="T1",
+    )
+    await dispatch_command(world.hub, receipt.command_id)
+    [call] = world.account().calls
+    assert call.kind == "ship"
+    assert call.payload["items"][0]["channel_line_id"] == "L2"
+    assert call.payload["tracking_number"] == "T1"
