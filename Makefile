@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make run` serves the hub, `make test` runs every test.
+# Both create the environment first (uv, installed with pip when missing).
+
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PY_RUN = $(UV) run --frozen
+CONFIG ?= deploy/embedded.toml
+
+.PHONY: env run test test-unit test-integration test-e2e lint typecheck imports check bench demo clean
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+env: $(UV)
+	$(UV) sync --frozen --all-packages
+
+run: env
+	$(PY_RUN) orderhub --config $(CONFIG) serve
+
+test: env
+	$(PY_RUN) pytest -q -p no:cacheprovider
+
+test-unit: env
+	$(PY_RUN) pytest -q tests/unit adapters/*/tests/unit
+
+test-integration: env
+	$(PY_RUN) pytest -q tests/integration adapters/*/tests/integration
+
+test-e2e: env
+	$(PY_RUN) pytest -q tests/e2e adapters/*/tests/e2e
+
+lint: env
+	$(PY_RUN) ruff check .
+	$(PY_RUN) ruff format --check .
+
+typecheck: env
+	$(PY_RUN) mypy src adapters/topi/src
+
+imports: env
+	$(PY_RUN) lint-imports
+
+check: lint typecheck imports
+
+bench: env
+	$(PY_RUN) pytest -q benchmarks --benchmark-only
+
+demo: env
+	$(PY_RUN) python -m orderhub_topi.demo
+
+clean:
+	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache
