@@ -8,6 +8,7 @@ from structlog.testing import capture_logs
 
 from orderhub.application.ports import InboxState
 from orderhub.application.services.intake import process_message
+from orderhub.metrics import WEBHOOKS_RECEIVED
 
 from .support import BEARER_TOKEN, OLD_SECRET, PATH_TOKEN, Harness, assert_problem, auth
 
@@ -164,3 +165,20 @@ async def test_a_body_over_the_limit_is_413_and_stores_nothing(harness: Harness)
     )
     assert_problem(response, 413, "payload-too-large")
     assert_nothing_stored(harness)
+
+
+async def test_webhook_outcomes_are_counted_for_prometheus(harness: Harness) -> None:
+    def count(outcome: str) -> float:
+        return WEBHOOKS_RECEIVED.labels(channel="stub", outcome=outcome)._value.get()
+
+    before = {o: count(o) for o in ("stored", "duplicate", "unauthorized")}
+    signed = harness.signed(ORDER)
+    await harness.client.post("/webhooks/stub/main", content=ORDER, headers=signed)
+    await harness.client.post("/webhooks/stub/main", content=ORDER, headers=signed)
+    forged = harness.signed(ORDER, secret=OTHER_SECRET)
+    await harness.client.post("/webhooks/stub/main", content=ORDER, headers=forged)
+    assert {o: count(o) - before[o] for o in before} == {
+        "stored": 1,
+        "duplicate": 1,
+        "unauthorized": 1,
+    }

@@ -19,6 +19,7 @@ from orderhub.entrypoints.web.problems import ProblemError, problem_responses
 from orderhub.entrypoints.web.routes._params import HubDep
 from orderhub.entrypoints.web.schemas import WebhookAck
 from orderhub.entrypoints.web.webhook_auth import WebhookAuthError, verify_webhook
+from orderhub.metrics import WEBHOOKS_RECEIVED
 
 # Credentials are never stored with a message.
 UNSTORED_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
@@ -64,10 +65,13 @@ async def receive_webhook(
         )
     except WebhookAuthError as exc:
         log.warning("webhook refused", reason=exc.reason)
+        WEBHOOKS_RECEIVED.labels(channel=configured.channel, outcome="unauthorized").inc()
         raise ProblemError(401, "unauthorized", f"webhook not authenticated: {exc.reason}") from exc
     stored = await intake.store_message(
         hub, channel=channel, account=account, body=body, headers=stored_headers(headers)
     )
+    outcome = "duplicate" if stored.duplicate else "stored"
+    WEBHOOKS_RECEIVED.labels(channel=configured.channel, outcome=outcome).inc()
     log.info(
         "webhook stored",
         message_id=stored.message_id,
