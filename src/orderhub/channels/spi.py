@@ -146,9 +146,14 @@ class ScheduledJob:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CommandOutcome:
-    """What the channel answered; ``data`` is kept on the command and shown on the feed."""
+    """What the channel answered; ``data`` is kept on the command and shown on the feed.
+
+    ``snapshot``: the order as the channel shows it after the call, for channels that send
+    no webhook for the state the call produced (topi: acknowledged, confirmed). It is
+    merged like any channel snapshot, so an answer that arrives late changes nothing."""
 
     data: Mapping[str, Any] = field(default_factory=dict)
+    snapshot: ChannelSnapshot | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

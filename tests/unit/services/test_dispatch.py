@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
 
 from orderhub.application.hub import RetryPolicy
-from orderhub.application.ports import CommandState
+from orderhub.application.ports import ChannelCommand, CommandState
 from orderhub.application.services.dispatch import dispatch_command
 from orderhub.application.services.operations import failed_commands, retry_command, sweep
 from orderhub.application.services.seller_commands import accept_order, record_shipment
 from orderhub.channels.spi import (
     ChannelConfigurationError,
+    CommandOutcome,
     PermanentChannelError,
     TransientChannelError,
 )
 from orderhub.domain.errors import InvalidTransition
+from orderhub.domain.model import Order
 from orderhub.domain.values import LineQuantity
 
 from .support import World, line_ids, make_world, order_doc
@@ -287,3 +290,48 @@ async def test_a_shipment_goes_out_with_the_channels_line_ids() -> None:
     assert call.kind == "ship"
     assert call.payload["items"][0]["channel_line_id"] == "L2"
     assert call.payload["tracking_number"] == "T1"
+
+
+async def test_the_channels_answer_updates_the_order_it_sends_no_webhook_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """topi sends no webhook for confirmed: the state the answer shows is merged."""
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    account = world.account()
+    original = account.execute
+
+    async def execute_and_report(command: ChannelCommand, order: Order) -> CommandOutcome:
+        outcome = await original(command, order)
+        doc = order_doc(
+            status="confirmed",
+            counters={"L1": {"accepted": 2}, "L2": {"accepted": 1}},
+            released=True,
+        )
+        [snapshot] = await account.snapshots(json.dumps(doc).encode(), {})
+        return CommandOutcome(data=outcome.data, snapshot=snapshot)
+
+    monkeypatch.setattr(account, "execute", execute_and_report)
+    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    order = world.order()
+    assert order.channel_status == "confirmed"
+    assert order.status.value == "ready_to_ship"
+    assert world.feed_types()[-1] == "command.succeeded"
+
+
+async def test_a_late_answer_does_not_move_the_order_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    account = world.account()
+    stale_doc = order_doc(status="created")
+    [stale] = await account.snapshots(json.dumps(stale_doc).encode(), {})
+
+    async def execute_stale(command: ChannelCommand, order: Order) -> CommandOutcome:
+        return CommandOutcome(data={}, snapshot=stale)
+
+    monkeypatch.setattr(account, "execute", execute_stale)
+    await dispatch_command(world.hub, command_id)
+    order = world.order()
+    assert order.status.value == "ready_to_ship"
+    assert all(line.accepted == line.quantity for line in order.leaf_lines)
+    assert "order.updated" not in world.feed_types()

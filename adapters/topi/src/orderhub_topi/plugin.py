@@ -102,13 +102,13 @@ class TopiAccount(ChannelAccount):
         match command.kind:
             case CommandKind.ACKNOWLEDGE:
                 result = await self._call(self.client.acknowledge(topi_id))
-                return CommandOutcome(data={"topi_status": result.status})
+                return await self._reporting(topi_id, {"topi_status": result.status})
             case CommandKind.ACCEPT:
                 result = await self._call(self.client.accept(topi_id))
-                return CommandOutcome(data={"topi_status": result.status})
+                return await self._reporting(topi_id, {"topi_status": result.status})
             case CommandKind.REJECT:
                 result = await self._call(self.client.reject(topi_id))
-                return CommandOutcome(data={"topi_status": result.status})
+                return await self._reporting(topi_id, {"topi_status": result.status})
             case CommandKind.SHIP:
                 return await self._ship(command, order)
             case _:
@@ -118,6 +118,18 @@ class TopiAccount(ChannelAccount):
                         command.kind.value, f"topi cannot carry out {command.kind.value}"
                     )
                 )
+
+    async def _reporting(self, topi_id: str, data: dict[str, Any]) -> CommandOutcome:
+        """topi sends no webhook for acknowledged or confirmed: read the order back so the
+        hub shows topi's status. Best effort: the call itself succeeded either way."""
+        try:
+            full = await self._call(self.client.get_order(topi_id))
+        except (TransientChannelError, PermanentChannelError) as exc:
+            log.warning("topi.read_back_failed", order=topi_id, error=str(exc))
+            return CommandOutcome(data=data)
+        return CommandOutcome(
+            data=data, snapshot=to_snapshot(full, reference_source=self.reference_source)
+        )
 
     async def _ship(self, command: ChannelCommand, order: Order) -> CommandOutcome:
         try:

@@ -209,14 +209,40 @@ async def test_intake_translates_errors(
 async def test_order_commands_post_to_their_endpoint_without_a_body(
     kind: CommandKind, action: str, answer: str
 ) -> None:
-    recorder = Recorder({("POST", f"/v1/orders/{ORDER_ID}/{action}"): order_result(answer)})
+    recorder = Recorder(
+        {
+            ("POST", f"/v1/orders/{ORDER_ID}/{action}"): order_result(answer),
+            ("GET", f"/v1/orders/{ORDER_ID}"): httpx.Response(200, content=encode_order(answer)),
+        }
+    )
     order = receive(snapshot("created"))
 
     outcome = await account(recorder).execute(command(order, kind, {"reason": "x"}), order)
 
-    assert recorder.calls == [("POST", f"/v1/orders/{ORDER_ID}/{action}")]
+    # the command, then a read-back: topi sends no webhook for acknowledged and confirmed
+    assert recorder.calls == [
+        ("POST", f"/v1/orders/{ORDER_ID}/{action}"),
+        ("GET", f"/v1/orders/{ORDER_ID}"),
+    ]
     assert recorder.requests[0].content == b""  # topi's reject takes no reason
     assert outcome.data == {"topi_status": answer}
+    assert outcome.snapshot is not None
+    assert outcome.snapshot.channel_status == answer
+
+
+async def test_a_failed_read_back_does_not_fail_the_command() -> None:
+    recorder = Recorder(
+        {
+            ("POST", f"/v1/orders/{ORDER_ID}/accept"): order_result("confirmed"),
+            ("GET", f"/v1/orders/{ORDER_ID}"): goa(503, "down", "internal_error"),
+        }
+    )
+    order = receive(snapshot("created"))
+
+    outcome = await account(recorder).execute(command(order, CommandKind.ACCEPT), order)
+
+    assert outcome.data == {"topi_status": "confirmed"}
+    assert outcome.snapshot is None
 
 
 def _shipment_answer(request: httpx.Request) -> httpx.Response:

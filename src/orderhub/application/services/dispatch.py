@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from orderhub.application.hub import Hub
 from orderhub.application.ports import ChannelCommand, CommandState, UnitOfWork
+from orderhub.application.services.common import with_conflict_retry
 from orderhub.channels.spi import ChannelError, TransientChannelError
 from orderhub.domain.events import EventType
 from orderhub.domain.model import Order
@@ -44,20 +45,26 @@ async def dispatch_command(hub: Hub, command_id: str) -> CommandState | None:
         return await _fail(hub, command, exc.message, status=exc.status)
     except Exception as exc:  # an adapter bug: retry, then fail with the reason kept
         return await _retry(hub, command, f"{type(exc).__name__}: {exc}", None, status=None)
-    async with hub.uow() as uow:
-        stored = await _reload(uow, command)
-        stored.state = CommandState.SUCCEEDED
-        stored.result = dict(outcome.data)
-        stored.last_error = None
-        stored.lease_until = None
-        stored.finished_at = hub.clock.now()
-        await uow.commands.save(stored)
-        uow.record(
-            EventType.COMMAND_SUCCEEDED.value,
-            order=await uow.orders.get(stored.order_id),
-            data=_event_data(stored),
-        )
-        await uow.commit()
+
+    async def record_success() -> None:
+        async with hub.uow() as uow:
+            stored = await _reload(uow, command)
+            stored.state = CommandState.SUCCEEDED
+            stored.result = dict(outcome.data)
+            stored.last_error = None
+            stored.lease_until = None
+            stored.finished_at = hub.clock.now()
+            await uow.commands.save(stored)
+            current = await uow.orders.get(stored.order_id)
+            if current is not None and outcome.snapshot is not None:
+                current.apply(
+                    outcome.snapshot, caps=account.capabilities, now=hub.clock.now(), new_id=hub.ids
+                )
+            uow.record(EventType.COMMAND_SUCCEEDED.value, order=current, data=_event_data(stored))
+            await uow.commit()
+
+    # the call happened: record it even if a concurrent writer changed the order meanwhile
+    await with_conflict_retry(record_success)
     return CommandState.SUCCEEDED
 
 
