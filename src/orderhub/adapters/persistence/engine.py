@@ -1,0 +1,101 @@
+"""Engines for PostgreSQL (asyncpg) and SQLite (aiosqlite), and the readiness probe.
+
+SQLite is set up for several async writers sharing one file:
+
+* WAL, so readers never block the writer and the writer never blocks readers;
+* ``busy_timeout``, so a connection that finds the database locked waits (in aiosqlite's
+  thread, not on the event loop) instead of failing with "database is locked";
+* every transaction starts with ``BEGIN IMMEDIATE``. A deferred transaction that reads
+  first and writes later cannot be upgraded to a writer once another connection has
+  committed since its read: SQLite then fails at once with SQLITE_BUSY, whatever the
+  busy timeout. Taking the write lock at ``BEGIN`` makes units of work queue up on the
+  busy timeout instead. This serialises units of work on SQLite, which is the price of a
+  one-file database: SQLite is the embedded/dev backend, PostgreSQL the production one.
+  A consequence worth knowing: a task must not open a second unit of work while its
+  first is still open (it would wait for itself until the busy timeout);
+* foreign keys on (SQLite leaves them off by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+SQLITE_BEGIN_OPTION: Final = "orderhub_sqlite_begin"
+"""Execution option naming the SQLite ``BEGIN`` mode of a connection (default IMMEDIATE)."""
+_SQLITE_BEGIN_MODES: Final = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
+SUPPORTED_DRIVERS: Final = ("postgresql+asyncpg", "sqlite+aiosqlite")
+
+
+def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://`` URLs.
+
+    ``postgresql://`` and ``sqlite://`` are accepted and given the async driver.
+    Extra keyword arguments go to :func:`sqlalchemy.ext.asyncio.create_async_engine`."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername != "postgresql+asyncpg":
+            parsed = parsed.set(drivername="postgresql+asyncpg")
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        options.update(kwargs)
+        return create_async_engine(parsed, echo=echo, **options)
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            # one shared connection (StaticPool): concurrent units of work would share, and
+            # roll back, each other's transactions
+            raise ValueError("an in-memory SQLite database is not supported: give a file path")
+        if parsed.drivername != "sqlite+aiosqlite":
+            parsed = parsed.set(drivername="sqlite+aiosqlite")
+        engine = create_async_engine(parsed, echo=echo, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    raise ValueError(
+        f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+        f"use one of {', '.join(d + '://' for d in SUPPORTED_DRIVERS)}"
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take BEGIN away from the sqlite3 module (its "legacy" mode never begins a
+        # transaction for SELECT or DDL): SQLAlchemy emits BEGIN IMMEDIATE below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        mode = str(connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE"))
+        if mode.upper() not in _SQLITE_BEGIN_MODES:
+            raise ValueError(f"{SQLITE_BEGIN_OPTION}={mode!r}: not a SQLite BEGIN mode")
+        connection.exec_driver_sql(f"BEGIN {mode.upper()}")
+
+
+async def ping(engine: AsyncEngine, *, seconds: float = 2.0) -> bool:
+    """True when the database answers ``SELECT 1`` within ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds), engine.connect() as connection:
+            # a probe needs no write lock: on SQLite it must not queue behind writers
+            await connection.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+            await connection.execute(sa.text("SELECT 1"))
+    except (SQLAlchemyError, OSError, TimeoutError):
+        return False
+    return True

@@ -1,0 +1,397 @@
+"""The repositories of :class:`~orderhub.adapters.persistence.uow.SqlUnitOfWork`.
+
+They share one :class:`Transaction`: the connection of the unit of work, its identity map
+of orders and the commands added but not yet written. Orders and new commands are written
+by the unit of work at commit; everything else is written when the method is called, in
+the same database transaction.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from orderhub.adapters.persistence import feed
+from orderhub.adapters.persistence.mapping import (
+    command_from_row,
+    command_to_row,
+    message_from_row,
+    message_to_row,
+    order_from_row,
+    order_to_row,
+)
+from orderhub.adapters.persistence.tables import (
+    channel_commands,
+    cursors,
+    idempotency_keys,
+    inbox_messages,
+    orders,
+)
+from orderhub.application.ports import (
+    ChannelCommand,
+    Clock,
+    CommandState,
+    FeedEntry,
+    InboxMessage,
+    InboxState,
+    OrderFilter,
+    StoredResponse,
+)
+from orderhub.domain.errors import ConcurrencyConflict
+from orderhub.domain.model import Order
+
+_IDEMPOTENCY_LOCKS: Final = 0x1DE7  # advisory lock namespace of idempotency keys
+
+
+@dataclass(kw_only=True, slots=True)
+class TrackedOrder:
+    """An order the unit of work loaded (``seen_version`` set) or was given (None)."""
+
+    order: Order
+    seen_version: int | None
+    snapshot: dict[str, Any] | None
+
+    @property
+    def is_new(self) -> bool:
+        return self.seen_version is None
+
+    def changed(self) -> bool:
+        if self.snapshot is None:
+            return True
+        return _comparable(order_to_row(self.order)) != self.snapshot
+
+
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    """The row without ``version`` (the repository owns it), detached from the order."""
+    return copy.deepcopy({key: value for key, value in row.items() if key != "version"})
+
+
+def snapshot_of(order: Order) -> dict[str, Any]:
+    return _comparable(order_to_row(order))
+
+
+@dataclass(kw_only=True, slots=True)
+class Transaction:
+    """What the repositories of one unit of work share."""
+
+    clock: Clock
+    connection: AsyncConnection | None = None
+    orders: dict[str, TrackedOrder] = field(default_factory=dict)
+    new_commands: dict[str, ChannelCommand] = field(default_factory=dict)
+
+    def conn(self) -> AsyncConnection:
+        if self.connection is None:
+            raise RuntimeError("the unit of work is not open: use `async with uow:`")
+        return self.connection
+
+    def insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        """A dialect INSERT, for ON CONFLICT clauses (both dialects spell them alike)."""
+        if self.conn().dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def track(self, order: Order) -> Order:
+        """Register a loaded order, or return the instance this unit of work already has."""
+        known = self.orders.get(order.id)
+        if known is not None:
+            return known.order
+        self.orders[order.id] = TrackedOrder(
+            order=order, seen_version=order.version, snapshot=snapshot_of(order)
+        )
+        return order
+
+    def forget(self) -> None:
+        self.orders.clear()
+        self.new_commands.clear()
+
+
+class SqlOrderRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def get(self, order_id: str) -> Order | None:
+        known = self._tx.orders.get(order_id)
+        if known is not None:
+            return known.order
+        result = await self._tx.conn().execute(sa.select(orders).where(orders.c.id == order_id))
+        row = result.mappings().one_or_none()
+        return None if row is None else self._tx.track(order_from_row(row))
+
+    async def get_by_channel_id(
+        self, channel: str, account: str, channel_order_id: str
+    ) -> Order | None:
+        for known in self._tx.orders.values():
+            order = known.order
+            if (order.channel, order.account, order.channel_order_id) == (
+                channel,
+                account,
+                channel_order_id,
+            ):
+                return order
+        result = await self._tx.conn().execute(
+            sa.select(orders).where(
+                orders.c.channel == channel,
+                orders.c.account == account,
+                orders.c.channel_order_id == channel_order_id,
+            )
+        )
+        row = result.mappings().one_or_none()
+        return None if row is None else self._tx.track(order_from_row(row))
+
+    def add(self, order: Order) -> None:
+        if order.id in self._tx.orders:
+            if self._tx.orders[order.id].order is not order:
+                raise ValueError(f"another order with id {order.id} is already in this unit")
+            return
+        self._tx.orders[order.id] = TrackedOrder(order=order, seen_version=None, snapshot=None)
+
+    async def list(
+        self, filters: OrderFilter, *, after: tuple[datetime, str] | None, limit: int
+    ) -> Sequence[Order]:
+        if limit <= 0:
+            return []
+        query = sa.select(orders)
+        if filters.status is not None:
+            query = query.where(orders.c.status == filters.status.value)
+        if filters.channel is not None:
+            query = query.where(orders.c.channel == filters.channel)
+        if filters.account is not None:
+            query = query.where(orders.c.account == filters.account)
+        if filters.updated_after is not None:
+            query = query.where(orders.c.updated_at > filters.updated_after)
+        if filters.ship_by_before is not None:
+            query = query.where(orders.c.ship_by < filters.ship_by_before)
+        if after is not None:
+            updated_at, order_id = after
+            # (updated_at, id) > (:updated_at, :id), spelled so that the index range is
+            # obvious to both planners
+            query = query.where(
+                orders.c.updated_at >= updated_at,
+                sa.or_(orders.c.updated_at > updated_at, orders.c.id > order_id),
+            )
+        query = query.order_by(orders.c.updated_at, orders.c.id).limit(limit)
+        result = await self._tx.conn().execute(query)
+        return [self._tx.track(order_from_row(row)) for row in result.mappings()]
+
+
+class SqlCommandRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    def add(self, command: ChannelCommand) -> None:
+        self._tx.new_commands[command.id] = command
+
+    async def get(self, command_id: str, *, for_update: bool = False) -> ChannelCommand | None:
+        pending = self._tx.new_commands.get(command_id)
+        if pending is not None:
+            return pending
+        query = sa.select(channel_commands).where(channel_commands.c.id == command_id)
+        if for_update:
+            query = query.with_for_update()  # rendered as nothing on SQLite
+        result = await self._tx.conn().execute(query)
+        row = result.mappings().one_or_none()
+        return None if row is None else command_from_row(row)
+
+    async def for_order(self, order_id: str) -> Sequence[ChannelCommand]:
+        result = await self._tx.conn().execute(
+            sa.select(channel_commands)
+            .where(channel_commands.c.order_id == order_id)
+            .order_by(channel_commands.c.created_at, channel_commands.c.id)
+        )
+        stored = [command_from_row(row) for row in result.mappings()]
+        pending = [c for c in self._tx.new_commands.values() if c.order_id == order_id]
+        if not pending:
+            return stored
+        return sorted(stored + pending, key=lambda c: (c.created_at, c.id))
+
+    async def save(self, command: ChannelCommand) -> None:
+        if command.id in self._tx.new_commands:
+            self._tx.new_commands[command.id] = command  # inserted at commit, as it is then
+            return
+        row = command_to_row(command)
+        result = await self._tx.conn().execute(
+            sa.update(channel_commands).where(channel_commands.c.id == command.id).values(row)
+        )
+        if result.rowcount == 0:
+            await self._tx.conn().execute(sa.insert(channel_commands).values(row))
+
+    async def due(self, *, now: datetime, created_before: datetime, limit: int) -> Sequence[str]:
+        if limit <= 0:
+            return []
+        c = channel_commands.c
+        result = await self._tx.conn().execute(
+            sa.select(c.id)
+            .where(
+                c.state == CommandState.PENDING.value,
+                c.created_at < created_before,
+                sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+                sa.or_(c.lease_until.is_(None), c.lease_until <= now),
+            )
+            .order_by(c.created_at, c.id)
+            .limit(limit)
+        )
+        return list(result.scalars())
+
+    async def failed(self, *, limit: int) -> Sequence[ChannelCommand]:
+        if limit <= 0:
+            return []
+        c = channel_commands.c
+        result = await self._tx.conn().execute(
+            sa.select(channel_commands)
+            .where(c.state == CommandState.FAILED.value)
+            .order_by(c.created_at, c.id)
+            .limit(limit)
+        )
+        return [command_from_row(row) for row in result.mappings()]
+
+    async def write_new(self) -> None:
+        """Insert the commands added in this unit (after their orders: foreign key)."""
+        if self._tx.new_commands:
+            await self._tx.conn().execute(
+                sa.insert(channel_commands),
+                [command_to_row(command) for command in self._tx.new_commands.values()],
+            )
+
+
+class SqlInboxRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def add(self, message: InboxMessage) -> bool:
+        statement = (
+            self._tx.insert(inbox_messages)
+            .values(message_to_row(message))
+            .on_conflict_do_nothing(index_elements=[inbox_messages.c.dedupe_key])
+        )
+        result = await self._tx.conn().execute(statement)
+        return result.rowcount == 1
+
+    async def get(self, message_id: str, *, for_update: bool = False) -> InboxMessage | None:
+        query = sa.select(inbox_messages).where(inbox_messages.c.id == message_id)
+        if for_update:
+            query = query.with_for_update()
+        result = await self._tx.conn().execute(query)
+        row = result.mappings().one_or_none()
+        return None if row is None else message_from_row(row)
+
+    async def save(self, message: InboxMessage) -> None:
+        row = message_to_row(message)
+        result = await self._tx.conn().execute(
+            sa.update(inbox_messages).where(inbox_messages.c.id == message.id).values(row)
+        )
+        if result.rowcount == 0:
+            await self._tx.conn().execute(sa.insert(inbox_messages).values(row))
+
+    async def unprocessed(self, *, received_before: datetime, limit: int) -> Sequence[str]:
+        if limit <= 0:
+            return []
+        m = inbox_messages.c
+        result = await self._tx.conn().execute(
+            sa.select(m.id)
+            .where(m.state == InboxState.RECEIVED.value, m.received_at < received_before)
+            .order_by(m.received_at, m.id)
+            .limit(limit)
+        )
+        return list(result.scalars())
+
+    async def failed(self, *, limit: int) -> Sequence[InboxMessage]:
+        if limit <= 0:
+            return []
+        m = inbox_messages.c
+        result = await self._tx.conn().execute(
+            sa.select(inbox_messages)
+            .where(m.state == InboxState.FAILED.value)
+            .order_by(m.received_at, m.id)
+            .limit(limit)
+        )
+        return [message_from_row(row) for row in result.mappings()]
+
+
+class SqlFeedReader:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def read(self, *, after: int, limit: int) -> Sequence[FeedEntry]:
+        return await feed.read(self._tx.conn(), after=after, limit=limit)
+
+
+class SqlCursorStore:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def get(self, channel: str, account: str, name: str) -> str | None:
+        result = await self._tx.conn().execute(
+            sa.select(cursors.c.value).where(
+                cursors.c.channel == channel, cursors.c.account == account, cursors.c.name == name
+            )
+        )
+        value: str | None = result.scalar_one_or_none()
+        return value
+
+    async def set(self, channel: str, account: str, name: str, value: str) -> None:
+        statement = (
+            self._tx.insert(cursors)
+            .values(channel=channel, account=account, name=name, value=value)
+            .on_conflict_do_update(
+                index_elements=[cursors.c.channel, cursors.c.account, cursors.c.name],
+                set_={"value": value},
+            )
+        )
+        await self._tx.conn().execute(statement)
+
+
+class SqlIdempotencyStore:
+    """Reading a key claims it until the end of the transaction (PostgreSQL: an advisory
+    lock on its hash; SQLite: units of work are serial anyway).
+
+    Without the claim, READ COMMITTED lets a second request with the same key read "no
+    answer yet" and then, one statement later, the order as the first request left it:
+    it would fail on the changed order instead of returning the first answer. With it,
+    the second request waits for the first to commit or roll back, then sees its answer."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def get(self, key: str) -> StoredResponse | None:
+        connection = self._tx.conn()
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                sa.select(sa.func.pg_advisory_xact_lock(_IDEMPOTENCY_LOCKS, sa.func.hashtext(key)))
+            )
+        result = await connection.execute(
+            sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
+        )
+        row = result.mappings().one_or_none()
+        if row is None:
+            return None
+        return StoredResponse(
+            key=row["key"],
+            fingerprint=row["fingerprint"],
+            status_code=row["status_code"],
+            body=dict(row["body"]),
+        )
+
+    async def put(self, response: StoredResponse) -> None:
+        """Store the first answer. A concurrent request that stored the same key first makes
+        this one a :class:`ConcurrencyConflict`: on retry it finds the stored answer."""
+        statement = (
+            self._tx.insert(idempotency_keys)
+            .values(
+                key=response.key,
+                fingerprint=response.fingerprint,
+                status_code=response.status_code,
+                body=response.body,
+                created_at=self._tx.clock.now(),
+            )
+            .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
+        )
+        result = await self._tx.conn().execute(statement)
+        if result.rowcount != 1:
+            raise ConcurrencyConflict(f"Idempotency-Key {response.key!r} was stored meanwhile")

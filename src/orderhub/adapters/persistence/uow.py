@@ -1,0 +1,227 @@
+"""The SQL unit of work: one database transaction, committed whole or not at all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from orderhub.adapters.persistence import feed
+from orderhub.adapters.persistence.feed import PendingEvent
+from orderhub.adapters.persistence.mapping import order_to_row
+from orderhub.adapters.persistence.repositories import (
+    SqlCommandRepository,
+    SqlCursorStore,
+    SqlFeedReader,
+    SqlIdempotencyStore,
+    SqlInboxRepository,
+    SqlOrderRepository,
+    TrackedOrder,
+    Transaction,
+    snapshot_of,
+)
+from orderhub.adapters.persistence.tables import orders
+from orderhub.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from orderhub.domain.errors import ConcurrencyConflict
+from orderhub.domain.model import Order
+
+_UNIQUE_VIOLATION_SQLSTATE: Final = "23505"
+_SQLITE_UNIQUE_ERRORS: Final = frozenset(
+    {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SqlUnitOfWork:
+    """:class:`~orderhub.application.ports.UnitOfWork` over SQLAlchemy Core.
+
+    One connection and one transaction per ``async with``; leaving the block without
+    :meth:`commit` rolls back. Orders loaded or added are tracked (one instance per id);
+    :meth:`commit` then, in this order:
+
+    1. writes every new order (INSERT, ``version`` 1) and every changed one with optimistic
+       concurrency (``UPDATE ... WHERE id = :id AND version = :seen``); an order someone
+       else changed since it was read, or a second order for the same channel order,
+       raises :class:`~orderhub.domain.errors.ConcurrencyConflict`. An order that was only
+       read is not written: readers never make writers conflict;
+    2. inserts the commands added to ``commands``;
+    3. numbers and inserts the events of every tracked order and those given to
+       :meth:`record` (see :mod:`orderhub.adapters.persistence.feed`: the counter lock
+       is taken here, last, so it is held for as short a time as possible);
+    4. commits, then bumps the orders' ``version`` and empties their ``events``.
+
+    After a commit the unit may be used again: the next statement starts a new
+    transaction, which is again rolled back unless committed.
+
+    Inbox rows, command updates (``save``), cursors and idempotency keys are written when
+    their method is called, in the same transaction. PostgreSQL runs at READ COMMITTED
+    (the feed relies on it); on SQLite every transaction is ``BEGIN IMMEDIATE``, so units
+    of work that touch the database run one at a time (see ``engine.py``).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock: Clock = clock or SystemClock()
+        self._tx = Transaction(clock=self._clock)
+        self._recorded: list[PendingEvent] = []
+        self.orders = SqlOrderRepository(self._tx)
+        self.commands = SqlCommandRepository(self._tx)
+        self.inbox = SqlInboxRepository(self._tx)
+        self.feed = SqlFeedReader(self._tx)
+        self.cursors = SqlCursorStore(self._tx)
+        self.idempotency = SqlIdempotencyStore(self._tx)
+
+    async def __aenter__(self) -> Self:
+        if self._tx.connection is not None:
+            raise RuntimeError("this unit of work is already open")
+        self._tx.connection = await self._engine.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection = self._tx.connection
+        if connection is None:
+            return
+        try:
+            if connection.in_transaction():
+                await connection.rollback()
+        finally:
+            self._reset()
+            self._tx.connection = None
+            await connection.close()
+
+    def record(self, event_type: str, *, order: Order | None, data: dict[str, Any]) -> None:
+        self._recorded.append(
+            PendingEvent(
+                type=event_type,
+                order_id=None if order is None else order.id,
+                channel=None if order is None else order.channel,
+                occurred_at=self._clock.now(),
+                data=data,
+            )
+        )
+
+    async def commit(self) -> None:
+        connection = self._tx.conn()
+        written = await self._write_orders(connection)
+        await self.commands.write_new()
+        tracked = list(self._tx.orders.values())
+        events = [
+            PendingEvent(
+                type=str(event.type),
+                order_id=entry.order.id,
+                channel=entry.order.channel,
+                occurred_at=entry.order.updated_at,
+                data=event.data,
+            )
+            for entry in tracked
+            for event in entry.order.events
+        ]
+        events.extend(self._recorded)
+        await feed.append(connection, events)
+        await self._before_commit()
+        await connection.commit()
+        for entry in tracked:
+            entry.order.events.clear()
+            if entry.order.id in written:
+                entry.order.version = written[entry.order.id]
+                entry.seen_version = entry.order.version
+                entry.snapshot = snapshot_of(entry.order)
+        self._tx.new_commands.clear()
+        self._recorded.clear()
+
+    async def rollback(self) -> None:
+        connection = self._tx.conn()
+        await connection.rollback()
+        self._reset()
+
+    async def _before_commit(self) -> None:
+        """Runs while the feed counter is locked, right before COMMIT. Tests override it to
+        force interleavings of concurrent commits; it does nothing here."""
+
+    def _reset(self) -> None:
+        self._tx.forget()
+        self._recorded.clear()
+
+    async def _write_orders(self, connection: AsyncConnection) -> dict[str, int]:
+        """Insert or update every tracked order that changed; their new versions, by id."""
+        written: dict[str, int] = {}
+        for entry in self._tx.orders.values():
+            if entry.is_new:
+                written[entry.order.id] = await self._insert(connection, entry.order)
+            elif entry.changed():
+                written[entry.order.id] = await self._update(connection, entry)
+        return written
+
+    @staticmethod
+    async def _insert(connection: AsyncConnection, order: Order) -> int:
+        row = order_to_row(order)
+        row["version"] = order.version + 1
+        try:
+            await connection.execute(sa.insert(orders).values(row))
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise ConcurrencyConflict(
+                    f"order {order.channel}/{order.account}/{order.channel_order_id} "
+                    f"(or id {order.id}) was stored meanwhile"
+                ) from exc
+            raise
+        return int(row["version"])
+
+    @staticmethod
+    async def _update(connection: AsyncConnection, entry: TrackedOrder) -> int:
+        order = entry.order
+        seen = entry.seen_version
+        assert seen is not None
+        row = order_to_row(order)
+        row["version"] = seen + 1
+        result = await connection.execute(
+            sa.update(orders)
+            .where(orders.c.id == order.id, orders.c.version == seen)
+            .values({k: v for k, v in row.items() if k != "id"})
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyConflict(
+                f"order {order.id} changed since it was read (version {seen})"
+            )
+        return seen + 1
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    original = exc.orig
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if sqlstate is not None:
+        return str(sqlstate) == _UNIQUE_VIOLATION_SQLSTATE
+    name = getattr(original, "sqlite_errorname", None)
+    if name is not None:
+        return str(name) in _SQLITE_UNIQUE_ERRORS
+    return "unique" in str(original).lower()
+
+
+class SqlUnitOfWorkFactory:
+    """:class:`~orderhub.application.ports.UnitOfWorkFactory`: a new unit per call."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, clock=self.clock)
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_ports(engine: AsyncEngine) -> tuple[UnitOfWork, UnitOfWorkFactory]:
+        return SqlUnitOfWork(engine), SqlUnitOfWorkFactory(engine)
