@@ -942,7 +942,9 @@ class Order:
         order.apply(snapshot, caps=caps, now=now, new_id=new_id)
         return order
 
-    def _take_details(self, snapshot: ChannelSnapshot) -> None:
+    def _take_details(self, snapshot: ChannelSnapshot) -> bool:
+        """Take the order's details from the snapshot; True when one of them changed."""
+        changed = False
         for name in (
             "order_number",
             "seller_reference",
@@ -953,9 +955,14 @@ class Order:
             "ship_by",
         ):
             value = getattr(snapshot, name)
-            if value is not None:
+            if value is not None and value != getattr(self, name):
                 setattr(self, name, value)
-        self.extras.update(snapshot.extras)
+                changed = True
+        extras = {**self.extras, **snapshot.extras}
+        if extras != self.extras:
+            self.extras = extras
+            changed = True
+        return changed
 
     def apply(
         self, snapshot: ChannelSnapshot, *, caps: Capabilities, now: datetime, new_id: Any
@@ -967,6 +974,7 @@ class Order:
         neither its channel status nor its details replace newer ones. An order that is
         terminal when a snapshot arrives takes nothing from it but the channel's status."""
         events_before = len(self.events)
+        updated_at = self.updated_at
         by_channel_line = {line.channel_line_id: line for line in self.lines}
         behind = self._behind(snapshot, caps, by_channel_line)
         merged = False
@@ -985,10 +993,14 @@ class Order:
         if merged or not behind:
             changed |= snapshot.channel_status != self.channel_status
             self.channel_status = snapshot.channel_status
-            self._take_details(snapshot)
+            changed |= self._take_details(snapshot)
         self._refresh(now)
-        if changed and len(self.events) == events_before:
+        if len(self.events) > events_before:
+            return
+        if changed:
             self._emit(EventType.ORDER_UPDATED, channel_status=self.channel_status)
+        else:  # a duplicate: the order is as it was, to the timestamp (nothing to save)
+            self.updated_at = updated_at
 
     def _behind(
         self, snapshot: ChannelSnapshot, caps: Capabilities, by_channel_line: dict[str, Line]

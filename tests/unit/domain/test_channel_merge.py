@@ -348,3 +348,22 @@ def test_a_channel_that_ships_whole_orders() -> None:
     assert caught.value.rule == "shipment-whole-order-only"
     ship(order, caps, [lq(order, "L1", 1), lq(order, "L2", 1)])
     assert order.status is OrderStatus.SHIPPED
+
+
+@pytest.mark.parametrize("doc", [CREATED, CONFIRMED, PARTIAL, COMPLETED])
+def test_a_duplicate_snapshot_leaves_the_order_untouched_to_the_timestamp(doc: Doc) -> None:
+    order = receive(TOPI, doc)
+    take_events(order)
+    before = (fingerprint(order), order.updated_at, order.channel_status, dict(order.extras))
+    apply(order, TOPI, doc)  # support.apply merges at LATER
+    assert order.events == []
+    assert (fingerprint(order), order.updated_at, order.channel_status, order.extras) == before
+
+
+def test_a_changed_detail_alone_is_an_update() -> None:
+    order = receive(TOPI, CREATED)
+    take_events(order)
+    apply(order, TOPI, dataclasses.replace(CREATED, extras={"note": "gift wrap"}))
+    assert order.extras["note"] == "gift wrap"
+    assert order.updated_at == LATER
+    assert take_events(order) == ["order.updated"]
