@@ -205,8 +205,9 @@ def test_replayed_webhook_is_acknowledged_and_applied_once(hub: Hub) -> None:
 
     replay = channel_server.send_order(hub, "topi", document, webhook_id="evt-410")
     assert replay["status"] == 200, replay  # acknowledged: already received
-    # (the duplicate's message_id names no stored message: reported to the core's owner)
-    assert json.loads(replay["body"])["duplicate"] is True
+    replay_ack = json.loads(replay["body"])
+    assert replay_ack["duplicate"] is True
+    assert replay_ack["message_id"] == first_ack["message_id"]  # names the stored message
     check()
 
     # the same body under a new message id is a new message, but changes nothing: not even

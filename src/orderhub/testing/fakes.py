@@ -159,6 +159,10 @@ class _Inbox:
         found = self._uow.db.inbox.get(message_id)
         return copy.deepcopy(found) if found else None
 
+    async def id_for(self, dedupe_key: str) -> str | None:
+        stored = [*self._uow.db.inbox.values(), *self._uow.pending_messages.values()]
+        return next((m.id for m in stored if m.dedupe_key == dedupe_key), None)
+
     async def save(self, message: InboxMessage) -> None:
         self._uow.pending_messages[message.id] = message
 

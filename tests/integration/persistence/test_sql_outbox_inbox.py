@@ -351,3 +351,15 @@ async def test_idempotency_keys_keep_the_first_answer(
         )
     async with uow_factory() as uow:
         assert await uow.idempotency.get("key-2") is None  # not committed
+
+
+async def test_id_for_finds_the_message_stored_under_a_dedupe_key(
+    uow_factory: SqlUnitOfWorkFactory, make_message: MakeMessage
+) -> None:
+    async with uow_factory() as uow:
+        original = make_message("topi:main:id:msg-9")
+        assert await uow.inbox.add(original) is True
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.inbox.id_for("topi:main:id:msg-9") == original.id
+        assert await uow.inbox.id_for("topi:main:id:unknown") is None

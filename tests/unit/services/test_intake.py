@@ -32,6 +32,7 @@ async def test_a_message_is_stored_and_queued_once_per_webhook_id() -> None:
 
     assert not first.duplicate
     assert again.duplicate
+    assert again.message_id == first.message_id  # the duplicate names the stored message
     assert list(world.db.inbox) == [first.message_id]
     assert world.queue.messages == [first.message_id]  # CheckingQueue: stored first
     stored = world.db.inbox[first.message_id]

@@ -281,6 +281,12 @@ class SqlInboxRepository:
         row = result.mappings().one_or_none()
         return None if row is None else message_from_row(row)
 
+    async def id_for(self, dedupe_key: str) -> str | None:
+        result = await self._tx.conn().execute(
+            sa.select(inbox_messages.c.id).where(inbox_messages.c.dedupe_key == dedupe_key)
+        )
+        return result.scalar_one_or_none()
+
     async def save(self, message: InboxMessage) -> None:
         row = message_to_row(message)
         result = await self._tx.conn().execute(

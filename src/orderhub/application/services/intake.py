@@ -54,10 +54,12 @@ async def store_message(
     )
     async with hub.uow() as uow:
         new = await uow.inbox.add(message)
+        stored_id = message.id if new else await uow.inbox.id_for(message.dedupe_key)
         await uow.commit()
     if new:
         hub.queue.enqueue_inbox(message.id)
-    return Stored(message_id=message.id, duplicate=not new)
+    # a duplicate is answered with the id of the message first stored, for operators
+    return Stored(message_id=stored_id or message.id, duplicate=not new)
 
 
 async def process_message(hub: Hub, message_id: str) -> InboxState | None:
