@@ -44,8 +44,10 @@ check: lint typecheck imports
 bench: env
 	$(PY_RUN) pytest -q benchmarks --benchmark-only
 
+# The topi simulator and the hub as real processes, three order stories, the feed; < 60 s.
+# Options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--pace 1 --hold" (see --help).
 demo: env
-	$(PY_RUN) python -m orderhub_topi.demo
+	$(PY_RUN) python -m orderhub_topi.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache

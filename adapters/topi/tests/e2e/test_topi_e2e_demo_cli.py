@@ -1,0 +1,134 @@
+"""``python -m orderhub_topi.demo`` (what ``make demo`` runs) as a real process: it passes
+within its time budget, exits 130 on Ctrl-C and 1 when a step fails, and in every case
+stops the simulator and the hub it started."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from topi_e2e_support import DEMO_BUDGET_SECONDS
+
+from orderhub_topi import demo as demo_module
+from orderhub_topi.demo import Demo, story_bundle
+from orderhub_topi.demo_support import ManagedProcess, NotYet, eventually
+
+STARTED = re.compile(r"started (\w+)\s+pid (\d+)")
+
+
+def started_pids(output: str) -> dict[str, int]:
+    return {name: int(pid) for name, pid in STARTED.findall(output)}
+
+
+def gone(pid: int) -> bool:
+    """The process no longer runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.fixture
+def run_demo(tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
+    """Start the demo CLI; whatever happens, it is stopped (with its whole session)."""
+    started: list[ManagedProcess] = []
+
+    def start(*args: str) -> ManagedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERHUB_")}
+        process = ManagedProcess(
+            f"demo{len(started)}",
+            [sys.executable, "-m", "orderhub_topi.demo", *args],
+            log_path=tmp_path / f"demo{len(started)}.out",
+            env=env,
+        )
+        started.append(process.start())
+        return process
+
+    yield start
+    for process in started:
+        process.stop(timeout=30)
+
+
+def test_demo_runs_every_story_and_exits_0_within_its_budget(
+    run_demo: Callable[..., ManagedProcess],
+) -> None:
+    began = time.monotonic()
+    process = run_demo()
+    assert process.proc is not None
+    code = process.proc.wait(timeout=DEMO_BUDGET_SECONDS * 2)
+    took = time.monotonic() - began
+    output = process.log_text()
+    assert code == 0, output
+    assert took < DEMO_BUDGET_SECONDS, f"the demo took {took:.1f} s\n{output}"
+    for story in ("Story A", "Story B", "Story C"):
+        assert story in output
+    assert "The hub's feed (GET /api/v1/feed)" in output
+    assert re.search(r"^\s+1\s+order\.received\s+A\s+awaiting_acceptance", output, re.M), output
+    assert "All three stories checked" in output
+    assert "stopped: serve (exit 0), simulator (ended by SIGTERM)" in output, output
+    pids = started_pids(output)
+    assert set(pids) == {"simulator", "serve"}
+    assert all(gone(pid) for pid in pids.values())
+
+
+def test_ctrl_c_stops_the_demo_and_both_processes(
+    run_demo: Callable[..., ManagedProcess],
+) -> None:
+    process = run_demo("--hold")  # still running at the interrupt, however fast it is
+
+    def story_started() -> str:
+        if process.exited() is not None:
+            raise AssertionError(f"the demo ended early:\n{process.log_text()}")
+        output = process.log_text()
+        if "[A1]" not in output:
+            raise NotYet(output[-300:])
+        return output
+
+    output = eventually("the demo to begin story A", story_started, timeout=60)
+    pids = started_pids(output)
+    assert set(pids) == {"simulator", "serve"}
+
+    os.kill(process.pid, signal.SIGINT)  # what Ctrl-C sends
+    assert process.proc is not None
+    assert process.proc.wait(timeout=40) == 130
+    output = process.log_text()
+    assert "interrupted" in output
+    assert "stopped: serve (exit 0)" in output
+    assert all(gone(pid) for pid in pids.values()), output
+
+
+def test_a_step_that_does_not_happen_in_time_fails_the_demo_with_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The in-process ``main``: topi answers 503 to every order read, so the hub can
+    never fetch the new order and story A's first step does not happen; the demo says
+    which step and what it saw, exits 1 and stops both processes."""
+
+    def topi_unavailable(demo: Demo) -> list[object]:
+        demo.topi.control.add_fault("/v1/orders/*", method="GET", status=503, count=100_000)
+        return [story_bundle(demo)]
+
+    monkeypatch.setattr(demo_module, "run_stories", topi_unavailable)
+    began = time.monotonic()
+    code = demo_module.main(["--timeout", "3"])
+    output = capsys.readouterr().out
+
+    assert code == 1, output
+    assert re.search(
+        r"DEMO FAILED: timed out after 3 s waiting for the hub's order for topi \S+ "
+        r"\(status awaiting_acceptance\) \(seen: the hub has no such order\)",
+        output,
+    ), output
+    assert "--- last lines of" in output  # the processes' logs, to see why
+    assert "stopped: serve (exit 0)" in output
+    assert time.monotonic() - began < DEMO_BUDGET_SECONDS
+    pids = started_pids(output)
+    assert set(pids) == {"simulator", "serve"}
+    assert all(gone(pid) for pid in pids.values())
