@@ -25,6 +25,7 @@ import msgspec
 from orderhub_topi.wire import (
     ORDER_ACCEPTED,
     ORDER_ACKNOWLEDGED,
+    ORDER_CANCELED,
     ORDER_COMPLETED,
     ORDER_CONFIRMED,
     ORDER_PARTIALLY_FULFILLED,
@@ -72,6 +73,8 @@ _T = TypeVar("_T")
 
 # Statuses at or past the target of each command: a repeated command that topi refuses
 # with 422 because the order is already there counts as done (see docs/channels/topi.md).
+# An acknowledgement is also moot once the order was rejected or canceled: the hub's own
+# acknowledge can lose the race against a fast WMS reject or a customer cancel.
 _ACKNOWLEDGED_OR_LATER: Final = frozenset(
     {
         ORDER_ACKNOWLEDGED,
@@ -79,6 +82,8 @@ _ACKNOWLEDGED_OR_LATER: Final = frozenset(
         ORDER_ACCEPTED,
         ORDER_PARTIALLY_FULFILLED,
         ORDER_COMPLETED,
+        ORDER_REJECTED,
+        ORDER_CANCELED,
     }
 )
 _ACCEPTED_OR_LATER: Final = frozenset(

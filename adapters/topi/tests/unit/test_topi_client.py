@@ -514,3 +514,24 @@ async def test_injected_http_client_is_not_closed() -> None:
         await client.get_order(ORDER_ID)
     assert not http.is_closed
     await http.aclose()
+
+
+@pytest.mark.parametrize("closed", ["rejected", "canceled"])
+async def test_an_acknowledge_that_lost_the_race_to_a_closed_order_is_moot(closed: str) -> None:
+    """The hub acknowledges on receipt; a fast reject or a customer cancel may come first."""
+    topi = FakeTopi()
+    order = json.loads(FULL_ORDER)
+    order["status"] = closed
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return goa_error(422, "invalid_status", "you can only acknowledge created orders")
+        return httpx.Response(200, json=order)
+
+    topi.api = api
+    async with topi.client() as client:
+        result = await client.acknowledge(ORDER_ID)
+        assert result.status == closed
+        # accept is no such case: a closed order that was never confirmed is a refusal
+        with pytest.raises(TopiRejectedError):
+            await client.accept(ORDER_ID)
