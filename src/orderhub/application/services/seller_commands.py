@@ -14,11 +14,11 @@ from orderhub.application.services.common import (
     run_order_command,
 )
 from orderhub.domain.capabilities import Capabilities
-from orderhub.domain.model import Order
+from orderhub.domain.model import Order, ShipmentItem
 from orderhub.domain.values import Decision, LineQuantity, Reason
 
 
-def _lines(items: Sequence[LineQuantity]) -> list[dict[str, Any]]:
+def _lines(items: Sequence[LineQuantity | ShipmentItem]) -> list[dict[str, Any]]:
     return [
         {"line_id": i.line_id, "quantity": i.quantity, "serial_numbers": list(i.serial_numbers)}
         for i in items
@@ -98,14 +98,7 @@ async def record_shipment(
             "tracking_number": tracking_number,
             "tracking_url": tracking_url,
             "final": final,
-            "items": [
-                {
-                    "line_id": i.line_id,
-                    "quantity": i.quantity,
-                    "serial_numbers": list(i.serial_numbers),
-                }
-                for i in shipment.items
-            ],
+            "items": _lines(shipment.items),
         }
         return payload, {"shipment_id": shipment.id}
 
