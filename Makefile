@@ -2,16 +2,17 @@
 # Both create the environment first (uv, installed with pip when missing).
 
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv on PATH, else the one pip installs for this Python (`python3 -m uv` finds it either way)
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY_RUN = $(UV) run --frozen
 CONFIG ?= deploy/embedded.toml
 
-.PHONY: env run test test-unit test-integration test-e2e lint typecheck imports check bench demo clean
+.PHONY: uv env run test test-unit test-integration test-e2e lint typecheck imports check bench demo clean
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+uv:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
-env: $(UV)
+env: uv
 	$(UV) sync --frozen --all-packages
 
 run: env
