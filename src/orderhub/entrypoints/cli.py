@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "scheduler",
         parents=[common],
-        help="run the sweeper and the channels' scheduled jobs (exactly one per deployment)",
+        help="run the sweeper and the channels' scheduled jobs (one leads, others stand by)",
     )
     commands.add_parser("migrate", parents=[common], help="upgrade the database schema to head")
     commands.add_parser(

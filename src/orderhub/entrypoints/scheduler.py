@@ -15,10 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from orderhub.adapters.persistence import leadership
 from orderhub.application.hub import Hub
 from orderhub.application.services import intake, operations
 from orderhub.application.services.cursors import UnitOfWorkCursorStore
-from orderhub.bootstrap import aclose, bootstrap
+from orderhub.bootstrap import aclose, bootstrap, resources
 from orderhub.channels.spi import ChannelAccount, IntakeMessage, JobContext
 from orderhub.config import SchedulerSettings, Settings
 from orderhub.logging import bound, get_logger
@@ -29,6 +30,8 @@ __all__ = ["Periodic", "Scheduler", "run_scheduler"]
 log = get_logger(__name__)
 
 SWEEP_JOB = "sweep"
+#: Only one scheduler runs per database; a second one stands by until the first is gone.
+LEADERSHIP_LOCK = "orderhub.scheduler"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -190,9 +193,19 @@ async def run_scheduler(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    engine = resources(hub).engine
     try:
-        await scheduler.start()
-        await stop.wait()
+        if engine is None:
+            await scheduler.start()
+            await stop.wait()
+            return
+        log.info("scheduler.waiting_for_leadership")
+        async with leadership(engine, LEADERSHIP_LOCK, stop=stop) as leader:
+            if not leader:
+                return  # stopped while standing by
+            log.info("scheduler.leader")
+            await scheduler.start()
+            await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

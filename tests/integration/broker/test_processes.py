@@ -303,3 +303,26 @@ async def test_scheduler_process_sweeps_a_lost_message_into_the_broker(
 
     events = {e.get("event") for e in scheduler.events()}
     assert {"scheduler.started", "scheduler.stopped"} <= events
+
+
+@pytest.mark.postgres
+def test_a_second_scheduler_stands_by_until_the_first_is_gone(
+    postgres_url: str, tmp_path: Path, processes: list[Process]
+) -> None:
+    config = write_config(
+        tmp_path, kind="redis", url="redis://127.0.0.1:6379/15", prefix=f"lead-{os.getpid()}"
+    )
+    sqlite_line = f'url = "sqlite+aiosqlite:///{tmp_path / "hub.db"}"'
+    config.write_text(config.read_text().replace(sqlite_line, f'url = "{postgres_url}"'))
+    first = Process(["scheduler", "-c", str(config)], tmp_path / "first.log")
+    processes.append(first)
+    first.wait_for(lambda: first.has("scheduler.started"), "the first scheduler leading")
+    second = Process(["scheduler", "-c", str(config)], tmp_path / "second.log")
+    processes.append(second)
+    second.wait_for(lambda: second.has("scheduler.waiting_for_leadership"), "a standby")
+    time.sleep(2)  # long enough for a second leader to have shown up, were there one
+    assert not second.has("scheduler.started")
+    first.proc.kill()  # a crash: the database frees the lock with the connection
+    first.proc.wait()
+    second.wait_for(lambda: second.has("scheduler.started"), "the standby taking over")
+    assert second.stop() == 0

@@ -5,12 +5,14 @@ PostgreSQL (asyncpg) in production, SQLite (aiosqlite) embedded and in developme
 * :func:`create_engine` / :func:`ping`: engines with the right settings, readiness probe;
 * :class:`SqlUnitOfWork` / :class:`SqlUnitOfWorkFactory`: the ``UnitOfWork`` port;
 * :func:`migrate` / :func:`upgrade`: the shipped alembic migrations, to ``head``;
+* :func:`leadership`: a database-wide lock, so that one scheduler runs at a time;
 * :data:`metadata`: the tables.
 """
 
 from __future__ import annotations
 
 from orderhub.adapters.persistence.engine import create_engine, ping
+from orderhub.adapters.persistence.leadership import leadership
 from orderhub.adapters.persistence.migrate import current_revision, head_revision, migrate, upgrade
 from orderhub.adapters.persistence.tables import metadata
 from orderhub.adapters.persistence.uow import SqlUnitOfWork, SqlUnitOfWorkFactory, SystemClock
@@ -22,6 +24,7 @@ __all__ = [
     "create_engine",
     "current_revision",
     "head_revision",
+    "leadership",
     "metadata",
     "migrate",
     "ping",
