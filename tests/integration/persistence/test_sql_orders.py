@@ -19,6 +19,7 @@ from orderhub.domain.capabilities import Capabilities
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import Order
 from orderhub.domain.values import OrderStatus, Reason
+from orderhub.metrics import FEED_EVENTS
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 MakeOrder = Callable[..., Order]
@@ -471,3 +472,20 @@ async def test_list_with_a_filter_and_a_cursor(
         )
         assert await uow.orders.list(OrderFilter(), after=None, limit=0) == []
     assert names(list(found), catalogue) == expected_order(catalogue, "c", "f")
+
+
+async def test_committed_feed_events_are_counted_for_prometheus(
+    uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder
+) -> None:
+    def received() -> float:
+        return FEED_EVENTS.labels(type="order.received")._value.get()
+
+    before = received()
+    async with uow_factory() as uow:
+        uow.orders.add(make_order("CO-metrics"))
+        # not committed: nothing was written, nothing is counted
+    assert received() == before
+    async with uow_factory() as uow:
+        uow.orders.add(make_order("CO-metrics"))
+        await uow.commit()
+    assert received() == before + 1

@@ -28,6 +28,7 @@ from orderhub.adapters.persistence.tables import orders
 from orderhub.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import Order
+from orderhub.metrics import FEED_EVENTS
 
 _UNIQUE_VIOLATION_SQLSTATE: Final = "23505"
 _SQLITE_UNIQUE_ERRORS: Final = frozenset(
@@ -133,6 +134,8 @@ class SqlUnitOfWork:
         await feed.append(connection, events)
         await self._before_commit()
         await connection.commit()
+        for event in events:
+            FEED_EVENTS.labels(type=event.type).inc()
         for entry in tracked:
             entry.order.events.clear()
             if entry.order.id in written:
