@@ -51,7 +51,7 @@ class Capabilities:
     release_on_accept: bool = True  # False: after acceptance the channel still has to release
     multiple_fulfilments: bool = False
     short_ship: bool = False  # shipping fewer units closes the rest (cancelled, out_of_stock)
-    intake: frozenset[str] = frozenset({"webhook"})
+    intake: frozenset[str] = frozenset({"webhook"})  # webhook, polling, reconciliation
     # command ("accept", "reject", "ship", "deliver", "cancel") -> what to do instead
     refusals: Mapping[str, str] = field(default_factory=_no_refusals)
 

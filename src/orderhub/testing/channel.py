@@ -214,7 +214,7 @@ def octopia_like() -> Capabilities:
         release_on_accept=False,
         multiple_fulfilments=False,
         short_ship=False,
-        intake=frozenset({"poll"}),
+        intake=frozenset({"polling"}),
         refusals=MappingProxyType(
             {"deliver": "Octopia reports delivery itself: the seller does not confirm it"}
         ),

@@ -118,7 +118,7 @@ def test_profiles_declare_their_channels_abilities() -> None:
         OrderStatus.SHIPPED,
         OrderStatus.DELIVERED,
     }
-    assert octopia.intake == {"poll"}
+    assert octopia.intake == {"polling"}
 
     assert (spresso.acceptance, spresso.rejection) == (Scope.NONE, Scope.NONE)
     assert spresso.multiple_fulfilments
