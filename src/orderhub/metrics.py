@@ -35,10 +35,13 @@ __all__ = [
     "CONTENT_TYPE",
     "DISPATCH_SECONDS",
     "ENQUEUE_FAILURES",
+    "ENQUEUE_GIVEN_UP",
+    "ENQUEUE_PUBLISH_SECONDS",
     "FEED_EVENTS",
     "INBOX_PROCESSED",
     "REGISTRY",
     "SCHEDULED_JOBS",
+    "SCHEDULER_LEADERSHIP_LOST",
     "SWEEP_REQUEUED",
     "WEBHOOKS_RECEIVED",
     "render",
@@ -87,6 +90,21 @@ ENQUEUE_FAILURES: Final = Counter(
     ["what"],
     registry=REGISTRY,
 )
+ENQUEUE_GIVEN_UP: Final = Counter(
+    "orderhub_enqueue_given_up",
+    "Hand-offs to the broker given up, by what (command, inbox) and reason (buffer_full, "
+    "error, timeout, broker_unavailable, closed); each is also in orderhub_enqueue_failures.",
+    ["what", "reason"],
+    registry=REGISTRY,
+)
+ENQUEUE_PUBLISH_SECONDS: Final = Histogram(
+    "orderhub_enqueue_publish_seconds",
+    "Time from the hand-over (after the commit) until the broker accepted the message, "
+    "by what (command, inbox): the wait in the publish buffer included.",
+    ["what"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
 SCHEDULED_JOBS: Final = Counter(
     "orderhub_scheduled_job_runs",
     "Scheduled job runs (polling, reconciliation, sweep), by channel, job and outcome.",
@@ -97,6 +115,13 @@ SWEEP_REQUEUED: Final = Counter(
     "orderhub_sweep_requeued",
     "Commands and inbox messages the sweeper queued again, by what (command, inbox).",
     ["what"],
+    registry=REGISTRY,
+)
+SCHEDULER_LEADERSHIP_LOST: Final = Counter(
+    "orderhub_scheduler_leadership_lost",
+    "Times the scheduler lost its leadership lock and stopped its jobs, by reason "
+    "(error = the check failed, timeout = no answer in time, not_held = the lock is gone).",
+    ["reason"],
     registry=REGISTRY,
 )
 

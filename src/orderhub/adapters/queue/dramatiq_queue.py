@@ -12,41 +12,56 @@ an inbox message (or a write conflict that kept losing) becomes a quiet
 :class:`dramatiq.Retry`, with the channel's ``Retry-After`` as the delay when it gave one,
 else dramatiq's exponential backoff bounded by the retry policy.
 
-Enqueueing happens after the commit; a failure is logged and counted, never raised: the
-row is committed, and the sweeper queues it again.
+Enqueueing happens after the commit and never touches the broker on the caller's thread
+(an event loop, in the API and in the worker's async actors): ``enqueue_*`` puts the id in
+a bounded buffer and returns, and a publisher thread sends it
+(:mod:`orderhub.adapters.queue.publisher`), within short client timeouts
+(:mod:`orderhub.adapters.queue.brokers`). What cannot be published (a full buffer, a
+failed or timed-out publish, a broker that keeps failing, a shutdown) is logged and
+counted, never raised: the row is committed, and the sweeper queues it again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import (
-    AgeLimit,
-    AsyncIO,
-    Callbacks,
-    Middleware,
-    Pipelines,
-    Retries,
-    ShutdownNotifications,
-    TimeLimit,
-)
 
 from orderhub.adapters.queue import jobs
+from orderhub.adapters.queue.brokers import (
+    REDIS_CONNECT_TIMEOUT,
+    REDIS_SOCKET_TIMEOUT,
+    BrokerKind,
+    close_thread_connection,
+    is_timeout,
+    make_broker,
+    middleware_stack,
+    ping_broker,
+    service_thread_connection,
+)
+from orderhub.adapters.queue.publisher import (
+    DEFAULT_CAPACITY,
+    BackgroundPublisher,
+    Breaker,
+    GiveUpReason,
+)
 from orderhub.application.hub import Hub, RetryPolicy
 from orderhub.channels.spi import TransientChannelError
 from orderhub.logging import get_logger
-from orderhub.metrics import ENQUEUE_FAILURES
+from orderhub.metrics import ENQUEUE_FAILURES, ENQUEUE_GIVEN_UP, ENQUEUE_PUBLISH_SECONDS
 
 __all__ = [
+    "CLOSE_TIMEOUT",
     "DISPATCH_ACTOR",
     "INBOX_ACTOR",
+    "REDIS_CONNECT_TIMEOUT",
+    "REDIS_SOCKET_TIMEOUT",
     "Actors",
+    "BrokerKind",
     "DramatiqQueue",
+    "Outgoing",
     "current_hub",
     "declare_actors",
     "make_broker",
@@ -62,10 +77,8 @@ INBOX_ACTOR: Final = "process_inbox_message"
 DISPATCH_MAX_RETRIES: Final = 5
 """Dramatiq-level retries of a dispatch that raised (database down...); the channel-level
 retries are the command's own, and the sweeper requeues whatever is still pending."""
-REDIS_CONNECT_TIMEOUT: Final = 5.0
-REDIS_SOCKET_TIMEOUT: Final = 30.0
-
-BrokerKind = Literal["redis", "rabbitmq"]
+CLOSE_TIMEOUT: Final = 5.0
+"""Seconds :meth:`DramatiqQueue.close` waits for the buffer to drain."""
 
 # --- the hub holder ------------------------------------------------------------------------
 
@@ -156,69 +169,36 @@ def declare_actors(
     return Actors(dispatch=dispatch_actor, inbox=inbox_actor)
 
 
-# --- brokers -------------------------------------------------------------------------------
-
-
-def middleware_stack(
-    *, retry: RetryPolicy | None = None, extra: Sequence[Middleware] = ()
-) -> list[Middleware]:
-    """dramatiq's defaults, minus nothing we need and plus ``AsyncIO``. No Prometheus
-    middleware: the hub exports its own metrics (``orderhub.metrics``)."""
-    policy = retry or RetryPolicy()
-    return [
-        AgeLimit(),
-        TimeLimit(),
-        ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
-        Retries(
-            max_retries=policy.max_attempts,
-            min_backoff=int(policy.base_seconds * 1000),
-            max_backoff=int(policy.max_seconds * 1000),
-        ),
-        AsyncIO(),
-        *extra,
-    ]
-
-
-def make_broker(
-    kind: BrokerKind, url: str, *, middleware: list[Middleware] | None = None
-) -> dramatiq.Broker:
-    """A Redis or RabbitMQ broker. Enqueueing to RabbitMQ waits for publisher confirms, so
-    an enqueue that returns was accepted by the broker."""
-    stack = middleware if middleware is not None else middleware_stack()
-    if kind == "redis":
-        import redis
-
-        client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-            socket_timeout=REDIS_SOCKET_TIMEOUT,
-            health_check_interval=30,
-        )
-        return RedisBroker(client=client, middleware=stack)  # type: ignore[no-untyped-call]
-    if kind == "rabbitmq":
-        return RabbitmqBroker(url=url, middleware=stack, confirm_delivery=True)
-    raise ValueError(f"unknown broker kind {kind!r}")
-
-
-def ping_broker(broker: dramatiq.Broker) -> None:
-    """Raise unless the broker answers (blocking: call it in a thread from async code)."""
-    if isinstance(broker, RedisBroker):
-        broker.client.ping()
-    elif isinstance(broker, RabbitmqBroker):
-        import pika
-
-        params = broker.parameters
-        connection = pika.BlockingConnection(params)
-        connection.close()
-
-
 # --- the port ------------------------------------------------------------------------------
 
 
+What = Literal["command", "inbox"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One id waiting for the broker; times are ``time.monotonic()``."""
+
+    what: What
+    ident: str
+    handed_at: float
+    due_at: float | None = None  # a delayed command: not to run before this
+
+    def delay_ms(self, now: float) -> int | None:
+        """The delay left (the wait in the buffer counts), None when it is due."""
+        if self.due_at is None:
+            return None
+        left = int((self.due_at - now) * 1000)
+        return left if left > 0 else None
+
+
 class DramatiqQueue:
-    """:class:`~orderhub.application.ports.CommandQueue` over a dramatiq broker."""
+    """:class:`~orderhub.application.ports.CommandQueue` over a dramatiq broker.
+
+    ``enqueue_*`` only buffers (non-blocking, never raises); ``publisher_threads``
+    daemon threads publish, started at the first enqueue. :meth:`flush` waits for what was
+    handed over; :meth:`shutdown` drains and stops the threads, :meth:`close` also closes
+    the broker."""
 
     def __init__(
         self,
@@ -226,35 +206,84 @@ class DramatiqQueue:
         *,
         queue_prefix: str = "orderhub",
         retry: RetryPolicy | None = None,
+        buffer_size: int = DEFAULT_CAPACITY,
+        publisher_threads: int = 1,
+        breaker: Breaker | None = None,
     ) -> None:
         self.broker = broker
         self.actors = declare_actors(broker, queue_prefix=queue_prefix, retry=retry)
+        self.publisher: BackgroundPublisher[Outgoing] = BackgroundPublisher(
+            self._send,
+            on_give_up=self._given_up,
+            on_sent=self._sent,
+            classify=lambda exc: "timeout" if is_timeout(exc) else "error",
+            on_idle=lambda: service_thread_connection(broker),
+            on_thread_exit=lambda: close_thread_connection(broker),
+            capacity=buffer_size,
+            threads=publisher_threads,
+            breaker=breaker,
+            name="orderhub-enqueue",
+        )
+
+    # --- CommandQueue --------------------------------------------------------------------
 
     def enqueue_command(self, command_id: str, *, delay_seconds: float = 0) -> None:
-        delay = int(delay_seconds * 1000) if delay_seconds > 0 else None
-        try:
-            self.actors.dispatch.send_with_options(args=(command_id,), delay=delay)
-        except Exception as exc:
-            self._failed("command", command_id, exc)
+        now = time.monotonic()
+        due = now + delay_seconds if delay_seconds > 0 else None
+        self._hand_over(Outgoing("command", command_id, now, due))
 
     def enqueue_inbox(self, message_id: str) -> None:
-        try:
-            self.actors.inbox.send_with_options(args=(message_id,))
-        except Exception as exc:
-            self._failed("inbox", message_id, exc)
+        self._hand_over(Outgoing("inbox", message_id, time.monotonic()))
 
-    def _failed(self, what: str, ident: str, exc: Exception) -> None:
-        ENQUEUE_FAILURES.labels(what).inc()
-        log.error(
-            "queue.enqueue_failed",
-            what=what,
-            id=ident,
-            error=f"{type(exc).__name__}: {exc}",
-            note="committed; the sweeper will queue it again",
-        )
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def flush(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Wait (blocking) until what was enqueued so far is published or given up; False
+        if ``timeout`` seconds passed first."""
+        return self.publisher.flush(timeout)
+
+    def shutdown(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Stop taking ids, publish what is buffered for up to ``timeout`` seconds, give up
+        the rest (the sweeper has them) and stop the threads. The broker stays open."""
+        return self.publisher.close(timeout)
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """:meth:`shutdown`, then close the broker's connections. Blocking."""
+        try:
+            self.shutdown(timeout)
+        finally:
+            self.broker.close()
 
     def ping(self) -> None:
         ping_broker(self.broker)
 
-    def close(self) -> None:
-        self.broker.close()
+    # --- internals -----------------------------------------------------------------------
+
+    def _hand_over(self, outgoing: Outgoing) -> None:
+        try:
+            self.publisher.submit(outgoing)
+        except Exception as exc:  # never raise to the caller: the row is committed
+            self._given_up(outgoing, "error", exc)
+
+    def _send(self, outgoing: Outgoing) -> None:
+        """On a publisher thread: the blocking broker call."""
+        actor = self.actors.dispatch if outgoing.what == "command" else self.actors.inbox
+        delay = outgoing.delay_ms(time.monotonic())
+        actor.send_with_options(args=(outgoing.ident,), delay=delay)
+
+    def _sent(self, outgoing: Outgoing) -> None:
+        ENQUEUE_PUBLISH_SECONDS.labels(outgoing.what).observe(time.monotonic() - outgoing.handed_at)
+
+    def _given_up(
+        self, outgoing: Outgoing, reason: GiveUpReason, exc: BaseException | None
+    ) -> None:
+        ENQUEUE_FAILURES.labels(outgoing.what).inc()
+        ENQUEUE_GIVEN_UP.labels(outgoing.what, reason).inc()
+        log.error(
+            "queue.enqueue_failed",
+            what=outgoing.what,
+            id=outgoing.ident,
+            reason=reason,
+            error=f"{type(exc).__name__}: {exc}" if exc is not None else None,
+            note="committed; the sweeper will queue it again",
+        )

@@ -1,0 +1,246 @@
+"""Publishing off the caller's thread: a bounded buffer drained by dedicated daemon threads.
+
+Broker clients block (a socket read, a publisher confirm), and ``enqueue_*`` is called from
+async request handlers and async actors, where a blocking call stalls the whole event loop.
+:class:`BackgroundPublisher` takes an item with a non-blocking put and returns at once; one
+or two daemon threads hand the items to ``send``, each within the client's own timeouts.
+
+What cannot be published is *given up*: the buffer is full, ``send`` raised or timed out,
+the broker kept failing (a short circuit breaker gives up at once for a few seconds
+instead of letting every buffered item wait for its own timeout), or the publisher closed
+before the item's turn. ``on_give_up`` is told, and the caller logs and counts it: the
+rows are committed, and the sweeper queues them again.
+
+Thread-affine clients (pika's ``BlockingConnection``) stay on the thread that opened them:
+``on_idle`` and ``on_thread_exit`` run on each publisher thread, so the owner can service
+or close that thread's connection there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Generic, Literal, TypeVar
+
+from orderhub.logging import get_logger
+
+__all__ = ["BackgroundPublisher", "Breaker", "GiveUpReason"]
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+GiveUpReason = Literal["buffer_full", "error", "timeout", "broker_unavailable", "closed"]
+
+DEFAULT_CAPACITY: Final = 10_000
+IDLE_SECONDS: Final = 1.0
+
+
+@dataclass(slots=True)
+class Breaker:
+    """After ``threshold`` failures in a row, give up at once for ``cooldown_seconds``;
+    then let one item try again (and reopen if it fails too)."""
+
+    threshold: int = 3
+    cooldown_seconds: float = 5.0
+    failures: int = 0
+    open_until: float = 0.0
+
+    def is_open(self, now: float) -> bool:
+        return self.failures >= self.threshold and now < self.open_until
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.open_until = now + self.cooldown_seconds
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
+class BackgroundPublisher(Generic[T]):
+    """Hands items to ``send`` on ``threads`` daemon threads (started on first use).
+
+    ``submit`` never blocks (beyond a lock no thread holds while sending) and never
+    raises; ``flush`` waits, bounded, for what was submitted before it; ``close`` stops
+    taking items, drains what it can within its timeout and gives up the rest."""
+
+    def __init__(
+        self,
+        send: Callable[[T], None],
+        *,
+        on_give_up: Callable[[T, GiveUpReason, BaseException | None], None],
+        on_sent: Callable[[T], None] | None = None,
+        classify: Callable[[BaseException], GiveUpReason] | None = None,
+        on_idle: Callable[[], None] | None = None,
+        on_thread_exit: Callable[[], None] | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        threads: int = 1,
+        breaker: Breaker | None = None,
+        idle_seconds: float = IDLE_SECONDS,
+        name: str = "orderhub-publisher",
+    ) -> None:
+        if capacity < 1 or threads < 1:
+            raise ValueError("capacity and threads must be at least 1")
+        self._send = send
+        self._on_give_up = on_give_up
+        self._on_sent = on_sent
+        self._classify = classify or (lambda exc: "error")
+        self._on_idle = on_idle
+        self._on_thread_exit = on_thread_exit
+        self.capacity = capacity
+        self._thread_count = threads
+        self._breaker = breaker or Breaker()
+        self._idle_seconds = idle_seconds
+        self._name = name
+        self._cond = threading.Condition()
+        self._buffer: deque[tuple[int, T]] = deque()
+        self._outstanding: set[int] = set()  # buffered or being sent
+        self._seq = itertools.count()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._stopping = False
+
+    # --- the caller's side ---------------------------------------------------------------
+
+    def submit(self, item: T) -> bool:
+        """Buffer ``item`` for publishing; False (and ``on_give_up``) when it cannot be."""
+        reason: GiveUpReason | None = None
+        with self._cond:
+            if self._closed:
+                reason = "closed"
+            elif len(self._buffer) >= self.capacity:
+                reason = "buffer_full"
+            else:
+                seq = next(self._seq)
+                self._buffer.append((seq, item))
+                self._outstanding.add(seq)
+                self._start_threads()
+                self._cond.notify()
+        if reason is not None:
+            self._give_up(item, reason, None)
+            return False
+        return True
+
+    def pending(self) -> int:
+        """Items buffered or being sent."""
+        with self._cond:
+            return len(self._outstanding)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted before this call is sent or given up; False
+        if ``timeout`` seconds passed first."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._cond:
+            if not self._outstanding:
+                return True
+            horizon = max(self._outstanding)
+
+            def done() -> bool:
+                return not self._outstanding or min(self._outstanding) > horizon
+
+            return self._cond.wait_for(done, timeout=max(deadline - time.monotonic(), 0.0))
+
+    def close(self, timeout: float) -> bool:
+        """Take no more items, publish what is buffered for up to ``timeout`` seconds,
+        give up the rest and let the threads go. True if everything was handled in time
+        (a thread stuck in ``send`` is a daemon and is left behind)."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._cond:
+            self._closed = True
+        drained = self.flush(timeout)
+        with self._cond:
+            self._stopping = True
+            left = list(self._buffer)
+            self._buffer.clear()
+            for seq, _ in left:
+                self._outstanding.discard(seq)
+            self._cond.notify_all()
+            threads, self._threads = self._threads, []
+        for _, item in left:
+            self._give_up(item, "closed", None)
+        for thread in threads:
+            thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            log.warning("queue.publisher_stuck", threads=stuck, note="left behind (daemon)")
+        return drained and not stuck
+
+    # --- the publishing threads ----------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        """Under the lock: start the threads the first time an item arrives."""
+        if self._threads or self._stopping:
+            return
+        for n in range(self._thread_count):
+            thread = threading.Thread(target=self._run, name=f"{self._name}-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _next(self) -> tuple[int, T] | None:
+        """The next item, None to stop. Runs ``on_idle`` (unlocked) while there is none."""
+        while True:
+            with self._cond:
+                if self._buffer:
+                    return self._buffer.popleft()
+                if self._stopping:
+                    return None
+                self._cond.wait(self._idle_seconds)
+                if self._buffer or self._stopping:
+                    continue
+            if self._on_idle is not None:
+                self._quietly("idle", self._on_idle)
+
+    def _run(self) -> None:
+        try:
+            while (entry := self._next()) is not None:
+                seq, item = entry
+                try:
+                    self._publish(item)
+                finally:
+                    with self._cond:
+                        self._outstanding.discard(seq)
+                        self._cond.notify_all()
+        finally:
+            if self._on_thread_exit is not None:
+                self._quietly("thread_exit", self._on_thread_exit)
+
+    def _publish(self, item: T) -> None:
+        with self._cond:
+            unavailable = self._breaker.is_open(time.monotonic())
+        if unavailable:
+            self._give_up(item, "broker_unavailable", None)
+            return
+        try:
+            self._send(item)
+        except Exception as exc:
+            with self._cond:
+                self._breaker.failed(time.monotonic())
+            self._give_up(item, self._reason(exc), exc)
+            return
+        with self._cond:
+            self._breaker.succeeded()
+        if self._on_sent is not None:
+            self._quietly("sent", self._on_sent, item)
+
+    def _reason(self, exc: BaseException) -> GiveUpReason:
+        try:
+            return self._classify(exc)
+        except Exception:
+            return "error"
+
+    def _give_up(self, item: T, reason: GiveUpReason, exc: BaseException | None) -> None:
+        try:
+            self._on_give_up(item, reason, exc)
+        except Exception:
+            log.exception("queue.give_up_hook_failed", reason=reason)
+
+    def _quietly(self, what: str, hook: Callable[..., object], *args: object) -> None:
+        try:
+            hook(*args)
+        except Exception:
+            log.exception("queue.publisher_hook_failed", hook=what)
