@@ -59,15 +59,16 @@ class HubLifecycle(Middleware):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.hub: Hub | None = None
+        self.queue: DramatiqQueue | None = None
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         try:
-            queue = DramatiqQueue(
+            self.queue = DramatiqQueue(
                 broker,
                 queue_prefix=self.settings.broker.queue_prefix,
                 retry=self.settings.retry.policy(),
             )
-            self.hub = bootstrap(self.settings, queue=queue)
+            self.hub = bootstrap(self.settings, queue=self.queue)
         except Exception as exc:
             log.exception("worker.bootstrap_failed", pid=os.getpid())
             # a worker without a hub would fail every message: stop this process instead
@@ -83,13 +84,18 @@ class HubLifecycle(Middleware):
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         hub, self.hub = self.hub, None
+        queue, self.queue = self.queue, None
         set_hub(None)
-        if hub is None:
-            return
-        loop_thread = get_event_loop_thread()
-        if loop_thread is not None:
-            loop_thread.run_coroutine(aclose(hub))
-        log.info("worker.closed", pid=os.getpid())
+        if hub is not None:
+            loop_thread = get_event_loop_thread()
+            if loop_thread is not None:
+                loop_thread.run_coroutine(aclose(hub))
+        if queue is not None:
+            # publish the follow-ups still buffered (bounded) while the broker is open:
+            # dramatiq closes it after this hook
+            queue.shutdown()
+        if hub is not None:
+            log.info("worker.closed", pid=os.getpid())
 
 
 class EmbeddedBrokerError(ValueError):

@@ -113,6 +113,7 @@ def rig(target: BrokerTarget, cleanup: list[tuple[dramatiq.Broker, str]]) -> Ite
         yield Rig(queue=queue, hub=hub, db=db, runs=runs, worker=worker)
     finally:
         worker.stop(timeout=10_000)
+        queue.shutdown()
         set_hub(None)
 
 
@@ -186,6 +187,7 @@ def test_enqueue_to_an_unreachable_broker_is_logged_not_raised(target: BrokerTar
     with capture_logs() as logs:
         queue.enqueue_command("c-1")
         queue.enqueue_inbox("m-1")
+        assert queue.flush(timeout=30)
 
     failed = [(e["what"], e["id"]) for e in logs if e["event"] == "queue.enqueue_failed"]
     assert failed == [("command", "c-1"), ("inbox", "m-1")]

@@ -49,6 +49,7 @@ class Rig:
     def run(self) -> None:
         """Let the worker drain every queue (delayed messages included)."""
         for _ in range(3):  # a job may enqueue more (follow-ups, retries)
+            assert self.queue.flush(timeout=10), "the publisher did not hand everything over"
             for name in (f"orderhub.{q}" for q in ("commands", "inbox")):
                 self.broker.join(name, timeout=10_000, fail_fast=False)
             self.worker.join()
@@ -73,7 +74,7 @@ def rig(script: Script) -> Iterator[Rig]:
         yield Rig(broker=broker, queue=queue, hub=hub, db=db, script=script, worker=worker)
     finally:
         worker.stop()
-        broker.close()
+        queue.close()
         set_hub(None)
 
 
@@ -148,6 +149,7 @@ def test_a_delayed_command_goes_to_the_delay_queue_with_its_eta() -> None:
     now_ms = time.time() * 1000
     queue.enqueue_command("c-1", delay_seconds=30)
     queue.enqueue_command("c-2")
+    assert queue.flush(timeout=10)
 
     (delayed,) = broker.queues["orderhub.commands.DQ"].queue
     message = dramatiq.Message.decode(delayed)
@@ -203,6 +205,7 @@ def test_a_failed_enqueue_is_logged_and_counted_never_raised() -> None:
     with capture_logs() as logs:
         queue.enqueue_command("c-9", delay_seconds=1)
         queue.enqueue_inbox("m-9")
+        assert queue.flush(timeout=10)
 
     failed = [e for e in logs if e["event"] == "queue.enqueue_failed"]
     assert [(e["what"], e["id"]) for e in failed] == [("command", "c-9"), ("inbox", "m-9")]
