@@ -101,12 +101,28 @@ def test_each_header_is_required(missing: str) -> None:
         check(h)
 
 
-@pytest.mark.parametrize("stamp", ["soon", "1.5", "-1", ""])
+@pytest.mark.parametrize(
+    "stamp",
+    ["soon", "1.5", "-1", "", "\u00b9\u00b2\u00b3", "\u0661\u0662\u0663", "9" * 5000, "1" * 13],
+)
 def test_a_timestamp_must_be_unix_seconds(stamp: str) -> None:
     h = headers()
     h["webhook-timestamp"] = stamp
-    with pytest.raises(WebhookAuthError):
+    with pytest.raises(WebhookAuthError, match="webhook-timestamp"):
         check(h)
+
+
+@pytest.mark.parametrize("entry", ["v1,\u00e9\u00e9\u00e9\u00e9", "v1,!!!!", "v1,AAA", "v1,", "v1"])
+def test_a_signature_that_is_not_base64_is_no_signature(entry: str) -> None:
+    h = headers()
+    h["webhook-signature"] = entry
+    with pytest.raises(WebhookAuthError, match="no v1 signature"):
+        check(h)
+
+
+def test_a_non_ascii_whsec_secret_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="base64"):
+        decode_secret("whsec_\u00e9t\u00e9")
 
 
 def test_only_v1_signatures_count() -> None:
