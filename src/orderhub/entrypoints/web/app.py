@@ -24,6 +24,7 @@ from orderhub.entrypoints.web.routes.ops import OPS_HANDLERS
 from orderhub.entrypoints.web.routes.orders import get_order, list_orders
 from orderhub.entrypoints.web.routes.webhooks import receive_webhook
 from orderhub.entrypoints.web.settings import ReadyCheck, WebSettings
+from orderhub.entrypoints.web.strict import RefuseNulMiddleware, StrictRequest
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]] | AbstractAsyncContextManager[Any]
 
@@ -64,7 +65,8 @@ def create_app(
         route_handlers=[api, webhooks, health],
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
-        middleware=[RequestContextMiddleware()],
+        middleware=[RequestContextMiddleware(), RefuseNulMiddleware()],
+        request_class=StrictRequest,
         before_send=[add_request_id_header],
         lifespan=list(lifespan),
         request_max_body_size=settings.max_body_bytes,

@@ -224,7 +224,9 @@ def _extra_items(extra: Any) -> list[Mapping[str, Any]]:
 def _field_error(item: Mapping[str, Any]) -> FieldError:
     """Name the offending field as the client wrote it: ``lines[0].quantity``, ``carrier``."""
     message = str(item.get("message", "invalid value"))
-    source = str(item["source"]) if item.get("source") else None
+    raw_source = item.get("source")
+    # Litestar gives a ParamType enum for parameters: its value ("query"), not its repr
+    source = str(getattr(raw_source, "value", raw_source)) if raw_source else None
     key = str(item.get("key") or "")
     if source == "body" and key == BODY_PARAMETER:
         key = ""

@@ -18,6 +18,7 @@ from orderhub.entrypoints.web.settings import READ
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
 MAX_WAIT_SECONDS: Final = 30
+MAX_SEQ: Final = 2**63 - 1  # feed_events.seq is a BIGINT: a larger cursor is refused, not sent
 
 
 @get(
@@ -30,7 +31,7 @@ MAX_WAIT_SECONDS: Final = 30
 )
 async def read_feed(
     hub: HubDep,
-    after: Annotated[int, QueryParameter(ge=0)] = 0,
+    after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     wait: Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> FeedPage:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Final
 
 from litestar import get
@@ -18,15 +18,47 @@ from orderhub.entrypoints.web.problems import ProblemError, invalid_field, probl
 from orderhub.entrypoints.web.routes._params import HubDep
 from orderhub.entrypoints.web.schemas import FieldError, OrderDetailOut, OrderPage
 from orderhub.entrypoints.web.settings import READ
+from orderhub.entrypoints.web.strict import NUL
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
 
 
 def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
         raise invalid_field(name, "needs a time zone (e.g. Z or +02:00)", source="query")
+    if not _in_utc_range(value):
+        raise invalid_field(name, "is out of range once converted to UTC", source="query")
     return value
+
+
+def _in_utc_range(value: datetime) -> bool:
+    """Whether ``value`` is a datetime in UTC too: the database compares it in UTC, and
+    9999-12-31T23:00:00-14:00 or 0001-01-01T00:00:00+14:00 have no UTC datetime."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
+def _after(cursor: str | None) -> tuple[datetime, str] | None:
+    if not cursor:
+        return None
+    try:
+        updated_at, order_id = decode_cursor(cursor)
+        if not _in_utc_range(updated_at) or NUL in order_id:
+            raise InvalidCursor("the cursor is not one this API gave out")
+    except InvalidCursor as exc:
+        raise ProblemError(
+            422,
+            "invalid-cursor",
+            str(exc),
+            errors=[FieldError(field="cursor", message=str(exc), source="query")],
+        ) from exc
+    return updated_at, order_id
 
 
 @get(
@@ -53,15 +85,7 @@ async def list_orders(
         updated_after=_aware("updated_after", updated_after),
         ship_by_before=_aware("ship_by_before", ship_by_before),
     )
-    try:
-        after = decode_cursor(cursor) if cursor else None
-    except InvalidCursor as exc:
-        raise ProblemError(
-            422,
-            "invalid-cursor",
-            str(exc),
-            errors=[FieldError(field="cursor", message=str(exc), source="query")],
-        ) from exc
+    after = _after(cursor)
     found = await queries.list_orders(hub, filters, after=after, limit=limit + 1)
     page = list(found[:limit])
     more = len(found) > limit
