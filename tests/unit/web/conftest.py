@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -86,3 +87,12 @@ async def harness(registry: ChannelRegistry, settings: WebSettings) -> AsyncIter
     app = create_app(hub, settings)
     async with AsyncTestClient(app=app) as client:
         yield Harness(hub=hub, db=db, clock=clock, queue=queue, client=client, app=app)
+
+
+@pytest.fixture
+async def raw_client(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
+    """A client over the same app that sends header bytes exactly as given (Litestar's test
+    client re-encodes header values as UTF-8; a real server passes the client's bytes)."""
+    transport = httpx.ASGITransport(app=harness.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
