@@ -10,6 +10,9 @@
   view of an order (``GET /v1/orders/{id}`` with a read-only static token).
 * :func:`eventually` polls with a deadline; :class:`Narrator` prints what happens.
 
+A wait on a process that times out, or finds it gone, raises :class:`DemoFailure` with the
+process's name, exit code and the last :data:`LOG_TAIL_LINES` lines of its log.
+
 Nothing here imports the hub's internals: the demo sees the hub as a WMS and topi do.
 """
 
@@ -28,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +52,7 @@ __all__ = [
     "Stack",
     "StackOptions",
     "TopiView",
+    "describe_returncode",
     "eventually",
     "free_port",
     "redeliver_webhook",
@@ -62,12 +66,21 @@ ACCOUNT: Final = "demo"
 CLIENT_ID: Final = "orderhub-demo"
 RUN_CLI: Final = "import sys; from orderhub.entrypoints.cli import main; sys.exit(main())"
 STOP_TIMEOUT: Final = 20.0
-LOG_TAIL_LINES: Final = 25
+LOG_TAIL_LINES: Final = 100
+"""How much of a process's log a failure shows."""
+LOG_LINE_WIDTH: Final = 1000
 _PR_SET_PDEATHSIG: Final = 1
 
 
 class DemoFailure(Exception):
-    """A step did not happen (in time): the message says which and what was seen instead."""
+    """A step did not happen (in time): the message says which and what was seen instead,
+    followed by the name, exit code and log tail of each process in ``processes`` (the
+    ones the step waited for), as they were when it failed."""
+
+    def __init__(self, message: str, *, processes: Iterable[ManagedProcess] = ()) -> None:
+        self.reason = message
+        self.processes = tuple(processes)
+        super().__init__("\n".join([message, *(p.tail() for p in self.processes)]))
 
 
 class NotYet(Exception):
@@ -86,10 +99,12 @@ def eventually(
     timeout: float,
     interval: float = 0.1,
     alive: Callable[[], None] | None = None,
+    processes: Iterable[ManagedProcess] = (),
 ) -> T:
     """Call ``probe`` until it returns without raising :class:`NotYet` (or a transport
     error); :class:`DemoFailure` naming ``what`` and the last thing seen after ``timeout``
-    seconds. ``alive`` is called first on every round (it raises when a process died)."""
+    seconds, with the state and log tail of each of ``processes`` (what the wait depends
+    on). ``alive`` is called first on every round (it raises when a process died)."""
     deadline = time.monotonic() + timeout
     seen = "nothing yet"
     while True:
@@ -102,7 +117,10 @@ def eventually(
         except httpx.TransportError as exc:
             seen = f"{type(exc).__name__}: {exc}"
         if time.monotonic() >= deadline:
-            raise DemoFailure(f"timed out after {timeout:g} s waiting for {what} (seen: {seen})")
+            raise DemoFailure(
+                f"timed out after {timeout:g} s waiting for {what} (seen: {seen})",
+                processes=processes,
+            )
         time.sleep(interval)
 
 
@@ -175,16 +193,40 @@ def _prctl() -> Callable[..., int] | None:
 _PRCTL: Final = _prctl()
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
-    """Linux: the child gets SIGTERM when the thread that started it ends, even when the
-    whole process is SIGKILLed, so nothing outlives a demo or test run killed hard."""
+DEFAULT_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+"""What a child is stopped with; it starts with their default handling whatever its parent
+had (a shell starts background jobs, ``make test &`` or nohup, with SIGINT ignored, and
+an ignored signal stays ignored across ``exec``)."""
+
+
+def _prepare_child() -> None:  # pragma: no cover - runs in the child, before exec
+    """Default handling of :data:`DEFAULT_SIGNALS`, no signal blocked; and on Linux the
+    child gets SIGTERM when the thread that started it ends, even when the whole process
+    is SIGKILLed, so nothing outlives a demo or test run killed hard."""
+    for sig in DEFAULT_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
+def describe_returncode(code: int | None) -> str:
+    """``running``, ``exit code 1``, ``ended by SIGKILL (exit code -9)``."""
+    if code is None:
+        return "running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"ended by {name} (exit code {code})"
+    return f"exit code {code}"
+
+
 class ManagedProcess:
     """A subprocess in a session of its own (so a Ctrl-C on the terminal reaches only the
-    demo, which then stops it in order), its output in a log file.
+    demo, which then stops it in order), its output in a log file. It starts with default
+    SIGINT and SIGTERM handling, whatever this process inherited.
 
     :meth:`stop` sends SIGTERM to the process, waits, then SIGKILLs its whole process
     group (``orderhub worker`` forks dramatiq workers) whatever happened."""
@@ -225,7 +267,7 @@ class ManagedProcess:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            preexec_fn=_prepare_child,
         )
         return self
 
@@ -235,16 +277,31 @@ class ManagedProcess:
     def exited(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
+    def status(self) -> str:
+        """``pid 42, running`` / ``pid 42, exit code 1`` / ``not started``."""
+        if self.proc is None:
+            return "not started"
+        return f"pid {self.proc.pid}, {describe_returncode(self.proc.poll())}"
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code; :class:`DemoFailure` with its log when it runs ``timeout`` s more."""
+        assert self.proc is not None, f"{self.name} was not started"
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise DemoFailure(
+                f"{self.name} did not exit within {timeout:g} s", processes=[self]
+            ) from None
+
     def run_to_end(self, timeout: float) -> int:
         """Start, wait for the exit code (a one-shot command such as ``migrate``)."""
         self.start()
-        assert self.proc is not None
         try:
-            self.returncode = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+            self.returncode = self.wait(timeout)
+        except DemoFailure as exc:
             self.stop()
             raise DemoFailure(
-                f"{self.name} did not finish within {timeout:g} s\n{self.tail()}"
+                f"{self.name} did not finish within {timeout:g} s", processes=exc.processes
             ) from None
         self._kill_leftovers()
         self._close_log()
@@ -312,8 +369,11 @@ class ManagedProcess:
             return ""
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        body = "\n".join(self.log_text().splitlines()[-lines:])
-        return f"--- last lines of {self.log_path} ---\n{body}"
+        """Its name and state, then the last ``lines`` lines of its log (each cut at
+        :data:`LOG_LINE_WIDTH` characters)."""
+        body = "\n".join(line[:LOG_LINE_WIDTH] for line in self.log_text().splitlines()[-lines:])
+        head = f"--- {self.name} ({self.status()}): last lines of {self.log_path} ---"
+        return f"{head}\n{body or '(the log is empty)'}"
 
     def log_events(self) -> list[dict[str, Any]]:
         """The JSON log lines (the hub logs JSON here)."""
@@ -495,12 +555,20 @@ class Stack:
                 process.stop()
         return [*hub_side, *simulator]
 
+    @property
+    def services(self) -> list[ManagedProcess]:
+        """The processes that run until stopped (all but ``migrate``)."""
+        return [p for p in self.processes if p.name != "migrate"]
+
     def check_alive(self) -> None:
         """DemoFailure, with its log, when a long-running process has exited."""
-        for process in self.processes:
+        for process in self.services:
             code = process.exited()
-            if process.proc is not None and code is not None and process.name != "migrate":
-                raise DemoFailure(f"{process.name} exited unexpectedly ({code})\n{process.tail()}")
+            if process.proc is not None and code is not None:
+                raise DemoFailure(
+                    f"{process.name} exited unexpectedly ({describe_returncode(code)})",
+                    processes=[process],
+                )
 
     def _start_once(self) -> None:
         options = self.options
@@ -531,7 +599,9 @@ class Stack:
             self.processes.append(migrate)
             code = migrate.run_to_end(options.startup_timeout)
             if code != 0:
-                raise DemoFailure(f"orderhub migrate failed ({code})\n{migrate.tail()}")
+                raise DemoFailure(
+                    f"orderhub migrate failed ({describe_returncode(code)})", processes=[migrate]
+                )
         serve = self._hub_process("serve", ["serve", "--port", str(self.hub_port)], env)
         self.processes.append(serve.start())
         if not options.embedded:
@@ -659,8 +729,8 @@ class Stack:
             if resp.status_code != 200:
                 raise NotYet(f"/readyz {resp.status_code}: {resp.text[:200]}")
 
-        eventually("the topi simulator to answer", sim_ready, timeout=timeout)
-        eventually("the hub's /readyz", hub_ready, timeout=timeout)
+        eventually("the topi simulator to answer", sim_ready, timeout=timeout, processes=[sim])
+        eventually("the hub's /readyz", hub_ready, timeout=timeout, processes=[serve])
         if not self.options.embedded:
             for name, event in (("worker", "worker.ready"), ("scheduler", "scheduler.started")):
                 process = self.process(name)
@@ -670,13 +740,18 @@ class Stack:
                     if not process.logged(event):
                         raise NotYet(f"no {event} in {process.log_path.name}")
 
-                eventually(f"orderhub {name} to start", logged, timeout=timeout)
+                eventually(
+                    f"orderhub {name} to start", logged, timeout=timeout, processes=[process]
+                )
 
     @staticmethod
     def _raise_if_exited(process: ManagedProcess) -> None:
         code = process.exited()
         if code is not None:
-            raise DemoFailure(f"{process.name} exited ({code}) while starting\n{process.tail()}")
+            raise DemoFailure(
+                f"{process.name} exited ({describe_returncode(code)}) while starting",
+                processes=[process],
+            )
 
 
 @contextlib.contextmanager
