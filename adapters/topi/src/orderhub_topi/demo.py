@@ -21,10 +21,11 @@ At the end it prints the hub's feed in order. Options: ``--help``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final, TypeVar
@@ -136,7 +137,11 @@ class Demo:
 
     def wait(self, what: str, probe: Callable[[], T], timeout: float | None = None) -> T:
         return eventually(
-            what, probe, timeout=timeout or self.timeout, alive=self.stack.check_alive
+            what,
+            probe,
+            timeout=timeout or self.timeout,
+            alive=self.stack.check_alive,
+            processes=self.stack.services,
         )
 
     # --- the customer ----------------------------------------------------------------
@@ -521,13 +526,36 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM interrupt the demo, which then stops its processes,
+    whatever it inherited: a shell starts background jobs (``make demo &``, nohup, CI
+    steps) with SIGINT ignored, and Python then leaves it ignored. The handlers from
+    before are back afterwards (``main`` may run inside another program, a test)."""
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # stop the processes on SIGTERM too
+    with _stop_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     say = Narrator(pace=args.pace)
     options = StackOptions(database_url=args.database_url, broker_url=args.broker_url)
     started = time.monotonic()
@@ -559,9 +587,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     time.sleep(0.5)
         except DemoFailure as exc:
             say.line()
-            say.line(f"DEMO FAILED: {exc}")
+            say.line(f"DEMO FAILED: {exc}")  # with the logs of what it waited for
             for process in stack.processes:
-                say.line(process.tail())
+                if process not in exc.processes:
+                    say.line(process.tail())
             code = EXIT_FAILED
         except KeyboardInterrupt:
             say.line()
@@ -570,15 +599,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if demo is not None:
                 demo.close()
-            for sig in (signal.SIGINT, signal.SIGTERM):  # let the shutdown finish
+            for sig in STOP_SIGNALS:  # let the shutdown finish (main restores them)
                 signal.signal(sig, signal.SIG_IGN)
             stopped = stack.stop()
             if stopped:
                 say.line(
                     "stopped: " + ", ".join(f"{p.name} ({p.describe_exit()})" for p in stopped)
                 )
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
         unclean = [p.name for p in stopped if p.name != "migrate" and not p.stopped_cleanly]
         if unclean and code == EXIT_OK:
             say.line(f"DEMO FAILED: did not stop cleanly: {', '.join(unclean)}")

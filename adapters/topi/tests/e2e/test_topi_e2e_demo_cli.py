@@ -1,15 +1,17 @@
 """``python -m orderhub_topi.demo`` (what ``make demo`` runs) as a real process: it passes
-within its time budget, exits 130 on Ctrl-C and 1 when a step fails, and in every case
-stops the simulator and the hub it started."""
+within its time budget, exits 130 on Ctrl-C (also when started with SIGINT ignored, as a
+shell starts background jobs) and 1 when a step fails, and in every case stops the
+simulator and the hub it started."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,9 @@ from orderhub_topi.demo import Demo, story_bundle
 from orderhub_topi.demo_support import ManagedProcess, NotYet, eventually
 
 STARTED = re.compile(r"started (\w+)\s+pid (\d+)")
+#: Runs the command after it with SIGINT ignored, as ``make test &`` or nohup from a
+#: non-interactive shell does (an ignored signal stays ignored across exec).
+SIGINT_IGNORED = ["sh", "-c", "trap '' INT; exec \"$@\"", "sh"]
 
 
 def started_pids(output: str) -> dict[str, int]:
@@ -40,11 +45,13 @@ def run_demo(tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
     """Start the demo CLI; whatever happens, it is stopped (with its whole session)."""
     started: list[ManagedProcess] = []
 
-    def start(*args: str) -> ManagedProcess:
+    def start(*args: str, prefix: Sequence[str] = ()) -> ManagedProcess:
+        """ManagedProcess starts it with default SIGINT handling, whatever pytest has;
+        ``prefix`` runs it through a wrapper (:data:`SIGINT_IGNORED`)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERHUB_")}
         process = ManagedProcess(
             f"demo{len(started)}",
-            [sys.executable, "-m", "orderhub_topi.demo", *args],
+            [*prefix, sys.executable, "-m", "orderhub_topi.demo", *args],
             log_path=tmp_path / f"demo{len(started)}.out",
             env=env,
         )
@@ -61,8 +68,7 @@ def test_demo_runs_every_story_and_exits_0_within_its_budget(
 ) -> None:
     began = time.monotonic()
     process = run_demo()
-    assert process.proc is not None
-    code = process.proc.wait(timeout=DEMO_BUDGET_SECONDS * 2)
+    code = process.wait(timeout=DEMO_BUDGET_SECONDS * 2)
     took = time.monotonic() - began
     output = process.log_text()
     assert code == 0, output
@@ -78,10 +84,27 @@ def test_demo_runs_every_story_and_exits_0_within_its_budget(
     assert all(gone(pid) for pid in pids.values())
 
 
+def test_the_sigint_ignored_wrapper_starts_a_program_with_sigint_ignored() -> None:
+    """The premise of the ``ignored`` case below."""
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
+    out = subprocess.run(
+        [*SIGINT_IGNORED, sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        # the child's SIGINT is SIG_DFL before the wrapper, whatever pytest has
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
 def test_ctrl_c_stops_the_demo_and_both_processes(
-    run_demo: Callable[..., ManagedProcess],
+    run_demo: Callable[..., ManagedProcess], inherited: str
 ) -> None:
-    process = run_demo("--hold")  # still running at the interrupt, however fast it is
+    # --hold: still running at the interrupt, however fast it is
+    process = run_demo("--hold", prefix=SIGINT_IGNORED if inherited == "ignored" else ())
 
     def story_started() -> str:
         if process.exited() is not None:
@@ -91,13 +114,12 @@ def test_ctrl_c_stops_the_demo_and_both_processes(
             raise NotYet(output[-300:])
         return output
 
-    output = eventually("the demo to begin story A", story_started, timeout=60)
+    output = eventually("the demo to begin story A", story_started, timeout=60, processes=[process])
     pids = started_pids(output)
     assert set(pids) == {"simulator", "serve"}
 
     os.kill(process.pid, signal.SIGINT)  # what Ctrl-C sends
-    assert process.proc is not None
-    assert process.proc.wait(timeout=40) == 130
+    assert process.wait(timeout=40) == 130, process.log_text()
     output = process.log_text()
     assert "interrupted" in output
     assert "stopped: serve (exit 0)" in output
@@ -116,9 +138,12 @@ def test_a_step_that_does_not_happen_in_time_fails_the_demo_with_exit_1(
         return [story_bundle(demo)]
 
     monkeypatch.setattr(demo_module, "run_stories", topi_unavailable)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     began = time.monotonic()
     code = demo_module.main(["--timeout", "3"])
     output = capsys.readouterr().out
+    # main takes SIGINT and SIGTERM while it runs, and gives them back
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
 
     assert code == 1, output
     assert re.search(
@@ -126,7 +151,11 @@ def test_a_step_that_does_not_happen_in_time_fails_the_demo_with_exit_1(
         r"\(status awaiting_acceptance\) \(seen: the hub has no such order\)",
         output,
     ), output
-    assert "--- last lines of" in output  # the processes' logs, to see why
+    # the logs of the processes it waited for, to see why; each once
+    for name in ("simulator", "serve"):
+        head = rf"^--- {name} \(pid \d+, running\): last lines of .+ ---$"
+        heads = re.findall(head, output, re.M)
+        assert len(heads) == 1, output
     assert "stopped: serve (exit 0)" in output
     assert time.monotonic() - began < DEMO_BUDGET_SECONDS
     pids = started_pids(output)
