@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.errors import ConnectionClosed
-from dramatiq.middleware import AsyncIO, Retries
+from dramatiq.middleware import AsyncIO, Middleware, Retries
 from structlog.testing import capture_logs
 
 from orderhub.adapters.queue import dramatiq_queue
@@ -232,3 +233,60 @@ def test_a_write_conflict_is_retried_quietly(rig: Rig) -> None:
     assert rig.db.inbox["msg-1"].state is InboxState.PROCESSED
     assert any(e["event"] == "inbox.conflict" for e in logs)
     assert not any(e["event"] == "inbox.error" for e in logs)
+
+
+class SlowCommandsBroker(StubBroker):
+    """Publishing a command waits until released; inbox messages go through."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        if message.queue_name.startswith("orderhub.commands"):
+            self.entered.set()
+            assert self.release.wait(30), "never released"
+        return super().enqueue(message, delay=delay)
+
+
+class Finished(Middleware):
+    def __init__(self) -> None:
+        self.inbox = threading.Event()
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        if message.actor_name == INBOX_ACTOR and exception is None:
+            self.inbox.set()
+
+
+def test_an_async_actor_is_not_held_up_by_a_broker_that_hangs(script: Script) -> None:
+    finished = Finished()
+    broker = SlowCommandsBroker(middleware=middleware_stack(retry=FAST, extra=[finished]))
+    broker.emit_after("process_boot")
+    queue = DramatiqQueue(broker, retry=FAST)
+    db = FakeDatabase()
+    hub = make_hub(queue, script=script, db=db, retry=FAST)
+    set_hub(hub)
+    worker = Worker(broker, worker_threads=2, worker_timeout=50)
+    worker.start()
+    rig = Rig(broker=broker, queue=queue, hub=hub, db=db, script=script, worker=worker)
+    try:
+        put_message(db, "msg-1", "A-1")
+
+        queue.enqueue_inbox("msg-1")
+
+        # the actor (on the worker's event loop) is done while its follow-up hangs
+        assert finished.inbox.wait(10), "the inbox actor waited for the broker"
+        assert broker.entered.wait(10)
+        assert rig.script.executed == []
+        broker.release.set()
+        rig.run()
+        (command,) = db.commands.values()
+        assert rig.script.executed == [(command.id, CommandKind.ACKNOWLEDGE)]
+    finally:
+        broker.release.set()
+        worker.stop()
+        queue.close()
+        set_hub(None)

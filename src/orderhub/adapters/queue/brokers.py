@@ -56,8 +56,10 @@ PUBLISH_TIMEOUT: Final = 5.0
 handshake, being blocked by RabbitMQ."""
 REDIS_CONNECT_TIMEOUT: Final = PUBLISH_TIMEOUT
 REDIS_SOCKET_TIMEOUT: Final = PUBLISH_TIMEOUT
-RABBITMQ_HEARTBEAT: Final = 15
-"""Seconds; pika closes a connection that stayed silent for about this long (plus 5)."""
+HEARTBEATS_PER_TIMEOUT: Final = 3
+RABBITMQ_HEARTBEAT: Final = int(HEARTBEATS_PER_TIMEOUT * PUBLISH_TIMEOUT)
+"""Seconds (15); pika gives up a connection silent for between 1 and 2 times this plus 5
+seconds: a publisher confirm that never comes is abandoned then."""
 
 
 def middleware_stack(
@@ -126,11 +128,11 @@ def bound_rabbitmq_parameters(broker: RabbitmqBroker, url: str, timeout: float) 
             "socket_timeout": timeout,
             "stack_timeout": 2 * timeout,
             "blocked_connection_timeout": timeout,
-            "heartbeat": RABBITMQ_HEARTBEAT,
+            "heartbeat": max(1, int(HEARTBEATS_PER_TIMEOUT * timeout)),
         }
         for name, value in defaults.items():
             if name not in given:
-                setattr(params, name, int(value) if name == "heartbeat" else value)
+                setattr(params, name, value)
 
 
 def ping_broker(broker: dramatiq.Broker) -> None:
