@@ -1,7 +1,9 @@
 """The e2e harness: real processes on loopback, driven over HTTP only.
 
 * :class:`ManagedProcess` runs one command in a process group of its own, its output in a
-  log file; it is stopped with SIGTERM (then SIGKILL) or crashed with SIGKILL.
+  log file; it is stopped with SIGTERM (then SIGKILL) or crashed with SIGKILL. It starts
+  with default SIGINT / SIGTERM handling whatever pytest has (``make test &`` and nohup
+  start it with SIGINT ignored).
 * :class:`ChannelServer` is ``python -m orderhub.testing.channel_server``: the marketplace.
 * :class:`Hub` is the hub under test: in ``embedded`` mode one ``orderhub serve`` (SQLite,
   in-process queue and scheduler); in ``production`` mode ``orderhub migrate``, then
@@ -9,6 +11,9 @@
   PostgreSQL and Redis.
 
 Every wait is a poll against a deadline (:func:`wait_until`); no sleep asserts anything.
+A wait on processes (a :class:`Watch`, such as ``hub.check_alive``) that times out, or
+finds one of them gone, fails with the name, exit code and last :data:`TAIL_LINES` log
+lines of each (:class:`ProcessFailure`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ SETTLE_SECONDS: Final = 45.0
 """How long an asynchronous effect (a webhook applied, a command sent) may take."""
 POLL_SECONDS: Final = 0.1
 STOP_SECONDS: Final = 10.0
+TAIL_LINES: Final = 100
+"""How many of its last log lines a failure shows for each process it is about."""
+DEFAULT_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+"""A child starts with their default handling (an ignored signal stays ignored across exec)."""
 
 REDIS_ENV: Final = "ORDERHUB_TEST_E2E_REDIS_URL"
 REDIS_URL: Final = os.environ.get(REDIS_ENV, "redis://127.0.0.1:6379/12")
@@ -87,11 +96,17 @@ def wait_until(
     timeout: float = SETTLE_SECONDS,
     interval: float = POLL_SECONDS,
     alive: Callable[[], None] | None = None,
+    processes: Iterable[ManagedProcess] = (),
 ) -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` at the deadline.
 
     ``alive`` is called on every round: it raises when a process the wait depends on died,
-    so a crash fails at once instead of at the deadline."""
+    so a crash fails at once instead of at the deadline. The timeout
+    (:class:`WaitTimedOut`) shows the state and log of ``processes`` and of the processes
+    of ``alive`` when it is a :class:`Watch`."""
+    watched = list(processes)
+    if isinstance(alive, Watch):
+        watched += [p for p in alive.processes if p not in watched]
     deadline = time.monotonic() + timeout
     last: T | None = None
     while True:
@@ -101,8 +116,8 @@ def wait_until(
         if last:
             return last
         if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {timeout:g}s waiting for {what} (last: {last!r})"
+            raise WaitTimedOut(
+                f"timed out after {timeout:g}s waiting for {what} (last: {last!r})", watched
             )
         time.sleep(interval)
 
@@ -116,8 +131,40 @@ def run_async(make: Callable[[], Any]) -> Any:
 # --- processes ---------------------------------------------------------------------------
 
 
-class ProcessDied(AssertionError):
-    pass
+def describe_returncode(code: int | None) -> str:
+    """``running``, ``exit code 1``, ``ended by SIGKILL (exit code -9)``."""
+    if code is None:
+        return "running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"ended by {name} (exit code {code})"
+    return f"exit code {code}"
+
+
+class ProcessFailure(AssertionError):
+    """Something about processes failed: the message, then the name, state and log tail of
+    each of ``processes`` as they were at that moment."""
+
+    def __init__(self, message: str, processes: Iterable[ManagedProcess] = ()) -> None:
+        self.processes = tuple(processes)
+        super().__init__("\n\n".join([message, *(p.log_report() for p in self.processes)]))
+
+
+class ProcessDied(ProcessFailure):
+    """A process a wait depended on has exited."""
+
+
+class WaitTimedOut(ProcessFailure):
+    """A wait reached its deadline."""
+
+
+def _prepare_child() -> None:  # pragma: no cover - runs in the child, before exec
+    for sig in DEFAULT_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 @dataclass(eq=False)
@@ -150,6 +197,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 env=environ,
                 start_new_session=True,  # its own process group: dramatiq's children too
+                preexec_fn=_prepare_child,  # signals as if started from a terminal
             )
         self.expected_exit = False
         return self
@@ -162,12 +210,26 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def status(self) -> str:
+        """``pid 42, running`` / ``pid 42, exit code 1`` / ``not started``."""
+        if self.proc is None:
+            return "not started"
+        return f"pid {self.proc.pid}, {describe_returncode(self.proc.poll())}"
+
     def check_alive(self) -> None:
         if self.proc is None or self.expected_exit:
             return
         code = self.proc.poll()
         if code is not None:
-            raise ProcessDied(f"{self.name} exited with {code}:\n{self.tail()}")
+            raise ProcessDied(f"{self.name} exited ({describe_returncode(code)})", [self])
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code; :class:`WaitTimedOut` with its log if it runs ``timeout`` s more."""
+        assert self.proc is not None, f"{self.name} was never started"
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise WaitTimedOut(f"{self.name} did not exit within {timeout:g}s", [self]) from None
 
     def kill(self) -> None:
         """SIGKILL the whole group: a crash, nothing runs a handler."""
@@ -175,9 +237,13 @@ class ManagedProcess:
             return
         self.expected_exit = True
         self._signal_group(signal.SIGKILL)
-        self.proc.wait(timeout=STOP_SECONDS)
+        self.wait(STOP_SECONDS)
         # dramatiq's worker processes are in the group too: wait until they are gone
-        wait_until(lambda: not _group_alive(self.pid), f"{self.name}'s process group to die")
+        wait_until(
+            lambda: not _group_alive(self.pid),
+            f"{self.name}'s process group to die",
+            processes=[self],
+        )
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL for the group if it does not stop in time."""
@@ -190,8 +256,7 @@ class ManagedProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(self.stop_seconds)
         self._signal_group(signal.SIGKILL)
-        self.proc.wait(timeout=STOP_SECONDS)
-        return self.proc.returncode
+        return self.wait(STOP_SECONDS)
 
     def _signal_group(self, sig: signal.Signals) -> None:
         assert self.proc is not None
@@ -204,8 +269,13 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
-    def tail(self, lines: int = 60, width: int = 600) -> str:
+    def tail(self, lines: int = TAIL_LINES, width: int = 600) -> str:
         return "\n".join(line[:width] for line in self.text().splitlines()[-lines:])
+
+    def log_report(self, lines: int = TAIL_LINES) -> str:
+        """Its name and state, then the last ``lines`` lines of its log."""
+        head = f"--- {self.name} ({self.status()}): last lines of {self.log_path} ---"
+        return f"{head}\n{self.tail(lines) or '(the log is empty)'}"
 
     def events(self) -> list[dict[str, Any]]:
         """The JSON log lines (structlog ``json = true``)."""
@@ -234,8 +304,21 @@ class ManagedProcess:
             f"{self.name} to log {name!r}",
             timeout=timeout,
             interval=0.1,
-            alive=self.check_alive,
+            alive=Watch(self),
         )
+
+
+class Watch:
+    """The processes a wait depends on: calling it raises :class:`ProcessDied` when one of
+    them has exited (unless it was meant to); :func:`wait_until` given it as ``alive``
+    shows their logs when it times out. Processes not started yet are skipped."""
+
+    def __init__(self, *processes: ManagedProcess | None) -> None:
+        self.processes = tuple(p for p in processes if p is not None)
+
+    def __call__(self) -> None:
+        for process in self.processes:
+            process.check_alive()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -280,7 +363,7 @@ class ProcessSet:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.proc.wait(max(left, 0.1))
             process._signal_group(signal.SIGKILL)
-            process.proc.wait(timeout=STOP_SECONDS)
+            process.wait(STOP_SECONDS)
 
     def report(self, lines: int = 40) -> list[tuple[str, str]]:
         seen: set[Path] = set()
@@ -290,7 +373,10 @@ class ProcessSet:
                 continue
             seen.add(process.log_path)
             sections.append(
-                (f"log of {process.name} ({process.log_path})", process.tail(lines) or "(empty)")
+                (
+                    f"log of {process.name} ({process.status()}, {process.log_path})",
+                    process.tail(lines) or "(empty)",
+                )
             )
         return sections
 
@@ -338,7 +424,7 @@ class ChannelServer:
             "the channel server to answer",
             timeout=STARTUP_SECONDS,
             interval=0.1,
-            alive=self.process.check_alive,
+            alive=Watch(self.process),
         )
         return self
 
@@ -529,8 +615,10 @@ class Hub:
         try:
             self._start()
         except AssertionError as exc:
-            logs = "\n\n".join(f"{title}:\n{text}" for title, text in self.processes.report())
-            raise AssertionError(f"the {self.mode} hub did not start: {exc}\n\n{logs}") from exc
+            # the logs the failure does not show yet
+            shown = exc.processes if isinstance(exc, ProcessFailure) else ()
+            others = [p for p in self.processes.processes if p not in shown]
+            raise ProcessFailure(f"the {self.mode} hub did not start: {exc}", others) from exc
         return self
 
     def _start(self) -> None:
@@ -542,9 +630,11 @@ class Hub:
                     log_path=self.workdir / "migrate.log",
                 )
             ).start()
-            assert migrate.proc is not None
-            code = migrate.proc.wait(timeout=STARTUP_SECONDS)
-            assert code == 0, f"orderhub migrate exited with {code}:\n{migrate.tail()}"
+            code = migrate.wait(STARTUP_SECONDS)
+            if code != 0:
+                raise ProcessFailure(
+                    f"orderhub migrate failed ({describe_returncode(code)})", [migrate]
+                )
             self.scheduler = self.processes.add(
                 ManagedProcess(
                     name="scheduler",
@@ -594,11 +684,12 @@ class Hub:
     def worker(self) -> ManagedProcess:
         return self.workers[-1]
 
-    def check_alive(self) -> None:
-        for process in (self.serve, self.scheduler, *self.workers):
-            if process is not None:
-                process.check_alive()
-        self.channel_server.process.check_alive()
+    @property
+    def check_alive(self) -> Watch:
+        """``hub.check_alive()`` raises when one of the hub's processes or its channel
+        server has exited; as ``wait_until(alive=hub.check_alive)`` a timeout shows their
+        logs too."""
+        return Watch(self.serve, self.scheduler, *self.workers, self.channel_server.process)
 
     def _ready(self) -> bool:
         try:
