@@ -181,6 +181,11 @@ class SchedulerSettings(_Section, frozen=True):
     sweep_limit: PositiveInt = 500
     first_run_jitter_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     """Each job's first run waits a random time up to this (or its interval, if shorter)."""
+    leadership_check_seconds: Positive = 5.0
+    """PostgreSQL: how often the leading scheduler checks that it still holds its lock (it
+    stops every job within this long of losing it), and a standby tries to take it. A new
+    leader waits this long before starting its jobs, so that one that lost the lock has
+    noticed and stopped."""
 
 
 class LoggingSettings(_Section, frozen=True):

@@ -4,7 +4,13 @@ Run exactly one per deployment (``orderhub scheduler``), or let ``orderhub serve
 in-process in embedded mode. Each job is its own asyncio task: its first run waits a random
 time (so a restart does not fire every poll at once), then it runs, waits its interval and
 runs again. A failing run is logged and counted; it stops neither that job nor the others.
-Runs of one job never overlap (the interval is counted from the end of a run)."""
+Runs of one job never overlap (the interval is counted from the end of a run).
+
+Only the leader runs jobs (:meth:`Scheduler.lead`): one scheduler per database holds the
+leadership lock, any other stands by. A new leader waits one leadership check before
+starting its jobs; a leader that loses the lock (connection killed, database restarted, a
+check failing or timing out) stops every job within one check, logs and counts it, and
+stands by again until it holds the lock anew."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from orderhub.adapters.persistence import leadership
+from orderhub.adapters.persistence.leadership import Elect, Term, elector, sole_leadership
 from orderhub.application.hub import Hub
 from orderhub.application.services import intake, operations
 from orderhub.application.services.cursors import UnitOfWorkCursorStore
@@ -23,7 +29,7 @@ from orderhub.bootstrap import aclose, bootstrap, resources
 from orderhub.channels.spi import ChannelAccount, IntakeMessage, JobContext
 from orderhub.config import SchedulerSettings, Settings
 from orderhub.logging import bound, get_logger
-from orderhub.metrics import SCHEDULED_JOBS, SWEEP_REQUEUED
+from orderhub.metrics import SCHEDULED_JOBS, SCHEDULER_LEADERSHIP_LOST, SWEEP_REQUEUED
 
 __all__ = ["Periodic", "Scheduler", "run_scheduler"]
 
@@ -59,6 +65,7 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.sweep = sweep
         self._tasks: list[asyncio.Task[None]] = []
+        self._active: asyncio.Event | None = None  # set while the current tasks may run
 
     def periodics(self) -> list[Periodic]:
         """The sweep (unless disabled) and every scheduled job of every account."""
@@ -126,12 +133,45 @@ class Scheduler:
     def running(self) -> bool:
         return bool(self._tasks)
 
-    async def start(self) -> None:
+    async def lead(self, elect: Elect, stop: asyncio.Event) -> None:
+        """Run the jobs while, and only while, this process leads, until ``stop`` is set.
+
+        Stand by until ``elect`` yields a term; wait one leadership check (so that a
+        leader that just lost the lock has stopped its jobs); run the jobs until the term
+        is lost or ``stop`` is set; stop them; stand by again after a loss."""
+        check = self.settings.leadership_check_seconds
+        while not stop.is_set():
+            log.info("scheduler.waiting_for_leadership")
+            async with elect(stop) as term:
+                if term is None:
+                    return  # stopped while standing by
+                log.info("scheduler.leader")
+                try:
+                    if not await _any_set(stop, term.lost, within=check):
+                        await self.start(term)
+                    while not await _any_set(stop, term.lost, within=check):
+                        pass  # leading: every wait bounded, no busy loop
+                    if term.reason is not None:
+                        SCHEDULER_LEADERSHIP_LOST.labels(term.reason).inc()
+                        log.error(
+                            "scheduler.leadership_lost", reason=term.reason, detail=term.detail
+                        )
+                finally:
+                    await self.stop()
+
+    async def start(self, term: Term | None = None) -> None:
+        """Start every job; with a ``term``, a job runs only while it is held."""
         if self._tasks:
             raise RuntimeError("the scheduler is already running")
         periodics = self.periodics()
+        active = self._active = asyncio.Event()
+        active.set()
+
+        def may_run() -> bool:
+            return active.is_set() and (term is None or term.held)
+
         self._tasks = [
-            asyncio.create_task(self._loop(p), name=f"orderhub-job-{p.channel}-{p.name}")
+            asyncio.create_task(self._loop(p, may_run), name=f"orderhub-job-{p.channel}-{p.name}")
             for p in periodics
         ]
         log.info(
@@ -140,20 +180,27 @@ class Scheduler:
         )
 
     async def stop(self) -> None:
+        """Cancel every job and wait (one leadership check at most) for them to end."""
         tasks, self._tasks = self._tasks, []
+        if self._active is not None:
+            self._active.clear()
+            self._active = None
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-            log.info("scheduler.stopped")
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self.settings.leadership_check_seconds)
+        if pending:  # a job that swallowed its cancellation: its loop ends at its next run
+            log.error("scheduler.jobs_not_stopped", jobs=sorted(t.get_name() for t in pending))
+        log.info("scheduler.stopped")
 
     def first_delay(self, periodic: Periodic) -> float:
         ceiling = min(periodic.interval_seconds, self.settings.first_run_jitter_seconds)
         return self.rng.uniform(0, ceiling)
 
-    async def _loop(self, periodic: Periodic) -> None:
+    async def _loop(self, periodic: Periodic, may_run: Callable[[], bool]) -> None:
         await asyncio.sleep(self.first_delay(periodic))
-        while True:
+        while may_run():
             await self.run_once(periodic)
             await asyncio.sleep(periodic.interval_seconds)
 
@@ -185,6 +232,17 @@ def _bind_run(
     return bound_run
 
 
+async def _any_set(*events: asyncio.Event, within: float) -> bool:
+    """Wait until one of ``events`` is set, at most ``within`` seconds; True when one is."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return any(event.is_set() for event in events)
+
+
 async def run_scheduler(settings: Settings) -> None:
     """``orderhub scheduler``: run until SIGINT or SIGTERM, then stop cleanly."""
     hub = bootstrap(settings)
@@ -194,18 +252,12 @@ async def run_scheduler(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     engine = resources(hub).engine
+    elect: Elect = sole_leadership
+    if engine is not None:
+        check = settings.scheduler.leadership_check_seconds
+        elect = elector(engine, LEADERSHIP_LOCK, check_seconds=check)
     try:
-        if engine is None:
-            await scheduler.start()
-            await stop.wait()
-            return
-        log.info("scheduler.waiting_for_leadership")
-        async with leadership(engine, LEADERSHIP_LOCK, stop=stop) as leader:
-            if not leader:
-                return  # stopped while standing by
-            log.info("scheduler.leader")
-            await scheduler.start()
-            await stop.wait()
+        await scheduler.lead(elect, stop)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
