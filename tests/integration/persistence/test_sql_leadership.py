@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from structlog.testing import capture_logs
 
 from orderhub.adapters.persistence import create_engine, leadership
 from orderhub.adapters.persistence.leadership import Term, _watch, lock_key
@@ -226,5 +227,29 @@ async def test_a_connection_without_the_lock_is_not_held(postgres_url: str) -> N
                 _watch(conn, lock_key("test.never-taken"), term, CHECK_SECONDS), WAIT_SECONDS
             )
         assert term.reason == "not_held"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_standby_that_cannot_reach_the_database_keeps_trying_until_stopped() -> None:
+    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    stop = asyncio.Event()
+    try:
+        with capture_logs() as logs:
+
+            async def failed_twice() -> bool:
+                return sum(e["event"] == "leadership.unavailable" for e in logs) >= 2
+
+            async def stop_after_two_failures() -> None:
+                try:
+                    await wait_until(failed_twice, "two failed attempts")
+                finally:
+                    stop.set()
+
+            stopper = asyncio.create_task(stop_after_two_failures())
+            async with leadership(engine, "test.unreachable", stop=stop, poll_seconds=0.05) as term:
+                assert term is None
+            await asyncio.wait_for(stopper, WAIT_SECONDS)
+        assert all(e["log_level"] == "warning" for e in logs)
     finally:
         await engine.dispose()
