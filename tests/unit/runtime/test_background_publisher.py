@@ -26,7 +26,12 @@ from orderhub.adapters.queue.dramatiq_queue import (
     declare_actors,
     middleware_stack,
 )
-from orderhub.adapters.queue.publisher import BackgroundPublisher, Breaker, GiveUpReason
+from orderhub.adapters.queue.publisher import (
+    EXIT_SECONDS,
+    BackgroundPublisher,
+    Breaker,
+    GiveUpReason,
+)
 from orderhub.config import load_settings
 from orderhub.entrypoints.worker import HubLifecycle
 from orderhub.metrics import REGISTRY
@@ -169,7 +174,7 @@ def test_close_is_bounded_and_gives_up_what_is_left(blocking: BlockingBroker) ->
         elapsed = time.monotonic() - started
         queue.enqueue_command("c-3")  # after close: given up at once, never raised
 
-    assert elapsed < 0.3 + BOUND
+    assert elapsed < 0.3 + EXIT_SECONDS + BOUND
     closed = [e["id"] for e in logs if e.get("reason") == "closed"]
     assert closed == ["c-1", "c-2", "c-3"]
     assert given_up("command", "closed") == before + 3

@@ -38,6 +38,9 @@ GiveUpReason = Literal["buffer_full", "error", "timeout", "broker_unavailable", 
 
 DEFAULT_CAPACITY: Final = 10_000
 IDLE_SECONDS: Final = 1.0
+EXIT_SECONDS: Final = 0.5
+"""What :meth:`BackgroundPublisher.close` leaves a thread to finish (its connection's
+goodbye) when the drain used the whole timeout."""
 
 
 @dataclass(slots=True)
@@ -65,9 +68,9 @@ class Breaker:
 class BackgroundPublisher(Generic[T]):
     """Hands items to ``send`` on ``threads`` daemon threads (started on first use).
 
-    ``submit`` never blocks (beyond a lock no thread holds while sending) and never
-    raises; ``flush`` waits, bounded, for what was submitted before it; ``close`` stops
-    taking items, drains what it can within its timeout and gives up the rest."""
+    ``submit`` never blocks (beyond a lock no thread holds while sending); ``flush``
+    waits, bounded, for what was submitted before it; ``close`` stops taking items,
+    drains what it can within its timeout and gives up the rest."""
 
     def __init__(
         self,
@@ -116,10 +119,10 @@ class BackgroundPublisher(Generic[T]):
             elif len(self._buffer) >= self.capacity:
                 reason = "buffer_full"
             else:
+                self._start_threads()  # may raise (no thread to be had): nothing buffered
                 seq = next(self._seq)
                 self._buffer.append((seq, item))
                 self._outstanding.add(seq)
-                self._start_threads()
                 self._cond.notify()
         if reason is not None:
             self._give_up(item, reason, None)
@@ -163,8 +166,8 @@ class BackgroundPublisher(Generic[T]):
             threads, self._threads = self._threads, []
         for _, item in left:
             self._give_up(item, "closed", None)
-        for thread in threads:
-            thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+        for thread in threads:  # idle ones leave at once; a little time to say goodbye
+            thread.join(timeout=max(deadline - time.monotonic(), EXIT_SECONDS))
         stuck = [t.name for t in threads if t.is_alive()]
         if stuck:
             log.warning("queue.publisher_stuck", threads=stuck, note="left behind (daemon)")
