@@ -69,3 +69,10 @@ class ConcurrencyConflict(DomainError):
     """Someone else changed the order since it was read (the caller may retry)."""
 
     rule = "concurrent-update"
+
+
+class AmbiguousSnapshot(InvalidInput):
+    """A channel snapshot names one line (or fulfilment) twice: the hub cannot tell which
+    is which, so it applies nothing of it."""
+
+    rule = "ambiguous-snapshot"

@@ -22,6 +22,8 @@ class EventType(StrEnum):
     ORDER_LINES_CANCELLED = "order.lines_cancelled"
     ORDER_RETURN_REQUESTED = "order.return_requested"
     ORDER_UPDATED = "order.updated"
+    ORDER_ATTENTION_REQUIRED = "order.attention_required"
+    ORDER_ATTENTION_CLEARED = "order.attention_cleared"
     COMMAND_SUCCEEDED = "command.succeeded"
     COMMAND_FAILED = "command.failed"
 

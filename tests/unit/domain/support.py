@@ -45,6 +45,8 @@ CONTRACT_EVENTS: Final = frozenset(
         "order.lines_cancelled",
         "order.return_requested",
         "order.updated",
+        "order.attention_required",
+        "order.attention_cleared",
         "command.succeeded",
         "command.failed",
     }

@@ -118,14 +118,15 @@ def test_a_snapshot_behind_on_one_line_but_ahead_on_another_is_taken() -> None:
     assert order.status is OrderStatus.SHIPPED
 
 
-def test_the_sellers_change_in_flight_makes_an_older_snapshot_late() -> None:
+def test_a_decision_in_flight_stands_while_the_channel_shows_its_own_status() -> None:
     order = receive(TOPI, CREATED)
     order.accept(TOPI, now=LATER)
     take_events(order)
     apply(order, TOPI, Doc(status="acknowledged", lines=CREATED.lines))  # sent before the accept
-    assert order.channel_status == "created"
-    assert order.status is OrderStatus.READY_TO_SHIP
-    assert order.events == []
+    assert order.channel_status == "acknowledged"  # the channel's word is recorded
+    assert order.status is OrderStatus.READY_TO_SHIP  # the accept is on its way
+    assert order.attention == []
+    assert take_events(order) == ["order.updated"]
     apply(order, TOPI, CONFIRMED)
     assert order.channel_status == "confirmed"
 
@@ -143,10 +144,37 @@ def test_counters_never_exceed_the_invariants() -> None:
     assert c["delivered"] <= c["shipped"]
 
 
-def test_a_line_the_channel_adds_later_is_ignored() -> None:
+def test_a_line_the_channel_adds_later_is_added_and_flagged() -> None:
     order = receive(TOPI, CREATED)
+    take_events(order)
     apply(order, TOPI, Doc(status="created", lines=(L(id="L1", quantity=2), L(id="NEW"))))
-    assert [line.channel_line_id for line in order.lines] == ["L1"]
+    assert [line.channel_line_id for line in order.lines] == ["L1", "NEW"]
+    [reason] = order.attention
+    assert reason.code.value == "channel_edited_lines"
+    assert reason.ref == order.lines[1].id
+    assert take_events(order) == ["order.attention_required"]
+
+
+def test_a_quantity_the_channel_lowers_cancels_the_difference() -> None:
+    order = receive(TOPI, CREATED)
+    order.accept(TOPI, now=LATER)
+    take_events(order)
+    apply(
+        order,
+        TOPI,
+        Doc(status="confirmed", released=True, lines=(L(id="L1", quantity=1, accepted=1),)),
+    )
+    line = order.lines[0]
+    assert (line.quantity, line.cancelled, line.live) == (2, 1, 1)
+    assert order.status is OrderStatus.READY_TO_SHIP
+    assert [a.code.value for a in order.attention] == ["channel_edited_lines"]
+    assert "order.lines_cancelled" in take_events(order)
+    apply(
+        order,
+        TOPI,
+        Doc(status="confirmed", released=True, lines=(L(id="L1", quantity=1, accepted=1),)),
+    )
+    assert order.lines[0].cancelled == 1  # the same news twice cancels once
 
 
 def test_a_cancellation_after_shipment_is_a_return() -> None:

@@ -20,6 +20,7 @@ from .support import (
     Doc,
     L,
     apply,
+    counters,
     fingerprint,
     lq,
     receive,
@@ -32,6 +33,17 @@ def rejected_topi() -> tuple[Order, Capabilities]:
     caps = PROFILES["topi"]()
     order = receive(caps, Doc(status="created"))
     order.reject(caps, reason=Reason.OUT_OF_STOCK, now=LATER)
+    return order, caps
+
+
+def rejected_by_topi() -> tuple[Order, Capabilities]:
+    caps = PROFILES["topi"]()
+    order = receive(caps, Doc(status="created"))
+    apply(
+        order,
+        caps,
+        Doc(status="rejected", lines=(L(id="L1", quantity=2, rejected=2), L(id="L2", rejected=1))),
+    )
     return order, caps
 
 
@@ -89,8 +101,12 @@ def test_a_terminal_order_refuses_every_command(
     assert fingerprint(order) == before
 
 
-@pytest.mark.parametrize(("build", "status"), TERMINAL)
-def test_a_terminal_order_ignores_what_the_channel_says_of_its_lines(
+@pytest.mark.parametrize(
+    ("build", "status"),
+    [p for p in TERMINAL if p.id == "spresso-cancelled"]
+    + [pytest.param(rejected_by_topi, OrderStatus.REJECTED, id="topi-rejected-by-channel")],
+)
+def test_an_order_the_channel_ended_ignores_what_it_says_of_its_lines(
     build: Callable[[], tuple[Order, Capabilities]], status: OrderStatus
 ) -> None:
     order, caps = build()
@@ -109,6 +125,46 @@ def test_a_terminal_order_ignores_what_the_channel_says_of_its_lines(
     assert all(line.shipped == 0 and line.accepted == 0 for line in order.lines)
     assert not order.cancellation_requested
     assert order.events == []
+
+
+def test_a_rejection_the_channel_contradicts_yields_to_the_channel() -> None:
+    """The hub rejected; the channel says the order is confirmed and shipped: the channel's
+    word stands, and the order asks for a person's attention."""
+    order, caps = rejected_topi()
+    take_events(order)
+    apply(
+        order,
+        caps,
+        Doc(
+            status="partially_fulfilled",
+            released=True,
+            lines=(L(id="L1", quantity=2, accepted=2, shipped=1), L(id="L2", accepted=1)),
+        ),
+    )
+    assert order.status is OrderStatus.PARTIALLY_SHIPPED
+    assert order.channel_status == "partially_fulfilled"
+    assert [
+        (c["accepted"], c["rejected"]) for c in (counters(order, "L1"), counters(order, "L2"))
+    ] == [
+        (2, 0),
+        (1, 0),
+    ]
+    assert [a.code.value for a in order.attention] == ["channel_overrode_decision"] * 2
+    assert "order.attention_required" in take_events(order)
+
+
+def test_a_seller_cancellation_stays_when_the_channel_shows_the_order_accepted() -> None:
+    """A cancellation the channel has not confirmed yet is not undone by an older view: only
+    a refusal of the cancel command undoes it."""
+    order, caps = cancelled_octopia()
+    take_events(order)
+    apply(
+        order,
+        caps,
+        Doc(status="InPreparation", released=True, lines=(L(id="L1", quantity=2, accepted=2),)),
+    )
+    assert order.status is OrderStatus.CANCELLED
+    assert order.attention == []
 
 
 def test_event_types_are_the_contract() -> None:

@@ -1,0 +1,266 @@
+"""The warehouse's decisions on an order: accept, reject, cancel, decide a cancellation
+request. Each is checked against the channel's :class:`Capabilities` before anything
+changes; a refusal names its rule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from orderhub.domain.base import OrderBase, lines_data
+from orderhub.domain.capabilities import Capabilities, Scope
+from orderhub.domain.entities import Cancellation, Return
+from orderhub.domain.errors import (
+    InvalidInput,
+    InvalidTransition,
+    NotSupportedByChannel,
+    UnknownCancellation,
+)
+from orderhub.domain.events import EventType
+from orderhub.domain.values import (
+    Decision,
+    Initiator,
+    LineQuantity,
+    OrderStatus,
+    Reason,
+    RequestState,
+)
+
+
+class Decisions(OrderBase):
+    if not TYPE_CHECKING:  # slots for the dataclass Order; mypy sees the attributes
+        __slots__ = ()
+
+    def accept(
+        self, caps: Capabilities, *, now: datetime, lines: Sequence[LineQuantity] | None = None
+    ) -> list[LineQuantity]:
+        self._ensure_open()
+        if caps.acceptance is Scope.NONE or not self.acceptance_required:
+            raise NotSupportedByChannel(
+                caps.explain("accept", f"{self.channel} orders arrive accepted: nothing to accept"),
+                rule="acceptance-not-supported",
+            )
+        chosen = self._quantities(lines, lambda line: line.pending_acceptance)
+        if not chosen:
+            raise InvalidTransition(
+                f"order {self.id} has nothing awaiting acceptance", rule="nothing-to-accept"
+            )
+        if caps.acceptance is Scope.ORDER and not self._covers_everything(
+            chosen, self.leaf_lines, lambda line: line.pending_acceptance
+        ):
+            raise NotSupportedByChannel(
+                f"{self.channel} accepts whole orders only", rule="acceptance-whole-order-only"
+            )
+        for line, quantity in chosen:
+            line.accepted += quantity
+        if caps.release_on_accept:
+            self.released = True
+        accepted = [LineQuantity(line_id=line.id, quantity=q) for line, q in chosen]
+        self._emit(EventType.ORDER_ACCEPTED, lines=lines_data(accepted))
+        self._refresh(now)
+        return accepted
+
+    def reject(
+        self,
+        caps: Capabilities,
+        *,
+        reason: Reason,
+        now: datetime,
+        lines: Sequence[LineQuantity] | None = None,
+    ) -> list[LineQuantity]:
+        self._ensure_open()
+        if caps.rejection is Scope.NONE or not self.acceptance_required:
+            raise NotSupportedByChannel(
+                caps.explain("reject", f"{self.channel} has no rejection"),
+                rule="rejection-not-supported",
+            )
+        if caps.rejection is Scope.ORDER and any(line.accepted for line in self.leaf_lines):
+            raise InvalidTransition(
+                caps.explain(
+                    "reject", f"order {self.id} is accepted: it can no longer be rejected"
+                ),
+                rule="rejection-after-acceptance",
+            )
+        chosen = self._quantities(lines, lambda line: line.pending_acceptance)
+        if not chosen:
+            raise InvalidTransition(
+                f"order {self.id} has nothing awaiting acceptance to reject",
+                rule="nothing-to-reject",
+            )
+        if caps.rejection is Scope.ORDER and not self._covers_everything(
+            chosen, self.leaf_lines, lambda line: line.pending_acceptance
+        ):
+            raise NotSupportedByChannel(
+                f"{self.channel} rejects whole orders only", rule="rejection-whole-order-only"
+            )
+        before = self.status
+        for line, quantity in chosen:
+            line.rejected += quantity
+        rejected = [LineQuantity(line_id=line.id, quantity=q) for line, q in chosen]
+        self._refresh(now, announce=False)
+        if self.status is OrderStatus.REJECTED:
+            self._emit(EventType.ORDER_REJECTED, reason=reason.value, lines=lines_data(rejected))
+        else:
+            self._emit(
+                EventType.ORDER_LINES_REJECTED, reason=reason.value, lines=lines_data(rejected)
+            )
+            # what is left may now be ready, or (after a partial shipment) all shipped
+            self._announce_status(before)
+        return rejected
+
+    def cancel(
+        self,
+        caps: Capabilities,
+        *,
+        reason: Reason,
+        cancellation_id: str,
+        now: datetime,
+        lines: Sequence[LineQuantity] | None = None,
+    ) -> Cancellation | Return:
+        """The seller cancels. After shipment the channel treats it as a refund: a return."""
+        self._ensure_open()
+        if caps.seller_cancellation is Scope.NONE:
+            raise NotSupportedByChannel(
+                caps.explain("cancel", f"{self.channel} has no seller cancellation"),
+                rule="seller-cancellation-not-supported",
+            )
+        if caps.cancellation_reasons:
+            allowed = caps.cancellation_reasons.get(reason)
+            if allowed is None:
+                raise InvalidInput(
+                    f"{self.channel} takes no cancellation with reason {reason.value}",
+                    rule="cancellation-reason-not-accepted",
+                )
+            if self.status not in allowed:
+                raise InvalidTransition(
+                    f"{self.channel} allows reason {reason.value} only when the order is "
+                    + ", ".join(sorted(s.value for s in allowed)),
+                    rule="cancellation-reason-not-allowed-in-status",
+                )
+        if any(not self._seller_fulfilled(line) for line in self.leaf_lines):
+            raise NotSupportedByChannel(
+                f"order {self.id} has lines fulfilled by the channel: "
+                f"{self.channel} refuses seller cancellation",
+                rule="cancellation-of-channel-fulfilled-order",
+            )
+        if lines and caps.seller_cancellation is Scope.ORDER:
+            raise NotSupportedByChannel(
+                f"{self.channel} cancels whole orders only", rule="cancellation-whole-order-only"
+            )
+        if self.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
+            chosen = self._quantities(lines, lambda line: line.shipped)
+            refund = Return(
+                id=cancellation_id,
+                initiator=Initiator.SELLER,
+                reason=reason,
+                state=RequestState.ACCEPTED,
+                requested_at=now,
+                lines=[LineQuantity(line_id=line.id, quantity=q) for line, q in chosen],
+            )
+            self.returns.append(refund)
+            self._emit(EventType.ORDER_RETURN_REQUESTED, **return_data(refund))
+            self.updated_at = now
+            return refund
+        chosen = self._quantities(lines, lambda line: line.unshipped)
+        if not chosen:
+            raise InvalidTransition(f"order {self.id} has nothing left to cancel")
+        before = self.status
+        scope = [LineQuantity(line_id=line.id, quantity=q) for line, q in chosen]
+        from_accepted = self._cancel_units(scope, now=now)
+        cancellation = Cancellation(
+            id=cancellation_id,
+            initiator=Initiator.SELLER,
+            reason=reason,
+            state=RequestState.ACCEPTED,
+            requested_at=now,
+            decided_at=now,
+            lines=scope if lines else [],
+            units=scope,
+            from_accepted=from_accepted,
+        )
+        self.cancellations.append(cancellation)
+        self._announce_cancellation(reason, Initiator.SELLER, scope, now, before)
+        return cancellation
+
+    def decide_cancellation(
+        self,
+        caps: Capabilities,
+        *,
+        decision: Decision,
+        now: datetime,
+        cancellation_id: str | None = None,
+    ) -> Cancellation:
+        self._ensure_open()
+        if not caps.cancellation_requests:
+            raise NotSupportedByChannel(
+                f"{self.channel} does not let the seller decide cancellation requests",
+                rule="cancellation-decision-not-supported",
+            )
+        request = self._open_request(cancellation_id)
+        self._decide(request, decision, now)
+        return request
+
+    def _open_request(self, cancellation_id: str | None) -> Cancellation:
+        open_requests = [c for c in self.cancellations if c.state is RequestState.REQUESTED]
+        if cancellation_id is not None:
+            for cancellation in self.cancellations:
+                if cancellation.id == cancellation_id:
+                    if cancellation.state is not RequestState.REQUESTED:
+                        raise InvalidTransition(
+                            f"cancellation {cancellation_id} is already {cancellation.state.value}",
+                            rule="cancellation-already-decided",
+                        )
+                    return cancellation
+            raise UnknownCancellation(f"order {self.id} has no cancellation {cancellation_id}")
+        if not open_requests:
+            raise InvalidTransition(
+                f"order {self.id} has no open cancellation request", rule="no-cancellation-request"
+            )
+        if len(open_requests) > 1:
+            raise InvalidInput(
+                "several cancellation requests are open: name one", rule="ambiguous-cancellation"
+            )
+        return open_requests[0]
+
+    def _decide(self, request: Cancellation, decision: Decision, now: datetime) -> None:
+        request.decided_at = now
+        if decision is Decision.REFUSE:
+            request.state = RequestState.REFUSED
+            self._emit(EventType.ORDER_CANCELLATION_REFUSED, cancellation_id=request.id)
+            self.updated_at = now
+            return
+        request.state = RequestState.ACCEPTED
+        before = self.status
+        wanted = request.lines or [
+            LineQuantity(line_id=line.id, quantity=line.unshipped)
+            for line in self.leaf_lines
+            if line.unshipped > 0
+        ]
+        scope = [
+            LineQuantity(line_id=i.line_id, quantity=q)
+            for i in wanted
+            if (q := min(i.quantity, self.line(i.line_id).unshipped)) > 0
+        ]
+        if not scope:  # everything it covered shipped (or went) meanwhile: nothing to cancel
+            self._emit(
+                EventType.ORDER_UPDATED,
+                channel_status=self.channel_status,
+                cancellation_id=request.id,
+                cancellation_state=request.state.value,
+            )
+            self.updated_at = now
+            return
+        request.units = scope
+        request.from_accepted = self._cancel_units(scope, now=now)
+        self._announce_cancellation(request.reason, request.initiator, scope, now, before)
+
+
+def return_data(ret: Return) -> dict[str, Any]:
+    return {
+        "return_id": ret.id,
+        "initiator": ret.initiator.value,
+        "reason": ret.reason.value,
+        "state": ret.state.value,
+        "lines": lines_data(ret.lines),
+    }

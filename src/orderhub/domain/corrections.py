@@ -1,0 +1,131 @@
+"""When the channel refuses a decision: a decision is not a fact until the channel confirms
+it. A command that failed for good undoes the decision it carried (accept, reject, cancel,
+a decision on a cancellation request), the order takes the channel's last word again, and
+an ``attention`` reason names the command until an operator retries or abandons it.
+Physical facts (units shipped or delivered) are never undone: they happened.
+
+An operator's retry of such a command first makes the decision again, through the same
+checks as the warehouse API (:meth:`Corrections.redo_decision`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from orderhub.domain.capabilities import Capabilities
+from orderhub.domain.entities import AttentionCode, Cancellation
+from orderhub.domain.errors import InvalidTransition
+from orderhub.domain.merge import ChannelMerge
+from orderhub.domain.values import Decision, LineQuantity, Reason, RequestState
+
+DECISION_KINDS = frozenset({"accept", "reject", "cancel", "decide_cancellation"})
+"""Command kinds that carry a decision of the seller (others carry facts, or nothing)."""
+
+
+class Corrections(ChannelMerge):
+    if not TYPE_CHECKING:  # slots for the dataclass Order; mypy sees the attributes
+        __slots__ = ()
+
+    def decision_refused(
+        self, *, kind: str, payload: Mapping[str, Any], ref: str, error: str, now: datetime
+    ) -> bool:
+        """The command ``ref`` of ``kind`` failed for good at the channel. Undo the decision
+        it carried, if any, and raise attention; True when a decision was undone."""
+        before = self.status
+        undone = False
+        if kind == "accept":
+            undone = self._take_back(payload, "accepted")
+        elif kind == "reject":
+            undone = self._take_back(payload, "rejected")
+        elif kind in ("cancel", "decide_cancellation"):
+            undone = self._reopen_cancellation(str(payload.get("cancellation_id", "")), kind)
+        if undone:
+            self.rebase_on_channel(now)
+        self._refresh(now, announce=False)
+        detail = f"{kind} failed at {self.channel}: {error}"
+        if undone:
+            detail += "; the hub undid the decision and shows the channel's state"
+        self.raise_attention(AttentionCode.COMMAND_FAILED, detail, now=now, ref=ref)
+        self._announce_status(before)
+        return undone
+
+    def _take_back(self, payload: Mapping[str, Any], counter: str) -> bool:
+        undone = False
+        for item in _lines(payload):
+            line = self.line(item.line_id)
+            if counter == "accepted":
+                back = min(item.quantity, line.accepted - line.shipped)
+                line.accepted -= back
+            else:
+                known = self.channel_view.lines.get(line.channel_line_id)
+                back = min(item.quantity, line.rejected - (known.rejected if known else 0))
+                line.rejected -= back
+            undone |= back > 0
+        return undone
+
+    def _reopen_cancellation(self, cancellation_id: str, kind: str) -> bool:
+        for ret in self.returns:
+            if ret.id == cancellation_id and ret.state is not RequestState.REFUSED:
+                ret.state = RequestState.REFUSED
+                return True
+        cancellation = next((c for c in self.cancellations if c.id == cancellation_id), None)
+        if cancellation is None:
+            return False
+        was_accepted = cancellation.state is RequestState.ACCEPTED
+        if kind == "cancel":  # the seller's own cancellation: it did not happen
+            cancellation.state = RequestState.REFUSED
+        else:  # a decision on a request: the request is open again
+            cancellation.state = RequestState.REQUESTED
+            cancellation.decided_at = None
+        if was_accepted:
+            self._restore_units(cancellation)
+        return True
+
+    def _restore_units(self, cancellation: Cancellation) -> None:
+        for item in cancellation.units:
+            line = self.line(item.line_id)
+            line.cancelled -= min(item.quantity, line.cancelled)
+        for item in cancellation.from_accepted:
+            line = self.line(item.line_id)
+            line.accepted += min(item.quantity, line.pending_acceptance)
+        cancellation.units = []
+        cancellation.from_accepted = []
+
+    def redo_decision(
+        self, *, kind: str, payload: Mapping[str, Any], caps: Capabilities, now: datetime
+    ) -> None:
+        """Make an undone decision again (an operator retries its command); the domain's
+        usual checks apply, so a decision the order no longer allows is refused here."""
+        lines = _lines(payload) or None
+        if kind == "accept":
+            self.accept(caps, now=now, lines=lines)
+        elif kind == "reject":
+            self.reject(caps, reason=Reason(payload["reason"]), now=now, lines=lines)
+        elif kind == "cancel":
+            cancellation_id = str(payload["cancellation_id"])
+            self.cancellations = [c for c in self.cancellations if c.id != cancellation_id]
+            self.returns = [r for r in self.returns if r.id != cancellation_id]
+            self.cancel(
+                caps,
+                reason=Reason(payload["reason"]),
+                cancellation_id=cancellation_id,
+                now=now,
+                lines=None if payload.get("whole_order") else lines,
+            )
+        elif kind == "decide_cancellation":
+            self.decide_cancellation(
+                caps,
+                decision=Decision(payload["decision"]),
+                now=now,
+                cancellation_id=str(payload["cancellation_id"]),
+            )
+        else:
+            raise InvalidTransition(f"a {kind} command carries no decision to make again")
+
+
+def _lines(payload: Mapping[str, Any]) -> Sequence[LineQuantity]:
+    return [
+        LineQuantity(line_id=str(item["line_id"]), quantity=int(item["quantity"]))
+        for item in payload.get("lines") or ()
+    ]

@@ -1,0 +1,403 @@
+"""Merging what a channel observed (:class:`ChannelSnapshot`) into the order.
+
+The rules, dimension by dimension (docs/lifecycle.md has the table):
+
+* **Which snapshot is newer.** When both the snapshot and the order's newest channel news
+  carry the channel's update stamp, the newer stamp wins; otherwise the arrival number of
+  the message (``seq``, given by the inbox) decides. An older snapshot still adds its facts
+  (counters only grow) but never replaces the channel status, the details or the lines.
+* **Facts** (units shipped, delivered) only grow, whoever reported them.
+* **Decisions** (accepted, rejected): the channel's word wins. Units the channel reports
+  rejected that the hub holds as accepted (or accepted that the hub rejected) move to the
+  channel's side, and the order gets an ``attention`` reason saying so.
+* **Channel status** is taken from a snapshot that is not older and either shows news
+  (a counter the channel had not reported before) or is not *behind*: showing less than
+  the channel itself reported before, and nothing new (a ``created`` after ``completed``),
+  is a late message, recorded in the inbox, not applied.
+* **Details** (addresses, customer, extras) are taken from any snapshot that is not older.
+* **Lines** the channel adds, and quantities it changes, are applied (a lower quantity
+  cancels the difference, initiator ``channel``) and the order gets an attention reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from orderhub.domain.base import lines_data
+from orderhub.domain.capabilities import Capabilities
+from orderhub.domain.commands import Decisions, return_data
+from orderhub.domain.entities import (
+    AttentionCode,
+    Cancellation,
+    ChannelLineView,
+    Line,
+    Return,
+    Unit,
+)
+from orderhub.domain.events import EventType
+from orderhub.domain.snapshots import CancellationSnapshot, ChannelSnapshot, LineSnapshot
+from orderhub.domain.values import Decision, Initiator, LineQuantity, Reason, RequestState
+
+
+class ChannelMerge(Decisions):
+    if not TYPE_CHECKING:  # slots for the dataclass Order; mypy sees the attributes
+        __slots__ = ()
+
+    def apply(
+        self,
+        snapshot: ChannelSnapshot,
+        *,
+        caps: Capabilities,
+        now: datetime,
+        new_id: Any,
+        seq: int | None = None,
+    ) -> None:
+        """Merge what the channel has seen (``seq``: the arrival number of its message)."""
+        from orderhub.domain.order import check_unambiguous
+
+        check_unambiguous(snapshot)
+        events_before = len(self.events)
+        updated_at = self.updated_at
+        was_terminal = self.status.is_terminal
+        older = self._older(snapshot, seq)
+        behind = self._behind(snapshot)
+        changed = False
+        if not older and not was_terminal:
+            changed |= self._merge_edits(snapshot, now, new_id)
+        by_channel_line = {line.channel_line_id: line for line in self.lines}
+        news = False  # the snapshot moved a counter: its status is news, even if behind
+        for ls in snapshot.lines:
+            line = by_channel_line.get(ls.channel_line_id)
+            if line is not None:
+                news |= self._merge_line(line, ls, now)
+        if snapshot.released and not self.released and any(ln.live for ln in self.leaf_lines):
+            self.released = news = True
+        changed |= news
+        self._refresh(now)  # announce what the counters did before what cancellations do
+        ended = was_terminal and self.status.is_terminal  # nothing left to cancel or return
+        for cs in () if ended else snapshot.cancellations:
+            news |= self._merge_cancellation(cs, by_channel_line, now, new_id)
+        changed |= news
+        if not older and (news or not behind):
+            changed |= snapshot.channel_status != self.channel_status
+            self.channel_status = snapshot.channel_status
+        if not older:
+            changed |= self.take_details(snapshot)
+        self._remember(snapshot, seq, older=older)
+        self._refresh(now)
+        if len(self.events) > events_before:
+            return
+        if changed:
+            self._emit(EventType.ORDER_UPDATED, channel_status=self.channel_status)
+        else:  # a duplicate: the order is as it was, to the timestamp
+            self.updated_at = updated_at
+
+    # --- ordering --------------------------------------------------------------------
+
+    def _older(self, snapshot: ChannelSnapshot, seq: int | None) -> bool:
+        view = self.channel_view
+        if snapshot.updated_at is not None and view.updated_at is not None:
+            return snapshot.updated_at < view.updated_at
+        return seq is not None and view.seq is not None and seq < view.seq
+
+    def _behind(self, snapshot: ChannelSnapshot) -> bool:
+        """The snapshot shows less than the channel itself reported before."""
+        view = self.channel_view
+        by_channel_line = {line.channel_line_id: line for line in self.lines}
+        for ls in snapshot.lines:
+            delivered, shipped, accepted = seen_counters(ls)
+            known = view.lines.get(ls.channel_line_id)
+            if known is None:
+                line = by_channel_line.get(ls.channel_line_id)
+                if line is None:
+                    continue
+                # an order stored before the hub kept the channel's view: its own counters
+                known = ChannelLineView(
+                    quantity=line.quantity,
+                    accepted=line.accepted if self.acceptance_required else 0,
+                    rejected=line.rejected,
+                    shipped=line.shipped,
+                    delivered=line.delivered,
+                )
+            if (
+                delivered < known.delivered
+                or shipped < known.shipped
+                or ls.rejected < known.rejected
+                or accepted < known.accepted
+            ):
+                return True
+        if view.released and not snapshot.released:
+            return True
+        listed = {cs.channel_cancellation_id: cs.state for cs in snapshot.cancellations}
+        known_requests = [(c.channel_cancellation_id, c.state) for c in self.cancellations]
+        known_requests += [(r.channel_return_id, r.state) for r in self.returns]
+        for key, state in known_requests:
+            if key is None:
+                continue  # the seller's own: the channel need not list it
+            seen = listed.get(key)
+            if seen is None or (
+                seen is RequestState.REQUESTED and state is not RequestState.REQUESTED
+            ):
+                return True
+        return False
+
+    def _remember(self, snapshot: ChannelSnapshot, seq: int | None, *, older: bool) -> None:
+        """Keep what the channel said: counters only grow; the newest quantity and stamp."""
+        view = self.channel_view
+        for ls in snapshot.lines:
+            delivered, shipped, accepted = seen_counters(ls)
+            known = view.lines.get(ls.channel_line_id)
+            if known is None:
+                view.lines[ls.channel_line_id] = ChannelLineView(
+                    quantity=ls.quantity,
+                    accepted=accepted,
+                    rejected=ls.rejected,
+                    shipped=shipped,
+                    delivered=delivered,
+                )
+                continue
+            if not older:
+                known.quantity = ls.quantity
+            known.accepted = max(known.accepted, accepted)
+            known.rejected = max(known.rejected, ls.rejected)
+            known.shipped = max(known.shipped, shipped)
+            known.delivered = max(known.delivered, delivered)
+        view.released = view.released or snapshot.released
+        if not older and snapshot.updated_at is not None:
+            view.updated_at = snapshot.updated_at
+        if seq is not None:
+            view.seq = max(seq, view.seq or 0)
+
+    # --- counters ----------------------------------------------------------------------
+
+    def _merge_line(self, line: Line, ls: LineSnapshot, now: datetime) -> bool:
+        """Grow each counter to what the channel saw; on a decision, the channel wins."""
+        old = (line.accepted, line.rejected, line.shipped, line.delivered)
+        delivered, shipped, accepted = seen_counters(ls)
+        overridden: list[str] = []
+        if ls.rejected > line.rejected:
+            want = ls.rejected - line.rejected
+            committed = max(line.accepted, line.shipped)  # shipped units cannot be rejected
+            take = min(want, max(line.quantity - committed - line.rejected - line.cancelled, 0))
+            taken_back = 0
+            if self.acceptance_required:
+                taken_back = min(want - take, max(line.accepted - line.shipped, 0))
+            line.rejected += take + taken_back
+            line.accepted -= taken_back
+            if taken_back:
+                overridden.append(f"{taken_back} accepted unit(s) rejected")
+        if self.acceptance_required and accepted > line.accepted:
+            want = accepted - line.accepted
+            take = min(want, line.pending_acceptance)
+            # units the hub rejected, beyond those the channel itself reported rejected
+            known = self.channel_view.lines.get(line.channel_line_id)
+            channel_rejected = max(ls.rejected, known.rejected if known else 0)
+            given_back = min(want - take, max(line.rejected - channel_rejected, 0))
+            line.accepted += take + given_back
+            line.rejected -= given_back
+            if given_back:
+                overridden.append(f"{given_back} rejected unit(s) accepted")
+        ceiling = line.accepted if self.acceptance_required else line.live
+        line.shipped = max(line.shipped, min(shipped, ceiling))
+        line.delivered = max(line.delivered, min(delivered, line.shipped))
+        by_id = {unit.channel_unit_id: unit for unit in line.units}
+        for seen in ls.units:
+            unit = by_id.get(seen.channel_unit_id)
+            if unit is not None:
+                unit.shipped = unit.shipped or seen.shipped
+                unit.serial_number = unit.serial_number or seen.serial_number
+        if overridden:
+            self.raise_attention(
+                AttentionCode.CHANNEL_OVERRODE_DECISION,
+                f"{self.channel} reports line {line.id} ({line.sku or line.title}) otherwise "
+                f"than the hub decided: {', '.join(overridden)}; the channel's word stands",
+                now=now,
+                ref=line.id,
+            )
+        return old != (line.accepted, line.rejected, line.shipped, line.delivered)
+
+    def rebase_on_channel(self, now: datetime) -> None:
+        """Merge the channel's last word again (after a decision of the hub was undone)."""
+        for line in self.lines:
+            known = self.channel_view.lines.get(line.channel_line_id)
+            if known is not None:
+                self._merge_line(
+                    line,
+                    LineSnapshot(
+                        channel_line_id=line.channel_line_id,
+                        sku=line.sku,
+                        title=line.title,
+                        quantity=known.quantity,
+                        accepted=known.accepted,
+                        rejected=known.rejected,
+                        shipped=known.shipped,
+                        delivered=known.delivered,
+                    ),
+                    now,
+                )
+
+    # --- lines the channel edits ---------------------------------------------------------
+
+    def _merge_edits(self, snapshot: ChannelSnapshot, now: datetime, new_id: Any) -> bool:
+        by_channel_line = {line.channel_line_id: line for line in self.lines}
+        changed = False
+        for ls in snapshot.lines:
+            line = by_channel_line.get(ls.channel_line_id)
+            if line is None:
+                line = self._add_line(ls, new_id)
+                by_channel_line[ls.channel_line_id] = line
+                self.raise_attention(
+                    AttentionCode.CHANNEL_EDITED_LINES,
+                    f"{self.channel} added line {line.id} ({ls.sku or ls.title}) x {ls.quantity}",
+                    now=now,
+                    ref=line.id,
+                )
+                changed = True
+                continue
+            known = self.channel_view.lines.get(ls.channel_line_id)
+            previous = known.quantity if known is not None else line.quantity
+            if ls.quantity != previous:
+                changed |= self._resize(line, previous, ls.quantity, now)
+        return changed
+
+    def _add_line(self, ls: LineSnapshot, new_id: Any) -> Line:
+        parents = {line.channel_line_id: line.id for line in self.lines}
+        fulfilments = {f.channel_fulfilment_id: f.id for f in self.fulfilments}
+        line = Line(
+            id=new_id(),
+            channel_line_id=ls.channel_line_id,
+            sku=ls.sku,
+            title=ls.title,
+            quantity=ls.quantity,
+            unit_price=ls.unit_price,
+            parent_line_id=parents.get(ls.parent_channel_line_id or ""),
+            fulfilment_id=fulfilments.get(
+                ls.channel_fulfilment_id, self.fulfilments[0].id if self.fulfilments else None
+            ),
+            requires_serial_number=ls.requires_serial_number,
+            units=[
+                Unit(channel_unit_id=u.channel_unit_id, serial_number=u.serial_number)
+                for u in ls.units
+            ],
+            extras=dict(ls.extras),
+        )
+        self.lines.append(line)
+        return line
+
+    def _resize(self, line: Line, previous: int, quantity: int, now: datetime) -> bool:
+        """The channel changed a line's quantity: more units to handle, or fewer (the
+        difference is cancelled by the channel, as far as it has not shipped)."""
+        if quantity > previous:
+            line.quantity += quantity - previous
+            detail = f"{self.channel} raised line {line.id} from {previous} to {quantity} units"
+        else:
+            fewer = min(previous - quantity, line.unshipped)
+            detail = f"{self.channel} lowered line {line.id} from {previous} to {quantity} units"
+            if fewer < previous - quantity:
+                detail += f" ({previous - quantity - fewer} of them already shipped)"
+            if fewer:
+                before = self.status
+                scope = [LineQuantity(line_id=line.id, quantity=fewer)]
+                self.cancellations.append(
+                    Cancellation(
+                        id=f"{self.id}:resize:{len(self.cancellations) + 1}",
+                        initiator=Initiator.CHANNEL,
+                        reason=Reason.CHANNEL_CANCELLED,
+                        state=RequestState.ACCEPTED,
+                        requested_at=now,
+                        decided_at=now,
+                        lines=scope,
+                        units=scope,
+                        from_accepted=self._cancel_units(scope, now=now),
+                    )
+                )
+                self._announce_cancellation(
+                    Reason.CHANNEL_CANCELLED, Initiator.CHANNEL, scope, now, before
+                )
+        self.raise_attention(AttentionCode.CHANNEL_EDITED_LINES, detail, now=now, ref=line.id)
+        return True
+
+    # --- cancellations and returns the channel reports -----------------------------------
+
+    def _merge_cancellation(
+        self,
+        cs: CancellationSnapshot,
+        by_channel_line: dict[str, Line],
+        now: datetime,
+        new_id: Any,
+    ) -> bool:
+        key = cs.channel_cancellation_id
+        known_return = next((r for r in self.returns if r.channel_return_id == key), None)
+        if known_return is not None:
+            if known_return.state is RequestState.REQUESTED and cs.state is not known_return.state:
+                known_return.state = cs.state
+                return True
+            return False
+        existing = next((c for c in self.cancellations if c.channel_cancellation_id == key), None)
+        if existing is not None:
+            if existing.state is RequestState.REQUESTED and cs.state is not RequestState.REQUESTED:
+                self._decide(existing, _decision(cs.state), now)
+                return True
+            return False
+        scope = [
+            LineQuantity(line_id=by_channel_line[cid].id, quantity=q)
+            for cid, q in cs.lines
+            if cid in by_channel_line
+        ]
+        touched = scope or [
+            LineQuantity(line_id=line.id, quantity=line.live) for line in self.leaf_lines
+        ]
+        unshipped = sum(min(i.quantity, self.line(i.line_id).unshipped) for i in touched)
+        if unshipped == 0 and any(self.line(i.line_id).shipped for i in touched):
+            # after shipment a cancellation is a return (topi: "handled as a return")
+            ret = Return(
+                id=new_id(),
+                initiator=cs.initiator,
+                reason=cs.reason,
+                state=cs.state,
+                requested_at=now,
+                lines=[
+                    LineQuantity(line_id=i.line_id, quantity=q)
+                    for i in touched
+                    if (q := min(i.quantity, self.line(i.line_id).shipped)) > 0
+                ],
+                channel_reason=cs.channel_reason,
+                channel_return_id=cs.channel_cancellation_id,
+            )
+            self.returns.append(ret)
+            self._emit(EventType.ORDER_RETURN_REQUESTED, **return_data(ret))
+            return True
+        cancellation = Cancellation(
+            id=new_id(),
+            initiator=cs.initiator,
+            reason=cs.reason,
+            state=RequestState.REQUESTED,
+            requested_at=now,
+            lines=scope,
+            channel_reason=cs.channel_reason,
+            channel_cancellation_id=cs.channel_cancellation_id,
+        )
+        self.cancellations.append(cancellation)
+        if cs.state is RequestState.REQUESTED:
+            self._emit(
+                EventType.ORDER_CANCELLATION_REQUESTED,
+                cancellation_id=cancellation.id,
+                initiator=cs.initiator.value,
+                reason=cs.reason.value,
+                lines=lines_data(scope),
+            )
+        else:
+            self._decide(cancellation, _decision(cs.state), now)
+        return True
+
+
+def _decision(state: RequestState) -> Decision:
+    return Decision.ACCEPT if state is RequestState.ACCEPTED else Decision.REFUSE
+
+
+def seen_counters(ls: LineSnapshot) -> tuple[int, int, int]:
+    """(delivered, shipped, accepted) as the channel saw them: a delivered unit was shipped,
+    a shipped unit was accepted, even when a channel reports only the latest step."""
+    shipped = max(ls.shipped, ls.delivered)
+    return ls.delivered, shipped, max(ls.accepted, shipped)
