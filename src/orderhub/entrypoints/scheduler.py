@@ -137,7 +137,8 @@ class Scheduler:
         """Run the jobs while, and only while, this process leads, until ``stop`` is set.
 
         Stand by until ``elect`` yields a term; wait one leadership check (so that a
-        leader that just lost the lock has stopped its jobs); run the jobs until the term
+        leader that just lost the lock has stopped its jobs), unless no other process
+        can have held it; run the jobs until the term
         is lost or ``stop`` is set; stop them; stand by again after a loss."""
         check = self.settings.leadership_check_seconds
         while not stop.is_set():
@@ -147,7 +148,8 @@ class Scheduler:
                     return  # stopped while standing by
                 log.info("scheduler.leader")
                 try:
-                    if not await _any_set(stop, term.lost, within=check):
+                    grace = check if term.contested else 0.0
+                    if not await _any_set(stop, term.lost, within=grace):
                         await self.start(term)
                     while not await _any_set(stop, term.lost, within=check):
                         pass  # leading: every wait bounded, no busy loop

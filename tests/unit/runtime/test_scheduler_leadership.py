@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from structlog.testing import capture_logs
 
-from orderhub.adapters.persistence.leadership import Term
+from orderhub.adapters.persistence.leadership import Term, sole_leadership
 from orderhub.channels.spi import JobContext, ScheduledJob
 from orderhub.config import SchedulerSettings
 from orderhub.entrypoints.scheduler import Scheduler
@@ -159,6 +159,19 @@ async def test_a_new_leader_waits_one_check_before_starting_its_jobs() -> None:
     finally:
         stop.set()
         await asyncio.wait_for(leading, WAIT_SECONDS)
+
+
+async def test_the_only_process_there_is_starts_its_jobs_at_once() -> None:
+    job = Counting()
+    scheduler = scheduler_with(job, check_seconds=6 * WAIT_SECONDS)  # no wait for a rival
+    stop = asyncio.Event()
+    leading = asyncio.create_task(scheduler.lead(sole_leadership, stop))
+    try:
+        await wait_until(lambda: job.runs >= 1, "the jobs running")
+    finally:
+        stop.set()
+        await asyncio.wait_for(leading, WAIT_SECONDS)
+    assert not scheduler.running
 
 
 async def test_stopping_a_standby_returns_without_running_anything() -> None:

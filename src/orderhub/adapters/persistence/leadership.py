@@ -67,9 +67,11 @@ class Term:
     """One uninterrupted stretch of holding the lock.
 
     ``lost`` is set as soon as the lock may be gone; ``held`` is False from then on, and
-    once the holder has let go."""
+    once the holder has let go. ``contested``: another process may have held the lock
+    just before (False when this is the only process there is)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, contested: bool = True) -> None:
+        self.contested = contested
         self.lost = asyncio.Event()
         self.reason: LossReason | None = None
         self.detail = ""
@@ -106,7 +108,7 @@ async def sole_leadership(stop: asyncio.Event) -> AsyncIterator[Term | None]:
     if stop.is_set():
         yield None
         return
-    term = Term()
+    term = Term(contested=False)
     try:
         yield term
     finally:
