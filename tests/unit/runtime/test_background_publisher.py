@@ -329,3 +329,17 @@ def test_the_worker_publishes_its_buffer_before_dramatiq_closes_the_broker(
     with capture_logs() as logs:
         queue.enqueue_command("c-late")
     assert [e["reason"] for e in logs if e["event"] == "queue.enqueue_failed"] == ["closed"]
+
+
+def test_delays_reach_the_delay_queues_of_both_kinds() -> None:
+    broker = StubBroker(middleware=middleware_stack())
+    queue = DramatiqQueue(broker)
+
+    queue.enqueue_inbox("m-1", delay_seconds=30)
+    queue.enqueue_command("c-1", delay_seconds=30)
+    queue.enqueue_inbox("m-2")
+    assert queue.flush(timeout=10)
+
+    assert [queued(broker, f"orderhub.{q}.DQ") for q in ("inbox", "commands")] == [1, 1]
+    assert queued(broker, "orderhub.inbox") == 1
+    queue.close()

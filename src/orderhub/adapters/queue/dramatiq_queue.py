@@ -49,6 +49,7 @@ from orderhub.adapters.queue.publisher import (
 )
 from orderhub.application.hub import Hub, RetryPolicy
 from orderhub.channels.spi import TransientChannelError
+from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.logging import get_logger
 from orderhub.metrics import ENQUEUE_FAILURES, ENQUEUE_GIVEN_UP, ENQUEUE_PUBLISH_SECONDS
 
@@ -113,7 +114,7 @@ async def process_inbox_message(message_id: str) -> None:
         await jobs.run_inbox(hub, message_id)
     except TransientChannelError as exc:
         raise dramatiq.Retry(exc.message, delay=retry_after_ms(hub.retry, exc)) from exc
-    except jobs.RETRYABLE as exc:
+    except ConcurrencyConflict as exc:
         raise dramatiq.Retry(str(exc)) from exc
 
 
@@ -228,12 +229,10 @@ class DramatiqQueue:
     # --- CommandQueue --------------------------------------------------------------------
 
     def enqueue_command(self, command_id: str, *, delay_seconds: float = 0) -> None:
-        now = time.monotonic()
-        due = now + delay_seconds if delay_seconds > 0 else None
-        self._hand_over(Outgoing("command", command_id, now, due))
+        self._hand_over("command", command_id, delay_seconds)
 
-    def enqueue_inbox(self, message_id: str) -> None:
-        self._hand_over(Outgoing("inbox", message_id, time.monotonic()))
+    def enqueue_inbox(self, message_id: str, *, delay_seconds: float = 0) -> None:
+        self._hand_over("inbox", message_id, delay_seconds)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -259,7 +258,9 @@ class DramatiqQueue:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _hand_over(self, outgoing: Outgoing) -> None:
+    def _hand_over(self, what: What, ident: str, delay_seconds: float) -> None:
+        now = time.monotonic()
+        outgoing = Outgoing(what, ident, now, now + delay_seconds if delay_seconds > 0 else None)
         try:
             self.publisher.submit(outgoing)
         except Exception as exc:  # never raise to the caller: the row is committed
