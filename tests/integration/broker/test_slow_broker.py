@@ -225,3 +225,26 @@ async def test_a_publish_that_times_out_is_given_up_then_swept_into_the_broker(
     finally:
         await aclose(hub)
         await asyncio.to_thread(queue.close)
+
+
+def test_closing_is_bounded_while_a_publish_hangs(
+    target: BrokerTarget, proxy: PausableProxy, cleanup: list[tuple[dramatiq.Broker, str]]
+) -> None:
+    direct = make_broker(target.kind, target.url)
+    cleanup.append((direct, target.prefix))
+    queue = DramatiqQueue(
+        make_broker(target.kind, through(proxy, target.url)), queue_prefix=target.prefix
+    )
+    queue.enqueue_inbox("m-0")
+    assert queue.flush(timeout=30)  # connected
+
+    with proxy.paused_for_a_while(), capture_logs() as logs:
+        queue.enqueue_inbox("m-1")  # hangs: a confirm or an answer that does not come
+        queue.enqueue_inbox("m-2")
+        started = time.monotonic()
+        queue.close(timeout=0.5)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 3.0, f"close took {elapsed:.2f} s"
+    closed = [e["id"] for e in logs if e.get("reason") == "closed"]
+    assert "m-2" in closed

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from orderhub.adapters.queue import jobs
 from orderhub.adapters.queue.brokers import (
@@ -247,11 +248,17 @@ class DramatiqQueue:
         return self.publisher.close(timeout)
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
-        """:meth:`shutdown`, then close the broker's connections. Blocking."""
+        """:meth:`shutdown`, then close the broker's connections; blocking, and bounded:
+        a RabbitMQ connection stuck in a publish is left to go with the process (closing
+        it would wait for the silent broker's answer)."""
+        clean = False
         try:
-            self.shutdown(timeout)
+            clean = self.shutdown(timeout)
         finally:
-            self.broker.close()
+            if clean or not isinstance(self.broker, RabbitmqBroker):
+                self.broker.close()
+            else:
+                log.warning("queue.broker_left_open", note="a publish is stuck on it")
 
     def ping(self) -> None:
         ping_broker(self.broker)
