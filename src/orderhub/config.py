@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from orderhub.application.hub import RetryPolicy
+from orderhub.application.services.retention import RetentionPolicy
 from orderhub.channels.spi import AccountConfig, WebhookAuth
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "DatabaseSettings",
     "LoggingSettings",
+    "RetentionSettings",
     "RetrySettings",
     "SchedulerSettings",
     "Settings",
@@ -176,9 +178,18 @@ class RetrySettings(_Section, frozen=True):
 
 class SchedulerSettings(_Section, frozen=True):
     sweep_interval_seconds: Positive = 30.0
-    grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
-    """How old a pending command or unprocessed message must be before the sweeper requeues it."""
+    grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 120.0
+    """The sweeper queues a due command or message again only if it was last handed to the
+    queue at least this long ago (a crash, a lost broker message): longer than a job
+    usually waits in the queue, or busy queues get duplicates (harmless, but wasted)."""
     sweep_limit: PositiveInt = 500
+    """At most this many commands, and as many messages, per sweep (taken in pages)."""
+    refresh_interval_seconds: Positive = 300.0
+    refresh_after_seconds: Positive = 3600.0
+    """Open orders the channel has said nothing of for this long are read again from it
+    (a lost status webhook is healed), at most ``refresh_limit`` per run."""
+    refresh_limit: PositiveInt = 50
+    retention_interval_seconds: Positive = 3600.0
     first_run_jitter_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     """Each job's first run waits a random time up to this (or its interval, if shorter)."""
     leadership_check_seconds: Positive = 5.0
@@ -186,6 +197,33 @@ class SchedulerSettings(_Section, frozen=True):
     stops every job within this long of losing it), and a standby tries to take it. A new
     leader waits this long before starting its jobs, so that one that lost the lock has
     noticed and stopped."""
+
+
+class RetentionSettings(_Section, frozen=True):
+    """How long the hub keeps what it no longer needs (days)."""
+
+    inbox_body_days: Positive = 30.0
+    inbox_days: Positive = 90.0
+    """The dedupe window: a message's key is kept this long (at least 7 days, and longer
+    than its body), so a late duplicate is still recognised."""
+    command_days: Positive = 90.0
+    idempotency_days: Positive = 7.0
+    feed_days: Positive = 90.0
+
+    def __post_init__(self) -> None:
+        if self.inbox_days < max(self.inbox_body_days, 7.0):
+            raise msgspec.ValidationError(
+                "inbox_days must be at least 7 and at least inbox_body_days - at `$.retention`"
+            )
+
+    def policy(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            inbox_body_days=self.inbox_body_days,
+            inbox_days=self.inbox_days,
+            command_days=self.command_days,
+            idempotency_days=self.idempotency_days,
+            feed_days=self.feed_days,
+        )
 
 
 class LoggingSettings(_Section, frozen=True):
@@ -201,6 +239,7 @@ class Settings(_Section, frozen=True):
     channels: ChannelsSettings = msgspec.field(default_factory=ChannelsSettings)
     retry: RetrySettings = msgspec.field(default_factory=RetrySettings)
     scheduler: SchedulerSettings = msgspec.field(default_factory=SchedulerSettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
     def redacted(self) -> dict[str, Any]:

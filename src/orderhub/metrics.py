@@ -40,8 +40,10 @@ __all__ = [
     "FEED_EVENTS",
     "INBOX_PROCESSED",
     "REGISTRY",
+    "RETENTION_PRUNED",
     "SCHEDULED_JOBS",
     "SCHEDULER_LEADERSHIP_LOST",
+    "STALE_OUTCOMES",
     "SWEEP_REQUEUED",
     "WEBHOOKS_RECEIVED",
     "render",
@@ -60,14 +62,15 @@ WEBHOOKS_RECEIVED: Final = Counter(
 )
 INBOX_PROCESSED: Final = Counter(
     "orderhub_inbox_processed",
-    "Inbox messages worked on, by channel and outcome (processed, failed, retry, skipped, error).",
+    "Inbox messages worked on, by channel and outcome (processed, failed, retry, waiting, "
+    "not_due, leased, stale, ended, missing, error).",
     ["channel", "outcome"],
     registry=REGISTRY,
 )
 COMMANDS_DISPATCHED: Final = Counter(
     "orderhub_commands_dispatched",
     "Channel command dispatches, by channel, kind and outcome "
-    "(succeeded, failed, pending = retry scheduled or not due, error).",
+    "(succeeded, failed, retry, waiting, held, not_due, leased, stale, ended, missing, error).",
     ["channel", "kind", "outcome"],
     registry=REGISTRY,
 )
@@ -103,6 +106,19 @@ ENQUEUE_PUBLISH_SECONDS: Final = Histogram(
     "by what (command, inbox): the wait in the publish buffer included.",
     ["what"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+STALE_OUTCOMES: Final = Counter(
+    "orderhub_stale_outcomes",
+    "Outcomes a worker reached after its claim had been taken over (its lease ran out): "
+    "logged, never written",
+    ["what"],
+    registry=REGISTRY,
+)
+RETENTION_PRUNED: Final = Counter(
+    "orderhub_retention_pruned",
+    "Rows removed (or inbox bodies emptied) by the retention job",
+    ["what"],
     registry=REGISTRY,
 )
 SCHEDULED_JOBS: Final = Counter(

@@ -38,7 +38,12 @@ class InboxState(StrEnum):
 
 @dataclass(kw_only=True, slots=True)
 class InboxMessage:
-    """A raw message from a channel, stored before it is acknowledged."""
+    """A raw message from a channel, stored before it is acknowledged.
+
+    ``seq`` is its arrival number (drawn by the store); ``order_key`` the channel's order id
+    when the adapter can read it cheaply: messages of one order are applied one at a time,
+    in arrival order. Processing is claimed, paced and capped like a command's dispatch
+    (``fence``, ``lease_until``, ``attempts``, ``next_attempt_at``)."""
 
     id: str
     channel: str
@@ -47,9 +52,15 @@ class InboxMessage:
     body: bytes
     headers: dict[str, str]
     received_at: datetime
-    source: str = "webhook"  # webhook | poll
+    source: str = "webhook"  # webhook | poll | reconciliation | refresh | command
+    order_key: str | None = None
+    seq: int | None = None
     state: InboxState = InboxState.RECEIVED
     attempts: int = 0
+    fence: int = 0
+    next_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+    queued_at: datetime | None = None
     last_error: str | None = None
     processed_at: datetime | None = None
 
@@ -71,6 +82,7 @@ class OrderFilter:
     account: str | None = None
     updated_after: datetime | None = None
     ship_by_before: datetime | None = None
+    attention: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -83,6 +95,17 @@ class StoredResponse:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pruned:
+    """What one retention pass removed."""
+
+    inbox_bodies: int = 0
+    inbox_messages: int = 0
+    commands: int = 0
+    idempotency_keys: int = 0
+    feed_events: int = 0
+
+
 class OrderRepository(Protocol):
     async def get(self, order_id: str) -> Order | None: ...
 
@@ -93,10 +116,18 @@ class OrderRepository(Protocol):
     def add(self, order: Order) -> None: ...
 
     async def list(
-        self, filters: OrderFilter, *, after: tuple[datetime, str] | None, limit: int
+        self, filters: OrderFilter, *, after_seq: int | None, limit: int
     ) -> Sequence[Order]:
-        """Orders by (updated_at, id) ascending, strictly after the cursor."""
+        """Orders by ``last_seq`` ascending (the feed sequence of each order's newest
+        event), strictly after ``after_seq``: as gapless as the feed."""
         ...
+
+    async def stale(self, *, older_than: datetime, limit: int) -> Sequence[Order]:
+        """Open orders with no news from their channel, and not refreshed, since
+        ``older_than``; the longest silent first."""
+        ...
+
+    async def mark_refreshed(self, order_id: str, at: datetime) -> None: ...
 
 
 class CommandRepository(Protocol):
@@ -104,21 +135,42 @@ class CommandRepository(Protocol):
 
     async def get(self, command_id: str, *, for_update: bool = False) -> ChannelCommand | None: ...
 
-    async def for_order(self, order_id: str) -> Sequence[ChannelCommand]: ...
-
-    async def save(self, command: ChannelCommand) -> None: ...
-
-    async def due(self, *, now: datetime, created_before: datetime, limit: int) -> Sequence[str]:
-        """Pending commands created before ``created_before`` whose retry time has come and
-        whose lease (if any) has run out: the ones a crash may have left behind."""
+    async def for_order(self, order_id: str) -> Sequence[ChannelCommand]:
+        """The order's commands by ``seq``."""
         ...
 
+    async def next_seq(self, order_id: str) -> int:
+        """The ``seq`` for a new command of the order (its commands added here counted)."""
+        ...
+
+    async def save(self, command: ChannelCommand, *, fence: int | None = None) -> bool:
+        """Write the command. With ``fence``: only if it is still pending under that claim
+        (False, and nothing written, when another claim or an ending came first)."""
+        ...
+
+    async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
+        """Pending, not held, whose retry time has come, whose lease (if any) has run out
+        and that were not handed to the queue since ``queued_before``: the ones a crash or
+        a lost message left behind. Oldest due first."""
+        ...
+
+    async def mark_queued(self, command_ids: Sequence[str], at: datetime) -> None: ...
+
     async def failed(self, *, limit: int) -> Sequence[ChannelCommand]: ...
+
+    async def held(self, *, limit: int) -> Sequence[ChannelCommand]:
+        """Pending commands waiting behind a failed command of their order."""
+        ...
+
+    async def prune(self, *, finished_before: datetime) -> int:
+        """Delete succeeded and abandoned commands finished before then."""
+        ...
 
 
 class InboxRepository(Protocol):
     async def add(self, message: InboxMessage) -> bool:
-        """Store the message; False when its dedupe key was already stored."""
+        """Store the message (its ``seq`` is drawn now); False when its dedupe key was
+        already stored."""
         ...
 
     async def get(self, message_id: str, *, for_update: bool = False) -> InboxMessage | None: ...
@@ -127,21 +179,51 @@ class InboxRepository(Protocol):
         """The id of the message stored under ``dedupe_key``, if any."""
         ...
 
-    async def save(self, message: InboxMessage) -> None: ...
+    async def save(self, message: InboxMessage, *, fence: int | None = None) -> bool:
+        """Write the message. With ``fence``: only if it is still ``received`` under that
+        claim."""
+        ...
 
-    async def unprocessed(self, *, received_before: datetime, limit: int) -> Sequence[str]: ...
+    async def first_waiting(
+        self, channel: str, account: str, order_key: str, *, before_seq: int | None = None
+    ) -> str | None:
+        """The earliest ``received`` message of that order (before ``before_seq``)."""
+        ...
+
+    async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
+        """Like :meth:`CommandRepository.due`, for ``received`` messages."""
+        ...
+
+    async def mark_queued(self, message_ids: Sequence[str], at: datetime) -> None: ...
 
     async def failed(self, *, limit: int) -> Sequence[InboxMessage]: ...
+
+    async def prune(self, *, bodies_before: datetime, rows_before: datetime) -> tuple[int, int]:
+        """Empty the bodies of messages processed before ``bodies_before`` and delete the
+        processed rows received before ``rows_before`` (their dedupe keys go with them).
+        Returns (bodies emptied, rows deleted)."""
+        ...
 
 
 class FeedReader(Protocol):
     async def read(self, *, after: int, limit: int) -> Sequence[FeedEntry]: ...
+
+    async def oldest(self) -> int | None:
+        """The lowest sequence still kept (None: the feed is empty)."""
+        ...
+
+    async def prune(self, *, before: datetime) -> int:
+        """Delete events that occurred before ``before``, never the newest one (so a reader
+        can always tell how far the feed has gone)."""
+        ...
 
 
 class IdempotencyStore(Protocol):
     async def get(self, key: str) -> StoredResponse | None: ...
 
     async def put(self, response: StoredResponse) -> None: ...
+
+    async def prune(self, *, before: datetime) -> int: ...
 
 
 class UnitOfWork(Protocol):
@@ -189,8 +271,11 @@ class UnitOfWorkFactory(Protocol):
 
 
 class CommandQueue(Protocol):
-    """Hands committed commands and inbox messages to the workers (dramatiq in production)."""
+    """Hands committed commands and inbox messages to the workers (dramatiq in production).
+
+    Never blocks and never raises: a message it could not hand over is found again by the
+    sweeper (the rows are committed before anything is enqueued)."""
 
     def enqueue_command(self, command_id: str, *, delay_seconds: float = 0) -> None: ...
 
-    def enqueue_inbox(self, message_id: str) -> None: ...
+    def enqueue_inbox(self, message_id: str, *, delay_seconds: float = 0) -> None: ...

@@ -37,14 +37,26 @@ class CommandKind(StrEnum):
 
 
 class CommandState(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # to be sent (or being sent, or held behind a failed command)
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
+    FAILED = "failed"  # gave up; an operator retries or abandons it
+    ABANDONED = "abandoned"  # an operator decided it will never be sent
+
+    @property
+    def is_final(self) -> bool:
+        """Ended for good: later commands of the order may go."""
+        return self in (CommandState.SUCCEEDED, CommandState.ABANDONED)
 
 
 @dataclass(kw_only=True, slots=True)
 class ChannelCommand:
-    """One outbound call to a channel, written in the same transaction as the state change."""
+    """One outbound call to a channel, written in the same transaction as the state change.
+
+    ``seq`` orders the commands of one order: a command is sent only once every earlier
+    one has succeeded or been abandoned (unless the adapter declares the two independent).
+    ``fence`` counts the claims ever made on it and never goes back: a worker writes its
+    outcome only if the fence is still the one it claimed with. ``attempts`` counts the
+    calls since the command was created or last retried by an operator."""
 
     id: str
     order_id: str
@@ -53,11 +65,15 @@ class ChannelCommand:
     kind: CommandKind
     payload: dict[str, Any]
     created_at: datetime
+    seq: int = 0
     state: CommandState = CommandState.PENDING
     attempts: int = 0
+    fence: int = 0
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     lease_until: datetime | None = None  # a worker holds it until then
+    queued_at: datetime | None = None  # last handed to the queue (the sweeper waits after)
+    held_by: str | None = None  # the earlier command of the order it waits for, failed
     finished_at: datetime | None = None
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -154,6 +170,7 @@ class CommandOutcome:
 
     data: Mapping[str, Any] = field(default_factory=dict)
     snapshot: ChannelSnapshot | None = None
+    """Stored in the inbox with the outcome and applied like any channel message."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -184,12 +201,33 @@ class ChannelAccount:
         """The sender's message id, if the channel has one (else the hub hashes the body)."""
         return headers.get("webhook-id")
 
+    def order_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        """The channel's order id of a raw message, if it can be read cheaply (it must equal
+        the ``channel_order_id`` of the snapshots the message maps to). Messages of one
+        order are then applied one at a time, in the order they arrived; None (the
+        default) leaves them unordered, protected only by the snapshots' own stamps."""
+        return None
+
+    def independent(self, earlier: CommandKind, later: CommandKind) -> bool:
+        """True when ``later`` need not wait for ``earlier`` (both of one order). By default
+        every command of an order waits for the earlier ones to succeed or be abandoned."""
+        return False
+
+    async def refresh(self, order: Order) -> IntakeMessage | None:
+        """Read one order again from the channel, as a message for the inbox (healing a
+        lost webhook). None: the channel cannot be asked (the default)."""
+        return None
+
     async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
         """Map one stored inbox message to canonical snapshots (may call the channel)."""
         raise NotImplementedError
 
     async def execute(self, command: ChannelCommand, order: Order) -> CommandOutcome:
-        """Carry one command out at the channel; raise a :class:`ChannelError` on failure."""
+        """Carry one command out at the channel; raise a :class:`ChannelError` on failure.
+
+        ``order`` is a copy of the order as it was when the command was claimed: changing
+        it changes nothing. ``command.fence`` is stable across the attempts of one claim
+        and ``command.id`` across all of them: the channel's idempotency key."""
         raise NotImplementedError
 
     def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:

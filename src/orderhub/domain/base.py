@@ -233,11 +233,10 @@ class OrderBase:
     def raise_attention(
         self, code: AttentionCode, detail: str, *, now: datetime, ref: str | None = None
     ) -> None:
-        """Say that a person must look at this order (once per code and ``ref``)."""
+        """Say that a person must look at this order: one open reason per code and ``ref``
+        (raised again, it takes the new detail), one event each time it is raised."""
         for open_reason in self.attention:
             if open_reason.code is code and open_reason.ref == ref:
-                if open_reason.detail == detail:
-                    return
                 open_reason.detail = detail
                 break
         else:

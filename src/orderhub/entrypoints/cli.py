@@ -231,7 +231,7 @@ async def embedded_runtime(hub: Hub, settings: Settings) -> AsyncIterator[None]:
     if not isinstance(queue, InProcessQueue):
         yield
         return
-    scheduler = Scheduler(hub, settings.scheduler)
+    scheduler = Scheduler(hub, settings.scheduler, retention=settings.retention.policy())
     await queue.start(hub)
     await scheduler.start()
     try:

@@ -15,6 +15,7 @@ stands by again until it holds the lock anew."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import signal
 import time
@@ -23,19 +24,27 @@ from dataclasses import dataclass
 
 from orderhub.adapters.persistence.leadership import Elect, Term, elector, sole_leadership
 from orderhub.application.hub import Hub
-from orderhub.application.services import intake, operations
+from orderhub.application.services import intake, operations, retention
 from orderhub.application.services.cursors import UnitOfWorkCursorStore
+from orderhub.application.services.retention import RetentionPolicy
 from orderhub.bootstrap import aclose, bootstrap, resources
 from orderhub.channels.spi import ChannelAccount, IntakeMessage, JobContext
 from orderhub.config import SchedulerSettings, Settings
 from orderhub.logging import bound, get_logger
-from orderhub.metrics import SCHEDULED_JOBS, SCHEDULER_LEADERSHIP_LOST, SWEEP_REQUEUED
+from orderhub.metrics import (
+    RETENTION_PRUNED,
+    SCHEDULED_JOBS,
+    SCHEDULER_LEADERSHIP_LOST,
+    SWEEP_REQUEUED,
+)
 
 __all__ = ["Periodic", "Scheduler", "run_scheduler"]
 
 log = get_logger(__name__)
 
 SWEEP_JOB = "sweep"
+REFRESH_JOB = "refresh"
+RETENTION_JOB = "retention"
 #: Only one scheduler runs per database; a second one stands by until the first is gone.
 LEADERSHIP_LOCK = "orderhub.scheduler"
 
@@ -59,26 +68,28 @@ class Scheduler:
         *,
         rng: random.Random | None = None,
         sweep: bool = True,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self.hub = hub
         self.settings = settings
         self.rng = rng or random.Random()
-        self.sweep = sweep
+        self.sweep = sweep  # the hub's own jobs: sweep, refresh, retention
+        self.retention = retention or RetentionPolicy()
         self._tasks: list[asyncio.Task[None]] = []
         self._active: asyncio.Event | None = None  # set while the current tasks may run
 
     def periodics(self) -> list[Periodic]:
-        """The sweep (unless disabled) and every scheduled job of every account."""
-        found = []
+        """The hub's own jobs (unless disabled) and every scheduled job of every account."""
+        found: list[Periodic] = []
         if self.sweep:
-            found.append(
-                Periodic(
-                    name=SWEEP_JOB,
-                    channel="",
-                    account="",
-                    interval_seconds=self.settings.sweep_interval_seconds,
-                    run=self._sweep,
-                )
+            own = (
+                (SWEEP_JOB, self.settings.sweep_interval_seconds, self._sweep),
+                (REFRESH_JOB, self.settings.refresh_interval_seconds, self._refresh),
+                (RETENTION_JOB, self.settings.retention_interval_seconds, self._prune),
+            )
+            found.extend(
+                Periodic(name=name, channel="", account="", interval_seconds=every, run=run)
+                for name, every, run in own
             )
         for account in self.hub.channels.accounts():
             context = self.job_context(account)
@@ -104,7 +115,7 @@ class Scheduler:
                 account=account.name,
                 body=message.body,
                 headers=message.headers,
-                source="poll",
+                source="polling",
                 key=message.dedupe_key,
             )
             return not stored.duplicate
@@ -116,9 +127,28 @@ class Scheduler:
             submit=submit,
         )
 
+    async def _refresh(self) -> None:
+        refreshed, failed = await operations.refresh_stale(
+            self.hub,
+            older_than_seconds=self.settings.refresh_after_seconds,
+            limit=self.settings.refresh_limit,
+        )
+        if refreshed or failed:
+            log.info("refresh.done", refreshed=refreshed, failed=failed)
+
+    async def _prune(self) -> None:
+        pruned = await retention.prune(self.hub, self.retention)
+        counts = {what: count for what, count in dataclasses.asdict(pruned).items() if count}
+        for what, count in counts.items():
+            RETENTION_PRUNED.labels(what).inc(count)
+        if counts:
+            log.info("retention.pruned", **counts)
+
     async def _sweep(self) -> None:
         result = await operations.sweep(
-            self.hub, grace_seconds=self.settings.grace_seconds, limit=self.settings.sweep_limit
+            self.hub,
+            requeue_after_seconds=self.settings.grace_seconds,
+            limit=self.settings.sweep_limit,
         )
         if result.commands:
             SWEEP_REQUEUED.labels("command").inc(result.commands)
@@ -248,7 +278,7 @@ async def _any_set(*events: asyncio.Event, within: float) -> bool:
 async def run_scheduler(settings: Settings) -> None:
     """``orderhub scheduler``: run until SIGINT or SIGTERM, then stop cleanly."""
     hub = bootstrap(settings)
-    scheduler = Scheduler(hub, settings.scheduler)
+    scheduler = Scheduler(hub, settings.scheduler, retention=settings.retention.policy())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

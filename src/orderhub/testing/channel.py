@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ from orderhub.channels.spi import (
     CommandKind,
     CommandOutcome,
     FollowUp,
+    IntakeMessage,
     PermanentChannelError,
     TransientChannelError,
 )
@@ -371,6 +373,8 @@ class TestOrderDocument(msgspec.Struct, kw_only=True):
     ship_by: datetime | None = None
     customer: _Customer | None = None
     shipping_address: _Address | None = None
+    updated_at: datetime | None = None
+    """The channel's update stamp, if it gives one: the newer stamp wins."""
 
 
 _decoder: Final = msgspec.json.Decoder(TestOrderDocument | list[TestOrderDocument])
@@ -414,6 +418,7 @@ def to_snapshot(doc: TestOrderDocument) -> ChannelSnapshot:
         currency=doc.currency,
         placed_at=doc.placed_at,
         ship_by=doc.ship_by,
+        updated_at=doc.updated_at,
         fulfilments=tuple(
             FulfilmentSnapshot(channel_fulfilment_id=f.id, fulfilled_by=f.fulfilled_by)
             for f in doc.fulfilments
@@ -500,6 +505,7 @@ class _MemoryChannel:
     intake_faults: list[_Fault] = field(default_factory=list)
     gate: asyncio.Event | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    orders: dict[str, bytes] = field(default_factory=dict)  # what refresh reads
 
 
 def _play(faults: list[_Fault]) -> None:
@@ -558,11 +564,57 @@ class TestChannelAccount(ChannelAccount):
         self._memory.gate = asyncio.Event()
         return self._memory.gate
 
+    def channel_shows(self, doc: TestOrderDocument | Mapping[str, Any]) -> None:
+        """What the in-memory channel answers when asked for this order (``refresh``)."""
+        body = encode_order(doc)
+        [decoded] = decode_orders(body)
+        self._memory.orders[decoded.id] = body
+
     # ChannelAccount
 
     async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
         _play(self._memory.intake_faults)
         return [to_snapshot(doc) for doc in decode_orders(body)]
+
+    def order_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        ids = {doc.id for doc in decode_orders(body)}
+        return ids.pop() if len(ids) == 1 else None
+
+    def independent(self, earlier: CommandKind, later: CommandKind) -> bool:
+        """topi: the acknowledgement and the decision that follows need not wait for each
+        other (an acknowledge that loses the race is moot)."""
+        pair = {earlier, later}
+        return (
+            self.profile is Profile.TOPI
+            and CommandKind.ACKNOWLEDGE in pair
+            and bool(pair & {CommandKind.ACCEPT, CommandKind.REJECT})
+        )
+
+    async def refresh(self, order: Order) -> IntakeMessage | None:
+        if self.base_url is None:
+            _play(self._memory.intake_faults)
+            body = self._memory.orders.get(order.channel_order_id)
+        else:
+            body = await self._fetch(order.channel_order_id)
+        if body is None:
+            raise PermanentChannelError(f"the test channel has no order {order.channel_order_id}")
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        return IntakeMessage(
+            dedupe_key=f"refresh:{order.channel_order_id}:{digest}",
+            body=body,
+            headers={"x-orderhub-source": "refresh"},
+        )
+
+    async def _fetch(self, channel_order_id: str) -> bytes | None:
+        try:
+            response = await self._http().get(f"/orders/{channel_order_id}")
+        except httpx.HTTPError as exc:
+            raise TransientChannelError(f"test channel unreachable: {exc!r}") from exc
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise _error_for(response)
+        return response.content
 
     def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:
         if new and self.config.settings.get("acknowledge_on_receipt"):

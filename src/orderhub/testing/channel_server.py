@@ -24,6 +24,11 @@ through control endpoints:
     ``{"order": {...}, "webhook_url": "...", "token": "...", "webhook_id": "..."}`` posts the
     order document to the hub's webhook (``Authorization: Bearer``, ``webhook-id``) and
     answers ``{"status", "body"}`` with the hub's response.
+``GET /orders/{id}``
+    the order document last sent (``/_send_order``) or set (``PUT /_orders/{id}``) for that
+    id: what the hub reads when it resyncs an order. ``404`` for an unknown id.
+``PUT /_orders/{id}``
+    set that document without sending a webhook (a webhook the hub never got).
 ``GET /healthz``
     ``{"ok": true}``.
 
@@ -46,7 +51,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, post, put
 from litestar.datastructures import State
 
 JSON: Final = "application/json"
@@ -84,6 +89,7 @@ class ChannelServerState:
     token: str | None = None
     webhook_transport: httpx.AsyncBaseTransport | None = None
     calls: dict[str, CallRecord] = field(default_factory=dict)
+    orders: dict[str, Any] = field(default_factory=dict)  # the channel's view, by order id
     faults: list[Fault] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -92,13 +98,18 @@ class ChannelServerState:
             return
         data = json.loads(self.state_file.read_text(encoding="utf-8") or "{}")
         self.calls = {c["key"]: CallRecord(**c) for c in data.get("calls", [])}
+        self.orders = dict(data.get("orders", {}))
 
     def save(self) -> None:
         if self.state_file is None:
             return
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}.tmp")
-        body = {"version": STATE_VERSION, "calls": [asdict(c) for c in self.calls.values()]}
+        body = {
+            "version": STATE_VERSION,
+            "calls": [asdict(c) for c in self.calls.values()],
+            "orders": self.orders,
+        }
         tmp.write_text(json.dumps(body, indent=1), encoding="utf-8")
         os.replace(tmp, self.state_file)  # atomic: a crash leaves the old file or the new
 
@@ -253,6 +264,7 @@ async def reset(request: Request[Any, Any, Any]) -> dict[str, bool]:
     server = _state(request)
     async with server.lock:
         server.calls.clear()
+        server.orders.clear()
         server.faults.clear()
         server.save()
     return {"ok": True}
@@ -272,6 +284,10 @@ async def send_order(request: Request[Any, Any, Any]) -> Response[Any]:
     }
     if body.get("token"):
         headers["Authorization"] = f"Bearer {body['token']}"
+    for doc in body["order"] if isinstance(body["order"], list) else [body["order"]]:
+        if isinstance(doc, dict) and isinstance(doc.get("id"), str):
+            server.orders[doc["id"]] = doc
+    server.save()
     content = json.dumps(body["order"]).encode()
     try:
         async with httpx.AsyncClient(transport=server.webhook_transport, timeout=10.0) as client:
@@ -287,6 +303,25 @@ async def send_order(request: Request[Any, Any, Any]) -> Response[Any]:
         status_code=200,
         media_type=JSON,
     )
+
+
+@get("/orders/{order_id:str}")
+async def get_order(request: Request[Any, Any, Any], order_id: str) -> Response[Any]:
+    doc = _state(request).orders.get(order_id)
+    if doc is None:
+        return _problem(404, f"no order {order_id}")
+    return Response(content=doc, status_code=200, media_type=JSON)
+
+
+@put("/_orders/{order_id:str}", status_code=200)
+async def set_order(request: Request[Any, Any, Any], order_id: str) -> Response[Any]:
+    server = _state(request)
+    doc = await _json_body(request)
+    if not isinstance(doc, dict) or doc.get("id") != order_id:
+        return _problem(400, "give the order document, with this id")
+    server.orders[order_id] = doc
+    server.save()
+    return Response(content={"ok": True}, status_code=200, media_type=JSON)
 
 
 def create_app(
@@ -308,6 +343,8 @@ def create_app(
             receive_call,
             list_calls,
             add_fault,
+            get_order,
+            set_order,
             list_faults,
             reset,
             send_order,

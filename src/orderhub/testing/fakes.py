@@ -61,6 +61,10 @@ class FakeDatabase:
     feed: list[FeedEntry] = field(default_factory=list)
     cursors: dict[tuple[str, str, str], str] = field(default_factory=dict)
     idempotency: dict[str, StoredResponse] = field(default_factory=dict)
+    idempotency_at: dict[str, datetime] = field(default_factory=dict)
+    refreshed: dict[str, datetime] = field(default_factory=dict)
+    last_seq: int = 0  # the feed counter
+    inbox_seq: int = 0  # the inbox's arrival numbers
     commits: int = 0
 
 
@@ -89,7 +93,7 @@ class _Orders:
         self._uow.track(order)
 
     async def list(
-        self, filters: OrderFilter, *, after: tuple[datetime, str] | None, limit: int
+        self, filters: OrderFilter, *, after_seq: int | None, limit: int
     ) -> Sequence[Order]:
         def keep(order: Order) -> bool:
             return (
@@ -101,13 +105,32 @@ class _Orders:
                     filters.ship_by_before is None
                     or (order.ship_by is not None and order.ship_by < filters.ship_by_before)
                 )
-                and (after is None or (order.updated_at, order.id) > after)
+                and (filters.attention is None or order.needs_attention is filters.attention)
+                and (after_seq is None or order.last_seq > after_seq)
             )
 
         found = sorted(
-            (o for o in self._uow.db.orders.values() if keep(o)), key=lambda o: (o.updated_at, o.id)
+            (o for o in self._uow.db.orders.values() if keep(o)), key=lambda o: o.last_seq
+        )
+        return [self._uow.track(copy.deepcopy(o)) for o in found[:limit]]
+
+    async def stale(self, *, older_than: datetime, limit: int) -> Sequence[Order]:
+        def heard(order: Order) -> datetime:
+            refreshed = self._uow.db.refreshed.get(order.id)
+            return max(order.updated_at, refreshed) if refreshed else order.updated_at
+
+        found = sorted(
+            (
+                o
+                for o in self._uow.db.orders.values()
+                if not o.status.is_terminal and heard(o) < older_than
+            ),
+            key=lambda o: (heard(o), o.id),
         )
         return [copy.deepcopy(o) for o in found[:limit]]
+
+    async def mark_refreshed(self, order_id: str, at: datetime) -> None:
+        self._uow.pending_refreshed[order_id] = at
 
 
 class _Commands:
@@ -116,31 +139,70 @@ class _Commands:
 
     def add(self, command: ChannelCommand) -> None:
         self._uow.pending_commands[command.id] = command
+        self._uow.new_command_ids.add(command.id)
 
     async def get(self, command_id: str, *, for_update: bool = False) -> ChannelCommand | None:
-        found = self._uow.db.commands.get(command_id)
+        found = self._uow.pending_commands.get(command_id) or self._uow.db.commands.get(command_id)
         return copy.deepcopy(found) if found else None
 
     async def for_order(self, order_id: str) -> Sequence[ChannelCommand]:
-        found = [c for c in self._uow.db.commands.values() if c.order_id == order_id]
-        return [copy.deepcopy(c) for c in sorted(found, key=lambda c: c.created_at)]
+        found = {c.id: c for c in self._uow.db.commands.values() if c.order_id == order_id}
+        found.update(
+            {c.id: c for c in self._uow.pending_commands.values() if c.order_id == order_id}
+        )
+        return [copy.deepcopy(c) for c in sorted(found.values(), key=lambda c: c.seq)]
 
-    async def save(self, command: ChannelCommand) -> None:
+    async def next_seq(self, order_id: str) -> int:
+        return max((c.seq for c in await self.for_order(order_id)), default=0) + 1
+
+    async def save(self, command: ChannelCommand, *, fence: int | None = None) -> bool:
+        if fence is not None:
+            stored = self._uow.db.commands.get(command.id)
+            if stored is None or stored.fence != fence or stored.state is not CommandState.PENDING:
+                return False
+            self._uow.fences[("command", command.id)] = fence
         self._uow.pending_commands[command.id] = command
+        return True
 
-    async def due(self, *, now: datetime, created_before: datetime, limit: int) -> Sequence[str]:
-        return [
-            c.id
+    async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
+        found = [
+            c
             for c in self._uow.db.commands.values()
             if c.state is CommandState.PENDING
-            and c.created_at < created_before
+            and c.held_by is None
             and (c.next_attempt_at is None or c.next_attempt_at <= now)
             and (c.lease_until is None or c.lease_until <= now)
-        ][:limit]
+            and (c.queued_at is None or c.queued_at < queued_before)
+        ]
+        found.sort(key=lambda c: (c.next_attempt_at or c.created_at, c.id))
+        return [c.id for c in found[:limit]]
+
+    async def mark_queued(self, command_ids: Sequence[str], at: datetime) -> None:
+        for command_id in command_ids:
+            command = copy.deepcopy(self._uow.db.commands[command_id])
+            command.queued_at = at
+            self._uow.pending_commands[command_id] = command
 
     async def failed(self, *, limit: int) -> Sequence[ChannelCommand]:
         failed = [c for c in self._uow.db.commands.values() if c.state is CommandState.FAILED]
         return [copy.deepcopy(c) for c in failed[:limit]]
+
+    async def held(self, *, limit: int) -> Sequence[ChannelCommand]:
+        held = [
+            c
+            for c in self._uow.db.commands.values()
+            if c.state is CommandState.PENDING and c.held_by is not None
+        ]
+        return [copy.deepcopy(c) for c in held[:limit]]
+
+    async def prune(self, *, finished_before: datetime) -> int:
+        gone = [
+            c.id
+            for c in self._uow.db.commands.values()
+            if c.state.is_final and c.finished_at is not None and c.finished_at < finished_before
+        ]
+        self._uow.deleted_commands.update(gone)
+        return len(gone)
 
 
 class _Inbox:
@@ -152,30 +214,76 @@ class _Inbox:
         keys |= {m.dedupe_key for m in self._uow.pending_messages.values()}
         if message.dedupe_key in keys:
             return False
+        self._uow.db.inbox_seq += 1  # like a sequence: drawn even if the unit rolls back
+        message.seq = self._uow.db.inbox_seq
         self._uow.pending_messages[message.id] = message
         return True
 
     async def get(self, message_id: str, *, for_update: bool = False) -> InboxMessage | None:
-        found = self._uow.db.inbox.get(message_id)
+        found = self._uow.pending_messages.get(message_id) or self._uow.db.inbox.get(message_id)
         return copy.deepcopy(found) if found else None
 
     async def id_for(self, dedupe_key: str) -> str | None:
         stored = [*self._uow.db.inbox.values(), *self._uow.pending_messages.values()]
         return next((m.id for m in stored if m.dedupe_key == dedupe_key), None)
 
-    async def save(self, message: InboxMessage) -> None:
+    async def save(self, message: InboxMessage, *, fence: int | None = None) -> bool:
+        if fence is not None:
+            stored = self._uow.db.inbox.get(message.id)
+            if stored is None or stored.fence != fence or stored.state is not InboxState.RECEIVED:
+                return False
+            self._uow.fences[("inbox", message.id)] = fence
         self._uow.pending_messages[message.id] = message
+        return True
 
-    async def unprocessed(self, *, received_before: datetime, limit: int) -> Sequence[str]:
-        return [
-            m.id
+    async def first_waiting(
+        self, channel: str, account: str, order_key: str, *, before_seq: int | None = None
+    ) -> str | None:
+        found = [
+            m
             for m in self._uow.db.inbox.values()
-            if m.state is InboxState.RECEIVED and m.received_at < received_before
-        ][:limit]
+            if (m.channel, m.account, m.order_key) == (channel, account, order_key)
+            and m.state is InboxState.RECEIVED
+            and (before_seq is None or (m.seq or 0) < before_seq)
+        ]
+        return min(found, key=lambda m: m.seq or 0).id if found else None
+
+    async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
+        found = [
+            m
+            for m in self._uow.db.inbox.values()
+            if m.state is InboxState.RECEIVED
+            and (m.next_attempt_at is None or m.next_attempt_at <= now)
+            and (m.lease_until is None or m.lease_until <= now)
+            and (m.queued_at is None or m.queued_at < queued_before)
+        ]
+        found.sort(key=lambda m: (m.next_attempt_at or m.received_at, m.seq or 0))
+        return [m.id for m in found[:limit]]
+
+    async def mark_queued(self, message_ids: Sequence[str], at: datetime) -> None:
+        for message_id in message_ids:
+            message = copy.deepcopy(self._uow.db.inbox[message_id])
+            message.queued_at = at
+            self._uow.pending_messages[message_id] = message
 
     async def failed(self, *, limit: int) -> Sequence[InboxMessage]:
         failed = [m for m in self._uow.db.inbox.values() if m.state is InboxState.FAILED]
         return [copy.deepcopy(m) for m in failed[:limit]]
+
+    async def prune(self, *, bodies_before: datetime, rows_before: datetime) -> tuple[int, int]:
+        emptied = deleted = 0
+        for message in list(self._uow.db.inbox.values()):
+            if message.state is not InboxState.PROCESSED:
+                continue
+            if message.received_at < rows_before:
+                self._uow.deleted_messages.add(message.id)
+                deleted += 1
+            elif message.processed_at and message.processed_at < bodies_before and message.body:
+                kept = copy.deepcopy(message)
+                kept.body = b""
+                self._uow.pending_messages[message.id] = kept
+                emptied += 1
+        return emptied, deleted
 
 
 class _Feed:
@@ -184,6 +292,15 @@ class _Feed:
 
     async def read(self, *, after: int, limit: int) -> Sequence[FeedEntry]:
         return [e for e in self._uow.db.feed if e.seq > after][:limit]
+
+    async def oldest(self) -> int | None:
+        return self._uow.db.feed[0].seq if self._uow.db.feed else None
+
+    async def prune(self, *, before: datetime) -> int:
+        newest = self._uow.db.feed[-1].seq if self._uow.db.feed else 0
+        gone = [e.seq for e in self._uow.db.feed if e.occurred_at < before and e.seq < newest]
+        self._uow.pruned_feed.update(gone)
+        return len(gone)
 
 
 class _Cursors:
@@ -207,7 +324,14 @@ class _Idempotency:
         return self._uow.db.idempotency.get(key)
 
     async def put(self, response: StoredResponse) -> None:
+        if response.key in self._uow.db.idempotency:
+            raise ConcurrencyConflict(f"Idempotency-Key {response.key!r} was stored meanwhile")
         self._uow.pending_idempotency[response.key] = response
+
+    async def prune(self, *, before: datetime) -> int:
+        gone = [k for k, at in self._uow.db.idempotency_at.items() if at < before]
+        self._uow.pruned_keys.update(gone)
+        return len(gone)
 
 
 class FakeUnitOfWork:
@@ -220,17 +344,24 @@ class FakeUnitOfWork:
         self.feed = _Feed(self)
         self.cursors = _Cursors(self)
         self.idempotency = _Idempotency(self)
-        self.seen: dict[str, tuple[Order, int]] = {}
+        self.seen: dict[str, tuple[Order, int, Order]] = {}
         self.new_orders: list[Order] = []
         self.pending_commands: dict[str, ChannelCommand] = {}
+        self.new_command_ids: set[str] = set()
         self.pending_messages: dict[str, InboxMessage] = {}
         self.pending_cursors: dict[tuple[str, str, str], str] = {}
         self.pending_idempotency: dict[str, StoredResponse] = {}
+        self.pending_refreshed: dict[str, datetime] = {}
+        self.fences: dict[tuple[str, str], int] = {}
+        self.deleted_commands: set[str] = set()
+        self.deleted_messages: set[str] = set()
+        self.pruned_feed: set[int] = set()
+        self.pruned_keys: set[str] = set()
         self.recorded: list[tuple[str, Order | None, dict[str, Any]]] = []
         self.committed = False
 
     def track(self, order: Order) -> Order:
-        self.seen[order.id] = (order, order.version)
+        self.seen[order.id] = (order, order.version, copy.deepcopy(order))
         return order
 
     async def __aenter__(self) -> Self:
@@ -248,40 +379,71 @@ class FakeUnitOfWork:
     def record(self, event_type: str, *, order: Order | None, data: dict[str, Any]) -> None:
         self.recorded.append((event_type, order, data))
 
-    async def commit(self) -> None:
+    def _check(self) -> None:
+        """What the database refuses at commit: the same optimistic and unique checks."""
         db = self.db
         for order in self.new_orders:
             key = (order.channel, order.account, order.channel_order_id)
             if any((o.channel, o.account, o.channel_order_id) == key for o in db.orders.values()):
                 raise ConcurrencyConflict(f"order {key} was created concurrently")
-        for order_id, (_order, version) in self.seen.items():
+        for order_id, (_order, version, _copy) in self.seen.items():
             stored = db.orders.get(order_id)
             if stored is not None and stored.version != version:
                 raise ConcurrencyConflict(f"order {order_id} changed since it was read")
+        for command_id in self.new_command_ids:
+            new = self.pending_commands[command_id]
+            if any(
+                (c.order_id, c.seq) == (new.order_id, new.seq) and c.id != new.id
+                for c in db.commands.values()
+            ):
+                raise ConcurrencyConflict(f"command {new.order_id}#{new.seq} was added meanwhile")
+        for (kind, ident), fence in self.fences.items():
+            row: ChannelCommand | InboxMessage | None = (
+                db.commands.get(ident) if kind == "command" else db.inbox.get(ident)
+            )
+            if row is None or row.fence != fence:
+                raise ConcurrencyConflict(f"{kind} {ident} was claimed meanwhile")
+
+    async def commit(self) -> None:
+        self._check()
+        db = self.db
         now = self.clock.now()
-        for order, _ in self.seen.values():
+        for order, _, before in self.seen.values():
             for event in order.events:
                 self._append_feed(event.type.value, order, event.data, now)
-            changed = bool(order.events) or order in self.new_orders
+            changed = bool(order.events) or order in self.new_orders or order != before
             order.events.clear()
             if changed:
                 order.version += 1
                 db.orders[order.id] = copy.deepcopy(order)
+            self.seen[order.id] = (order, order.version, copy.deepcopy(order))
         for event_type, maybe_order, data in self.recorded:
             self._append_feed(event_type, maybe_order, data, now)
         db.commands.update(copy.deepcopy(self.pending_commands))
+        for command_id in self.deleted_commands:
+            db.commands.pop(command_id, None)
         db.inbox.update(copy.deepcopy(self.pending_messages))
+        for message_id in self.deleted_messages:
+            db.inbox.pop(message_id, None)
         db.cursors.update(self.pending_cursors)
         db.idempotency.update(self.pending_idempotency)
+        db.idempotency_at.update(dict.fromkeys(self.pending_idempotency, now))
+        for key in self.pruned_keys:
+            db.idempotency.pop(key, None)
+            db.idempotency_at.pop(key, None)
+        db.feed = [e for e in db.feed if e.seq not in self.pruned_feed]
+        db.refreshed.update(self.pending_refreshed)
         db.commits += 1
         self.committed = True
 
     def _append_feed(
         self, event_type: str, order: Order | None, data: dict[str, Any], now: datetime
     ) -> None:
+        self.db.last_seq += 1
+        seq = self.db.last_seq
         self.db.feed.append(
             FeedEntry(
-                seq=len(self.db.feed) + 1,
+                seq=seq,
                 type=event_type,
                 order_id=order.id if order else None,
                 channel=order.channel if order else None,
@@ -289,6 +451,11 @@ class FakeUnitOfWork:
                 data=copy.deepcopy(data),
             )
         )
+        if order is not None:
+            order.last_seq = seq
+            stored = self.db.orders.get(order.id)
+            if stored is not None:
+                stored.last_seq = seq
 
     async def rollback(self) -> None:
         self.committed = True  # nothing of this unit of work reaches the database
@@ -309,9 +476,11 @@ class RecordingQueue:
 
     commands: list[tuple[str, float]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    message_delays: list[tuple[str, float]] = field(default_factory=list)
 
     def enqueue_command(self, command_id: str, *, delay_seconds: float = 0) -> None:
         self.commands.append((command_id, delay_seconds))
 
-    def enqueue_inbox(self, message_id: str) -> None:
+    def enqueue_inbox(self, message_id: str, *, delay_seconds: float = 0) -> None:
         self.messages.append(message_id)
+        self.message_delays.append((message_id, delay_seconds))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -123,8 +124,12 @@ def caps() -> Capabilities:
     return CAPS
 
 
+_COMMAND_SEQ = itertools.count(1)
+
+
 def command_for(order: Order, *, created_at: datetime = NOW, **changes: Any) -> ChannelCommand:
     command = ChannelCommand(
+        seq=next(_COMMAND_SEQ),
         id=new_id(),
         order_id=order.id,
         channel=order.channel,
@@ -149,6 +154,8 @@ def inbox_message(
         body=body,
         headers={"webhook-id": dedupe_key, "content-type": "application/json"},
         received_at=received_at,
+        next_attempt_at=received_at,
+        queued_at=received_at,
     )
 
 

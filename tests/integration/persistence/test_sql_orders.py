@@ -122,7 +122,7 @@ async def test_loading_without_changing_writes_nothing(
     order = await store(uow_factory, make_order("CO-1"))
     async with uow_factory() as uow:
         await uow.orders.get(order.id)
-        await uow.orders.list(OrderFilter(), after=None, limit=10)
+        await uow.orders.list(OrderFilter(), after_seq=None, limit=10)
         await uow.commit()
     # no version bump: a reader never makes a concurrent writer fail
     assert await stored_version(engine, order.id) == 1
@@ -136,7 +136,7 @@ async def test_one_instance_per_order_within_a_unit(
     async with uow_factory() as uow:
         first = await uow.orders.get(order.id)
         by_channel = await uow.orders.get_by_channel_id("testchannel", "main", "CO-1")
-        listed = await uow.orders.list(OrderFilter(), after=None, limit=10)
+        listed = await uow.orders.list(OrderFilter(), after_seq=None, limit=10)
     assert first is by_channel is listed[0]
 
 
@@ -197,7 +197,7 @@ async def test_an_exception_rolls_back_even_after_statements_ran(
         await fail_midway()
     async with uow_factory() as uow:
         assert await uow.cursors.get("testchannel", "main", "orders") is None
-        assert await uow.inbox.unprocessed(received_before=T0 + timedelta(days=1), limit=10) == []
+        assert await uow.inbox.get(make_message("k-1").id) is None
     assert await count(engine, orders) == 0
     assert await feed_types(engine) == []
 
@@ -403,7 +403,8 @@ def names(found: list[Order] | Any, catalogue: dict[str, Order]) -> list[str]:
 
 
 def expected_order(catalogue: dict[str, Order], *picked: str) -> list[str]:
-    return sorted(picked, key=lambda n: (catalogue[n].updated_at, catalogue[n].id))
+    """By the feed sequence of each order's newest event (``last_seq``)."""
+    return sorted(picked, key=lambda n: catalogue[n].last_seq)
 
 
 @pytest.mark.parametrize(
@@ -436,30 +437,33 @@ async def test_list_filters(
     expected: str,
 ) -> None:
     async with uow_factory() as uow:
-        found = await uow.orders.list(filters, after=None, limit=100)
+        found = await uow.orders.list(filters, after_seq=None, limit=100)
     assert names(list(found), catalogue) == expected_order(catalogue, *expected)
 
 
-async def test_list_pages_by_updated_at_then_id_without_overlap_or_gap(
-    uow_factory: SqlUnitOfWorkFactory, catalogue: dict[str, Order]
+async def test_list_pages_by_last_seq_without_overlap_or_gap(
+    uow_factory: SqlUnitOfWorkFactory, catalogue: dict[str, Order], caps: Capabilities
 ) -> None:
+    assert len({o.last_seq for o in catalogue.values()}) == len(catalogue)
     pages: list[list[str]] = []
-    after: tuple[datetime, str] | None = None
+    after: int | None = None
+    changed = False
     while True:
         async with uow_factory() as uow:
-            page = list(await uow.orders.list(OrderFilter(), after=after, limit=2))
+            page = list(await uow.orders.list(OrderFilter(), after_seq=after, limit=2))
+            if pages and not changed:  # an order already read changes while we page
+                a = await uow.orders.get(catalogue["a"].id)
+                assert a is not None
+                a.accept(caps, now=T0 + timedelta(hours=1))
+                await uow.commit()
+                changed = True
         if not page:
             break
         pages.append(names(page, catalogue))
-        after = (page[-1].updated_at, page[-1].id)
-    assert [len(p) for p in pages] == [2, 2, 2, 1]
-    assert [n for p in pages for n in p] == expected_order(catalogue, *"abcdefg")
-    # e and f share updated_at: a cursor on the first of them must still yield the second
-    e, f = catalogue["e"], catalogue["f"]
-    first, second = sorted([e, f], key=lambda o: o.id)
-    async with uow_factory() as uow:
-        rest = await uow.orders.list(OrderFilter(), after=(first.updated_at, first.id), limit=10)
-    assert [o.id for o in rest][:1] == [second.id]
+        after = page[-1].last_seq
+    listed = [n for p in pages for n in p]
+    # every order once, and the one that changed once more, after the others
+    assert listed == [*expected_order(catalogue, *"abcdefg"), "a"]
 
 
 async def test_list_with_a_filter_and_a_cursor(
@@ -467,10 +471,8 @@ async def test_list_with_a_filter_and_a_cursor(
 ) -> None:
     b = catalogue["b"]
     async with uow_factory() as uow:
-        found = await uow.orders.list(
-            OrderFilter(channel="topi"), after=(b.updated_at, b.id), limit=10
-        )
-        assert await uow.orders.list(OrderFilter(), after=None, limit=0) == []
+        found = await uow.orders.list(OrderFilter(channel="topi"), after_seq=b.last_seq, limit=10)
+        assert await uow.orders.list(OrderFilter(), after_seq=None, limit=0) == []
     assert names(list(found), catalogue) == expected_order(catalogue, "c", "f")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -112,23 +113,39 @@ async def test_a_command_needs_its_order(
             await uow.commit()
 
 
-async def test_for_order_lists_that_orders_commands_oldest_first(
+async def test_for_order_lists_that_orders_commands_by_their_seq(
     uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder, make_command: MakeCommand
 ) -> None:
     order = await stored_order(uow_factory, make_order)
     other = await stored_order(uow_factory, make_order)
-    late = make_command(order, created_at=T0 + timedelta(minutes=2))
-    early = make_command(order, created_at=T0)
+    late = make_command(order, created_at=T0, seq=3)  # the clock says nothing of the order
+    early = make_command(order, created_at=T0 + timedelta(minutes=2), seq=1)
     async with uow_factory() as uow:
         uow.commands.add(late)
         uow.commands.add(early)
-        uow.commands.add(make_command(other))
+        uow.commands.add(make_command(other, seq=1))
         await uow.commit()
-    pending = make_command(order, created_at=T0 + timedelta(minutes=1))
     async with uow_factory() as uow:
+        assert await uow.commands.next_seq(order.id) == 4
+        pending = make_command(order, seq=2)
         uow.commands.add(pending)
         listed = await uow.commands.for_order(order.id)
+        assert await uow.commands.next_seq(order.id) == 4
+        assert await uow.commands.next_seq("no-such-order") == 1
     assert [c.id for c in listed] == [early.id, pending.id, late.id]
+
+
+async def test_a_second_command_with_the_same_seq_is_a_conflict(
+    uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder, make_command: MakeCommand
+) -> None:
+    order = await stored_order(uow_factory, make_order)
+    async with uow_factory() as uow:
+        uow.commands.add(make_command(order, seq=1))
+        await uow.commit()
+    async with uow_factory() as uow:
+        uow.commands.add(make_command(order, seq=1))
+        with pytest.raises(ConcurrencyConflict):
+            await uow.commit()
 
 
 async def test_due_finds_pending_commands_whose_retry_time_came_and_lease_ran_out(
@@ -136,17 +153,23 @@ async def test_due_finds_pending_commands_whose_retry_time_came_and_lease_ran_ou
 ) -> None:
     now = T0 + timedelta(hours=1)
     bound = now - timedelta(seconds=30)
+
+    def due_at(at: datetime, **changes: Any) -> ChannelCommand:
+        fields: dict[str, Any] = {"next_attempt_at": at, "queued_at": at, **changes}
+        return make_command(order, created_at=T0, **fields)
+
     order = await stored_order(uow_factory, make_order)
     cases = {
-        "fresh": make_command(order, created_at=T0),
-        "retry_due": make_command(order, created_at=T0, next_attempt_at=now),
-        "retry_later": make_command(order, created_at=T0, next_attempt_at=now + timedelta(1)),
-        "lease_over": make_command(order, created_at=T0, lease_until=now - timedelta(seconds=1)),
-        "leased": make_command(order, created_at=T0, lease_until=now + timedelta(minutes=1)),
-        "too_new": make_command(order, created_at=bound),  # strictly before the bound only
-        "succeeded": make_command(order, created_at=T0, state=CommandState.SUCCEEDED),
-        "failed": make_command(order, created_at=T0, state=CommandState.FAILED),
-        "older": make_command(order, created_at=T0 - timedelta(minutes=1)),
+        "fresh": due_at(T0),
+        "retry_due": due_at(now - timedelta(minutes=5)),
+        "retry_later": due_at(now + timedelta(1)),
+        "lease_over": due_at(T0, lease_until=now - timedelta(seconds=1)),
+        "leased": due_at(T0, lease_until=now + timedelta(minutes=1)),
+        "queued_recently": due_at(T0, queued_at=bound),  # strictly before the bound only
+        "held": due_at(T0, held_by="another-command"),
+        "succeeded": due_at(T0, state=CommandState.SUCCEEDED),
+        "failed": due_at(T0, state=CommandState.FAILED),
+        "older": due_at(T0 - timedelta(minutes=1)),
     }
     async with uow_factory() as uow:
         for command in cases.values():
@@ -154,13 +177,45 @@ async def test_due_finds_pending_commands_whose_retry_time_came_and_lease_ran_ou
         await uow.commit()
     names = {command.id: name for name, command in cases.items()}
     async with uow_factory() as uow:
-        due = await uow.commands.due(now=now, created_before=bound, limit=10)
-        first_two = await uow.commands.due(now=now, created_before=bound, limit=2)
+        due = await uow.commands.due(now=now, queued_before=bound, limit=10)
+        first_two = await uow.commands.due(now=now, queued_before=bound, limit=2)
         failed = await uow.commands.failed(limit=10)
-    assert [names[i] for i in due][:1] == ["older"]  # oldest first
+        held = await uow.commands.held(limit=10)
+    assert [names[i] for i in due][:1] == ["older"]  # oldest due first
     assert {names[i] for i in due} == {"older", "fresh", "retry_due", "lease_over"}
     assert first_two == due[:2]
     assert [names[c.id] for c in failed] == ["failed"]
+    assert [names[c.id] for c in held] == ["held"]
+    async with uow_factory() as uow:
+        await uow.commands.mark_queued(due, now)
+        await uow.commit()
+    async with uow_factory() as uow:  # taken once: the next sweep moves on to others
+        assert await uow.commands.due(now=now, queued_before=bound, limit=10) == []
+
+
+async def test_a_fenced_save_writes_only_under_its_claim(
+    uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder, make_command: MakeCommand
+) -> None:
+    order = await stored_order(uow_factory, make_order)
+    command = make_command(order, fence=2)
+    async with uow_factory() as uow:
+        uow.commands.add(command)
+        await uow.commit()
+    async with uow_factory() as uow:
+        stale = await uow.commands.get(command.id)
+        assert stale is not None
+        stale.state = CommandState.FAILED
+        assert not await uow.commands.save(stale, fence=1)  # an older claim: nothing written
+        fresh = await uow.commands.get(command.id)
+        assert fresh is not None
+        fresh.state = CommandState.SUCCEEDED
+        assert await uow.commands.save(fresh, fence=2)
+        assert not await uow.commands.save(fresh, fence=2)  # ended: no second outcome
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = await uow.commands.get(command.id)
+    assert stored is not None
+    assert stored.state is CommandState.SUCCEEDED
 
 
 @pytest.mark.postgres
@@ -274,12 +329,12 @@ async def test_save_and_the_operator_queries(
         await uow.inbox.save(finished)
         await uow.commit()
     async with uow_factory() as uow:
-        unprocessed = await uow.inbox.unprocessed(received_before=bound, limit=10)
-        assert await uow.inbox.unprocessed(received_before=bound, limit=1) == [older.id]
+        due = await uow.inbox.due(now=bound, queued_before=bound, limit=10)
+        assert await uow.inbox.due(now=bound, queued_before=bound, limit=1) == [older.id]
         failed = await uow.inbox.failed(limit=10)
         again = await uow.inbox.get(done.id)
         assert await uow.inbox.get("no-such-message") is None
-    assert unprocessed == [older.id, old.id]
+    assert due == [older.id, old.id]  # received only, queued strictly before, oldest first
     assert [m.id for m in failed] == [broken.id]
     assert failed[0].last_error == "ValueError: no lines"
     assert type(failed[0].state) is InboxState

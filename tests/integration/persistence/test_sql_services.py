@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orderhub.adapters.persistence import SqlUnitOfWorkFactory, create_engine
 from orderhub.application.hub import Hub
-from orderhub.application.ports import CommandState, InboxState
+from orderhub.application.ports import CommandState
 from orderhub.application.services.common import Idempotency, IdempotencyKeyReused
-from orderhub.application.services.dispatch import dispatch_command
-from orderhub.application.services.intake import process_message, store_message
+from orderhub.application.services.dispatch import Dispatched, dispatch_command
+from orderhub.application.services.intake import Processed, process_message, store_message
 from orderhub.application.services.operations import SweepResult, sweep
 from orderhub.application.services.queries import get_order, read_feed
 from orderhub.application.services.seller_commands import accept_order
@@ -78,7 +78,7 @@ async def receive(world: World, *, channel_order_id: str = "T-1001") -> str:
         message = await uow.inbox.get(stored.message_id)
         order = await uow.orders.get_by_channel_id("testchannel", "main", channel_order_id)
     assert message is not None
-    assert state is InboxState.PROCESSED, message.last_error
+    assert state is Processed.PROCESSED, message.last_error
     assert order is not None
     return order.id
 
@@ -108,8 +108,8 @@ async def test_intake_accept_dispatch_and_the_feed(engine: AsyncEngine) -> None:
     assert [(c.id, c.state) for c in view.commands] == [(receipt.command_id, CommandState.PENDING)]
 
     world.clock.advance(60)
-    assert await dispatch_command(world.hub, receipt.command_id) is CommandState.SUCCEEDED
-    assert await dispatch_command(world.hub, receipt.command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(world.hub, receipt.command_id) is Dispatched.SUCCEEDED
+    assert await dispatch_command(world.hub, receipt.command_id) is Dispatched.ENDED
     world.clock.advance(3600)
     assert await sweep(world.hub) == SweepResult(commands=0, messages=0)
 
@@ -133,15 +133,20 @@ async def test_a_dispatch_lease_keeps_a_second_worker_off(engine: AsyncEngine) -
         command = await uow.commands.get(receipt.command_id, for_update=True)
         assert command is not None
         command.attempts = 1
+        command.fence = 1
         command.lease_until = world.clock.now() + timedelta(seconds=120)
         await uow.commands.save(command)
         await uow.commit()
-    assert await dispatch_command(world.hub, receipt.command_id) is CommandState.PENDING
+    assert await dispatch_command(world.hub, receipt.command_id) is Dispatched.LEASED
     world.clock.advance(60)
-    assert (await sweep(world.hub, grace_seconds=30)).commands == 0  # still leased
+    assert (await sweep(world.hub, requeue_after_seconds=30)).commands == 0  # still leased
     world.clock.advance(61)
-    assert (await sweep(world.hub, grace_seconds=30)).commands == 1  # lease ran out
-    assert await dispatch_command(world.hub, receipt.command_id) is CommandState.SUCCEEDED
+    assert (await sweep(world.hub, requeue_after_seconds=30)).commands == 1  # lease ran out
+    assert await dispatch_command(world.hub, receipt.command_id) is Dispatched.SUCCEEDED
+    async with world.hub.uow() as uow:
+        done = await uow.commands.get(receipt.command_id)
+    assert done is not None
+    assert (done.attempts, done.fence) == (2, 2)  # the lost attempt counts against the cap
 
 
 @pytest.mark.postgres

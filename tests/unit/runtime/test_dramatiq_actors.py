@@ -16,6 +16,7 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import AsyncIO, Middleware, Retries
 from structlog.testing import capture_logs
 
+from orderhub.adapters.clock import SystemClock
 from orderhub.adapters.queue import dramatiq_queue
 from orderhub.adapters.queue.dramatiq_queue import (
     DISPATCH_ACTOR,
@@ -67,7 +68,7 @@ def rig(script: Script) -> Iterator[Rig]:
     broker.emit_after("process_boot")
     queue = DramatiqQueue(broker, retry=FAST)
     db = FakeDatabase()
-    hub = make_hub(queue, script=script, db=db, retry=FAST)
+    hub = make_hub(queue, script=script, db=db, retry=FAST, clock=SystemClock())
     set_hub(hub)
     worker = Worker(broker, worker_threads=2, worker_timeout=50)
     worker.start()
@@ -173,25 +174,23 @@ def test_transient_error_retries_the_inbox_message_after_retry_after(rig: Rig) -
     assert len(rig.script.snapshot_calls) == 2
     assert time.monotonic() - started >= 0.05  # Retry-After (capped at max 0.05 s) waited
     assert rig.db.inbox["msg-1"].state is InboxState.PROCESSED
-    assert rig.broker.dead_letters == []
+    assert rig.broker.dead_letters == []  # the service paced it: no broker-level retry
 
 
 @pytest.mark.parametrize(
     "script", [Script(fail_snapshots=[TransientChannelError(f"down {n}") for n in range(10)])]
 )
-def test_retries_are_bounded_and_the_message_waits_for_the_sweeper(rig: Rig) -> None:
+def test_retries_are_bounded_and_the_message_ends_failed_for_an_operator(rig: Rig) -> None:
     put_message(rig.db, "msg-1", "A-1")
 
     rig.queue.enqueue_inbox("msg-1")
     rig.run()
 
-    assert len(rig.script.snapshot_calls) == FAST.max_attempts + 1  # first try + retries
-    (dead,) = rig.broker.dead_letters
-    assert dead.args == ("msg-1",)
+    assert len(rig.script.snapshot_calls) == FAST.max_attempts  # capped where it is claimed
     message = rig.db.inbox["msg-1"]
-    assert message.state is InboxState.RECEIVED  # still unprocessed: the sweeper requeues it
-    assert message.last_error is not None
-    assert message.last_error.startswith("transient:")
+    assert message.state is InboxState.FAILED  # listed and retriable, never retried again
+    assert message.last_error == "transient errors exhausted: down 2"
+    assert rig.broker.dead_letters == []
 
 
 class DownBroker(StubBroker):
@@ -231,7 +230,7 @@ def test_a_write_conflict_is_retried_quietly(rig: Rig) -> None:
 
     assert len(rig.script.snapshot_calls) == 2
     assert rig.db.inbox["msg-1"].state is InboxState.PROCESSED
-    assert any(e["event"] == "inbox.conflict" for e in logs)
+    assert [e["outcome"] for e in logs if e["event"] == "inbox.end"] == ["retry", "processed"]
     assert not any(e["event"] == "inbox.error" for e in logs)
 
 
@@ -267,7 +266,7 @@ def test_an_async_actor_is_not_held_up_by_a_broker_that_hangs(script: Script) ->
     broker.emit_after("process_boot")
     queue = DramatiqQueue(broker, retry=FAST)
     db = FakeDatabase()
-    hub = make_hub(queue, script=script, db=db, retry=FAST)
+    hub = make_hub(queue, script=script, db=db, retry=FAST, clock=SystemClock())
     set_hub(hub)
     worker = Worker(broker, worker_threads=2, worker_timeout=50)
     worker.start()

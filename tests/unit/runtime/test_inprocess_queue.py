@@ -268,7 +268,7 @@ async def test_transient_channel_error_while_processing_is_retried_until_applied
     db = FakeDatabase()
     script = Script(fail_snapshots=[TransientChannelError("timeout"), TransientChannelError("5xx")])
     queue = InProcessQueue(concurrency=1, retry=FAST)
-    hub = make_hub(queue, script=script, db=db)
+    hub = make_hub(queue, script=script, db=db, clock=SystemClock())
     put_message(db, "msg-1", "A-1")
     await queue.start(hub)
     try:
@@ -281,6 +281,7 @@ async def test_transient_channel_error_while_processing_is_retried_until_applied
     message = db.inbox["msg-1"]
     assert message.state is InboxState.PROCESSED
     assert message.attempts == 3  # two transient failures recorded, then the success
+    assert message.last_error is None
     assert len(db.orders) == 1
 
 

@@ -6,9 +6,7 @@ import random
 
 import pytest
 
-from orderhub.adapters.queue.dramatiq_queue import retry_after_ms
 from orderhub.application.hub import RetryPolicy
-from orderhub.channels.spi import TransientChannelError
 
 POLICY = RetryPolicy(base_seconds=2.0, max_seconds=60.0, max_attempts=10)
 
@@ -52,15 +50,3 @@ def test_retry_after_is_capped_at_the_maximum() -> None:
     rng = random.Random(3)
 
     assert POLICY.delay(1, retry_after=3600.0, rng=rng) == POLICY.max_seconds
-
-
-@pytest.mark.parametrize(
-    ("retry_after", "expected_ms"),
-    [(None, None), (5.0, 5_000), (0.1, 2_000), (3600.0, 60_000)],
-)
-def test_dramatiq_delay_from_retry_after_is_bounded_by_the_policy(
-    retry_after: float | None, expected_ms: int | None
-) -> None:
-    exc = TransientChannelError("busy", status=429, retry_after=retry_after)
-
-    assert retry_after_ms(POLICY, exc) == expected_ms

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from structlog.contextvars import merge_contextvars
@@ -14,7 +14,7 @@ from orderhub.application.ports import ChannelCommand, CommandKind
 from orderhub.channels.spi import IntakeMessage, JobContext, ScheduledJob
 from orderhub.config import SchedulerSettings
 from orderhub.entrypoints.scheduler import SWEEP_JOB, Periodic, Scheduler
-from orderhub.testing.fakes import FakeDatabase, RecordingQueue
+from orderhub.testing.fakes import FakeDatabase, FixedClock, RecordingQueue
 
 from .support import ACCOUNT, CHANNEL, Script, make_hub, put_message
 
@@ -47,7 +47,7 @@ async def test_jobs_submit_to_the_inbox_as_polled_messages_deduplicated() -> Non
 
     assert results == [True, True, False]
     stored = sorted(db.inbox.values(), key=lambda m: m.dedupe_key)
-    assert [m.source for m in stored] == ["poll", "poll"]
+    assert [m.source for m in stored] == ["polling", "polling"]
     assert [m.dedupe_key for m in stored] == [
         f"{CHANNEL}:{ACCOUNT}:key:order-1",
         f"{CHANNEL}:{ACCOUNT}:key:order-2",
@@ -157,7 +157,16 @@ async def test_the_sweep_requeues_what_a_crash_left_behind() -> None:
 async def test_sweep_runs_repeatedly_once_started() -> None:
     queue = RecordingQueue()
     db = FakeDatabase()
-    hub = make_hub(queue, db=db)
+    clock = FixedClock()
+
+    class Ticking(FixedClock):
+        """Each sweep sees the message as queued long ago: it takes it every time."""
+
+        def now(self) -> datetime:
+            clock.advance(SETTINGS.grace_seconds + 1)
+            return clock.now()
+
+    hub = make_hub(queue, db=db, clock=Ticking())
     put_message(db, "lost-msg", "A-1")
     scheduler = Scheduler(hub, SETTINGS)
 

@@ -38,9 +38,9 @@ class CheckingQueue(RecordingQueue):
         assert command_id in self.db.commands, f"command {command_id} enqueued before commit"
         super().enqueue_command(command_id, delay_seconds=delay_seconds)
 
-    def enqueue_inbox(self, message_id: str) -> None:
+    def enqueue_inbox(self, message_id: str, *, delay_seconds: float = 0) -> None:
         assert message_id in self.db.inbox, f"message {message_id} enqueued before commit"
-        super().enqueue_inbox(message_id)
+        super().enqueue_inbox(message_id, delay_seconds=delay_seconds)
 
 
 class RacingUnitOfWork(FakeUnitOfWork):

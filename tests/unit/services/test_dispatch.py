@@ -10,7 +10,8 @@ import pytest
 
 from orderhub.application.hub import RetryPolicy
 from orderhub.application.ports import ChannelCommand, CommandState
-from orderhub.application.services.dispatch import dispatch_command
+from orderhub.application.services.dispatch import Dispatched, dispatch_command
+from orderhub.application.services.intake import process_message
 from orderhub.application.services.operations import failed_commands, retry_command, sweep
 from orderhub.application.services.seller_commands import accept_order, record_shipment
 from orderhub.channels.spi import (
@@ -40,7 +41,7 @@ async def test_success_records_the_outcome_and_tells_the_feed() -> None:
     world = make_world("topi", retry=POLICY)
     command_id = await accepted(world)
 
-    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(world.hub, command_id) is Dispatched.SUCCEEDED
 
     command = world.db.commands[command_id]
     assert command.state is CommandState.SUCCEEDED
@@ -66,9 +67,9 @@ async def test_a_finished_command_is_not_sent_again() -> None:
     world = make_world("topi", retry=POLICY)
     command_id = await accepted(world)
     await dispatch_command(world.hub, command_id)
-    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(world.hub, command_id) is Dispatched.ENDED
     assert len(world.account().calls) == 1
-    assert await dispatch_command(world.hub, "unknown") is None
+    assert await dispatch_command(world.hub, "unknown") is Dispatched.MISSING
 
 
 async def test_a_transient_error_backs_off_and_queues_again() -> None:
@@ -76,7 +77,7 @@ async def test_a_transient_error_backs_off_and_queues_again() -> None:
     command_id = await accepted(world)
     world.account().fail_next(TransientChannelError("503 from channel", status=503))
 
-    assert await dispatch_command(world.hub, command_id) is CommandState.PENDING
+    assert await dispatch_command(world.hub, command_id) is Dispatched.RETRY
 
     command = world.db.commands[command_id]
     assert command.state is CommandState.PENDING
@@ -90,11 +91,11 @@ async def test_a_transient_error_backs_off_and_queues_again() -> None:
     assert "command.failed" not in world.feed_types()
 
     # too early: the delayed message arrived ahead of time, nothing is sent
-    assert await dispatch_command(world.hub, command_id) is CommandState.PENDING
+    assert await dispatch_command(world.hub, command_id) is Dispatched.NOT_DUE
     assert len(world.account().calls) == 1
 
     world.clock.advance(delay)
-    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(world.hub, command_id) is Dispatched.SUCCEEDED
     assert world.db.commands[command_id].attempts == 2
     assert [c.command_id for c in world.account().calls] == [command_id, command_id]
 
@@ -135,7 +136,7 @@ async def test_after_max_attempts_the_command_fails_on_the_feed() -> None:
         world.clock.advance(1000)
         states.append(await dispatch_command(world.hub, command_id))
 
-    assert states == [CommandState.PENDING, CommandState.PENDING, CommandState.FAILED]
+    assert states == [Dispatched.RETRY, Dispatched.RETRY, Dispatched.FAILED]
     command = world.db.commands[command_id]
     assert command.state is CommandState.FAILED
     assert command.attempts == 3
@@ -151,12 +152,12 @@ async def test_a_permanent_error_fails_at_once_with_the_message_kept() -> None:
     command_id = await accepted(world)
     world.account().fail_next(PermanentChannelError("400: order already confirmed", status=400))
 
-    assert await dispatch_command(world.hub, command_id) is CommandState.FAILED
+    assert await dispatch_command(world.hub, command_id) is Dispatched.FAILED
 
     command = world.db.commands[command_id]
     assert command.attempts == 1
     assert command.last_error == "400: order already confirmed"
-    assert command.result == {"status": 400}
+    assert command.result == {"status": 400, "decision_undone": True}
     assert world.queue.commands == []
     assert world.feed_types()[-1] == "command.failed"
     assert world.db.feed[-1].data["state"] == "failed"
@@ -166,7 +167,7 @@ async def test_a_configuration_error_is_permanent() -> None:
     world = make_world("topi", retry=POLICY)
     command_id = await accepted(world)
     world.account().fail_next(ChannelConfigurationError("401 after refresh", status=401))
-    assert await dispatch_command(world.hub, command_id) is CommandState.FAILED
+    assert await dispatch_command(world.hub, command_id) is Dispatched.FAILED
 
 
 async def test_an_adapter_bug_is_retried_then_kept() -> None:
@@ -174,7 +175,7 @@ async def test_an_adapter_bug_is_retried_then_kept() -> None:
     command_id = await accepted(world)
     world.account().fail_next(KeyError("oops"))
 
-    assert await dispatch_command(world.hub, command_id) is CommandState.PENDING
+    assert await dispatch_command(world.hub, command_id) is Dispatched.RETRY
     assert world.db.commands[command_id].last_error == "KeyError: 'oops'"
 
 
@@ -188,11 +189,11 @@ async def test_a_lease_keeps_a_second_worker_off() -> None:
     leased = world.db.commands[command_id]
     assert leased.lease_until == world.clock.now() + timedelta(seconds=120)
 
-    assert await dispatch_command(world.hub, command_id) is CommandState.PENDING
+    assert await dispatch_command(world.hub, command_id) is Dispatched.LEASED
     assert len(world.account().calls) == 1  # the second worker did not call
 
     gate.set()
-    assert await first is CommandState.SUCCEEDED
+    assert await first is Dispatched.SUCCEEDED
     assert world.db.commands[command_id].attempts == 1
 
 
@@ -200,13 +201,14 @@ async def test_sweep_queues_a_command_committed_but_never_queued() -> None:
     world = make_world("topi", retry=POLICY)
     command_id = await accepted(world)  # the enqueue after commit was lost (queue cleared)
 
-    assert (await sweep(world.hub, grace_seconds=30)).commands == 0  # still fresh
+    assert (await sweep(world.hub, requeue_after_seconds=30)).commands == 0  # still fresh
     world.clock.advance(31)
-    result = await sweep(world.hub, grace_seconds=30)
+    result = await sweep(world.hub, requeue_after_seconds=30)
 
     assert result.commands == 1
     assert world.queue.commands == [(command_id, 0)]
-    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    assert (await sweep(world.hub, requeue_after_seconds=30)).commands == 0  # queued just now
+    assert await dispatch_command(world.hub, command_id) is Dispatched.SUCCEEDED
 
 
 async def test_sweep_leaves_a_command_waiting_for_its_retry() -> None:
@@ -218,9 +220,11 @@ async def test_sweep_leaves_a_command_waiting_for_its_retry() -> None:
     world.queue.commands.clear()
 
     world.clock.advance(60)
-    assert (await sweep(world.hub)).commands == 0
-    world.clock.advance(300)
-    assert (await sweep(world.hub)).commands == 1
+    assert (await sweep(world.hub, requeue_after_seconds=30)).commands == 0  # not due
+    world.clock.advance(240)  # due now, and its delayed message was queued for then
+    assert (await sweep(world.hub, requeue_after_seconds=30)).commands == 0
+    world.clock.advance(31)  # due, and that message did not bring it: the sweeper does
+    assert (await sweep(world.hub, requeue_after_seconds=30)).commands == 1
 
 
 async def test_a_worker_killed_mid_call_is_swept_after_its_lease() -> None:
@@ -241,7 +245,7 @@ async def test_a_worker_killed_mid_call_is_swept_after_its_lease() -> None:
     assert (await sweep(world.hub)).commands == 1
 
     world.account().hold_calls().set()
-    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(world.hub, command_id) is Dispatched.SUCCEEDED
     calls = world.account().calls
     assert [c.command_id for c in calls] == [command_id, command_id]  # same idempotency key
     assert world.db.commands[command_id].attempts == 2
@@ -253,6 +257,7 @@ async def test_retry_command_resets_a_failed_one() -> None:
     world.account().fail_next(PermanentChannelError("400"))
     await dispatch_command(world.hub, command_id)
 
+    assert world.order().status.value == "awaiting_acceptance"  # the refused accept undone
     retried = await retry_command(world.hub, command_id)
 
     assert retried.state is CommandState.PENDING
@@ -260,11 +265,14 @@ async def test_retry_command_resets_a_failed_one() -> None:
     assert (stored.state, stored.attempts, stored.next_attempt_at, stored.finished_at) == (
         CommandState.PENDING,
         0,
-        None,
+        world.clock.now(),
         None,
     )
+    assert stored.fence == 1  # claims are never counted back: a stale outcome stays stale
+    assert world.order().status.value == "ready_to_ship"  # the decision is made again
+    assert world.order().attention == []
     assert world.queue.commands == [(command_id, 0)]
-    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(world.hub, command_id) is Dispatched.SUCCEEDED
 
 
 async def test_only_failed_commands_are_retried() -> None:
@@ -278,15 +286,19 @@ async def test_only_failed_commands_are_retried() -> None:
 async def test_a_shipment_goes_out_with_the_channels_line_ids() -> None:
     world = make_world("topi", retry=POLICY)
     order = await world.receive(order_doc())
-    await accept_order(world.hub, order_id=order.id)
+    accept = await accept_order(world.hub, order_id=order.id)
     receipt = await record_shipment(
         world.hub,
         order_id=order.id,
         items=[LineQuantity(line_id=line_ids(order)["L2"], quantity=1)],
         tracking_number="T1",
     )
-    await dispatch_command(world.hub, receipt.command_id)
-    [call] = world.account().calls
+    assert await dispatch_command(world.hub, receipt.command_id) is Dispatched.WAITING
+    assert world.account().calls == []  # the accept goes first
+    assert await dispatch_command(world.hub, accept.command_id) is Dispatched.SUCCEEDED
+    assert world.queue.commands[-1] == (receipt.command_id, 0)  # released by the accept
+    assert await dispatch_command(world.hub, receipt.command_id) is Dispatched.SUCCEEDED
+    [_, call] = world.account().calls
     assert call.kind == "ship"
     assert call.payload["items"][0]["channel_line_id"] == "L2"
     assert call.payload["tracking_number"] == "T1"
@@ -312,11 +324,15 @@ async def test_the_channels_answer_updates_the_order_it_sends_no_webhook_for(
         return CommandOutcome(data=outcome.data, snapshot=snapshot)
 
     monkeypatch.setattr(account, "execute", execute_and_report)
-    assert await dispatch_command(world.hub, command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(world.hub, command_id) is Dispatched.SUCCEEDED
+    assert world.feed_types()[-1] == "command.succeeded"  # recorded apart from the answer
+    [message_id] = world.queue.messages  # the answer goes through the inbox
+    assert world.db.inbox[message_id].source == "command"
+    await process_message(world.hub, message_id)
     order = world.order()
     assert order.channel_status == "confirmed"
     assert order.status.value == "ready_to_ship"
-    assert world.feed_types()[-1] == "command.succeeded"
+    assert world.feed_types()[-1] == "order.updated"
 
 
 async def test_a_late_answer_does_not_move_the_order_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,6 +347,8 @@ async def test_a_late_answer_does_not_move_the_order_back(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(account, "execute", execute_stale)
     await dispatch_command(world.hub, command_id)
+    [message_id] = world.queue.messages
+    await process_message(world.hub, message_id)
     order = world.order()
     assert order.status.value == "ready_to_ship"
     assert all(line.accepted == line.quantity for line in order.leaf_lines)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
+from orderhub.application.hub import RetryPolicy
 from orderhub.application.ports import CommandKind, InboxState
 from orderhub.application.services.common import CONFLICT_RETRIES
-from orderhub.application.services.intake import Stored, process_message, store_message
+from orderhub.application.services.intake import (
+    Processed,
+    Stored,
+    process_message,
+    store_message,
+)
 from orderhub.application.services.operations import failed_messages, retry_message, sweep
 from orderhub.channels.spi import TransientChannelError
-from orderhub.domain.errors import ConcurrencyConflict, InvalidTransition
+from orderhub.domain.errors import InvalidTransition
 from orderhub.domain.values import OrderStatus
 
 from .support import ACCOUNT, World, make_world, order_doc
@@ -59,8 +66,8 @@ async def test_processing_creates_the_order_once_and_marks_processed() -> None:
         {"webhook-id": "b"},
     )
 
-    assert await process_message(world.hub, first.message_id) is InboxState.PROCESSED
-    assert await process_message(world.hub, second.message_id) is InboxState.PROCESSED
+    assert await process_message(world.hub, first.message_id) is Processed.PROCESSED
+    assert await process_message(world.hub, second.message_id) is Processed.PROCESSED
 
     [order] = world.db.orders.values()
     assert order.channel_order_id == "CO-1"
@@ -82,7 +89,7 @@ async def test_a_processed_message_is_not_applied_twice() -> None:
     await process_message(world.hub, stored.message_id)
     commits = world.db.commits
 
-    assert await process_message(world.hub, stored.message_id) is InboxState.PROCESSED
+    assert await process_message(world.hub, stored.message_id) is Processed.ENDED
     assert world.db.commits == commits
     assert world.db.inbox[stored.message_id].attempts == 1
 
@@ -117,7 +124,7 @@ async def test_a_body_that_cannot_be_mapped_is_kept_as_failed(body: bytes, reaso
     world = make_world("topi")
     stored = await store(world, body)
 
-    assert await process_message(world.hub, stored.message_id) is InboxState.FAILED
+    assert await process_message(world.hub, stored.message_id) is Processed.FAILED
 
     message = world.db.inbox[stored.message_id]
     assert message.state is InboxState.FAILED
@@ -139,8 +146,8 @@ async def test_retry_message_queues_a_failed_message_again() -> None:
     assert retried.state is InboxState.RECEIVED
     assert world.db.inbox[stored.message_id].state is InboxState.RECEIVED
     assert world.queue.messages == [stored.message_id]
-    assert await process_message(world.hub, stored.message_id) is InboxState.FAILED
-    assert world.db.inbox[stored.message_id].attempts == 2
+    assert await process_message(world.hub, stored.message_id) is Processed.FAILED
+    assert world.db.inbox[stored.message_id].attempts == 1  # counted again from the retry
 
 
 async def test_only_failed_messages_are_retried() -> None:
@@ -151,21 +158,41 @@ async def test_only_failed_messages_are_retried() -> None:
     assert caught.value.rule == "retry-not-failed"
 
 
-async def test_a_transient_error_propagates_and_leaves_the_message_received() -> None:
+async def test_a_transient_error_backs_off_and_keeps_the_message_received() -> None:
     world = make_world("topi")
-    world.account().fail_next_intake(TransientChannelError("channel timed out"))
+    world.account().fail_next_intake(TransientChannelError("timed out", retry_after=30))
     stored = await store(world, json.dumps(order_doc()).encode())
 
-    with pytest.raises(TransientChannelError):
-        await process_message(world.hub, stored.message_id)
+    assert await process_message(world.hub, stored.message_id) is Processed.RETRY
 
     message = world.db.inbox[stored.message_id]
     assert message.state is InboxState.RECEIVED
-    assert message.last_error == "transient: channel timed out"
+    assert message.last_error == "transient: timed out"
+    assert message.next_attempt_at == world.clock.now() + timedelta(seconds=30)
+    assert world.queue.message_delays[-1] == (stored.message_id, 30)
     assert world.db.orders == {}
-    # the worker's retry succeeds
-    assert await process_message(world.hub, stored.message_id) is InboxState.PROCESSED
+    assert await process_message(world.hub, stored.message_id) is Processed.NOT_DUE
+    world.clock.advance(30)
+    assert await process_message(world.hub, stored.message_id) is Processed.PROCESSED
     assert len(world.db.orders) == 1
+
+
+async def test_transient_errors_end_failed_after_the_cap_listed_and_retriable() -> None:
+    world = make_world("topi", retry=RetryPolicy(max_attempts=3))
+    world.account().fail_next_intake(TransientChannelError("timed out"), times=3)
+    stored = await store(world, json.dumps(order_doc()).encode())
+
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(await process_message(world.hub, stored.message_id))
+        world.clock.advance(10_000)
+    assert outcomes == [Processed.RETRY, Processed.RETRY, Processed.FAILED]
+    message = world.db.inbox[stored.message_id]
+    assert message.state is InboxState.FAILED
+    assert message.last_error == "transient errors exhausted: timed out"
+    assert [m.id for m in await failed_messages(world.hub)] == [stored.message_id]
+    await retry_message(world.hub, stored.message_id)
+    assert await process_message(world.hub, stored.message_id) is Processed.PROCESSED
 
 
 async def test_sweep_requeues_a_message_a_crash_left_unprocessed() -> None:
@@ -174,7 +201,7 @@ async def test_sweep_requeues_a_message_a_crash_left_unprocessed() -> None:
     world.queue.messages.clear()  # the worker never got it
 
     assert (await sweep(world.hub)).messages == 0  # too fresh: its queue message may be coming
-    world.clock.advance(60)
+    world.clock.advance(121)
     result = await sweep(world.hub)
 
     assert result.messages == 1
@@ -221,17 +248,17 @@ async def test_a_concurrent_writer_makes_intake_try_again() -> None:
     assert world.feed_types().count("order.updated") == 1
 
 
-async def test_a_conflict_that_persists_leaves_the_message_for_the_worker() -> None:
+async def test_a_conflict_that_persists_leaves_the_message_for_a_later_attempt() -> None:
     world = make_world("topi")
     await world.receive(order_doc())
     stored = await store(world, json.dumps(order_doc(status="acknowledged")).encode())
     world.uow.races = CONFLICT_RETRIES
 
-    with pytest.raises(ConcurrencyConflict):
-        await process_message(world.hub, stored.message_id)
+    assert await process_message(world.hub, stored.message_id) is Processed.RETRY
 
     message = world.db.inbox[stored.message_id]
     assert message.state is InboxState.RECEIVED  # not failed: nothing was wrong with it
     assert message.last_error is not None
-    assert message.last_error.startswith("transient:")
-    assert await process_message(world.hub, stored.message_id) is InboxState.PROCESSED
+    assert message.last_error.startswith("transient: ConcurrencyConflict")
+    world.clock.advance(10_000)
+    assert await process_message(world.hub, stored.message_id) is Processed.PROCESSED

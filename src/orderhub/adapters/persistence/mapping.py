@@ -1,57 +1,54 @@
-"""Rows <-> domain objects, written out by hand.
+"""Rows <-> domain objects, by msgspec.
 
-The domain never learns it is stored: these functions are the only place that knows both
+The domain never learns it is stored: this module is the only place that knows both
 shapes. An order is a row of indexed scalar columns plus a JSON ``document`` holding the
-rest of the aggregate. Enums are stored by value, datetimes as ISO 8601 in UTC inside the
-document (``UTCDateTime`` in columns), tuples as lists; every reader restores the exact
-domain type. ``DOCUMENT_VERSION`` lets a later migration recognise old documents.
+rest of the aggregate; :func:`msgspec.to_builtins` writes it (enums by value, datetimes as
+ISO 8601, tuples as lists) and :func:`msgspec.convert` reads it back into the exact domain
+types, so a field added to the aggregate is stored without code here. ``DOCUMENT_VERSION``
+lets a later migration recognise old documents; version 1 documents (written before the
+order kept its channel view and attention list) read the same, the new parts empty.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from orderhub.application.ports import (
-    ChannelCommand,
-    CommandKind,
-    CommandState,
-    FeedEntry,
-    InboxMessage,
-    InboxState,
-)
-from orderhub.domain.model import (
-    Cancellation,
-    Fulfilment,
-    Line,
-    Order,
-    Return,
-    Shipment,
-    ShipmentItem,
-    Unit,
-)
-from orderhub.domain.values import (
-    Address,
-    Customer,
-    FulfilledBy,
-    FulfilmentStatus,
-    Initiator,
-    LineQuantity,
-    Money,
-    OrderStatus,
-    Price,
-    Reason,
-    RequestState,
-)
+import msgspec
 
-DOCUMENT_VERSION: Final = 1
+from orderhub.application.ports import ChannelCommand, FeedEntry, InboxMessage
+from orderhub.domain.model import Order
+
+DOCUMENT_VERSION: Final = 2
+READABLE_VERSIONS: Final = frozenset({1, 2})
 
 Row = Mapping[Any, Any]  # RowMapping or a plain dict
-Json = dict[str, Any]
 
+ORDER_COLUMNS: Final = (
+    "id",
+    "channel",
+    "account",
+    "channel_order_id",
+    "status",
+    "channel_status",
+    "order_number",
+    "placed_at",
+    "ship_by",
+    "created_at",
+    "updated_at",
+    "version",
+)
+"""Order fields stored as columns; ``last_seq`` is a column the unit of work keeps."""
+_NOT_STORED: Final = frozenset({"events", "last_seq"})
+_DOCUMENT_FIELDS: Final = tuple(
+    f.name
+    for f in dataclasses.fields(Order)
+    if f.name not in ORDER_COLUMNS and f.name not in _NOT_STORED
+)
 
-# --- datetimes ---------------------------------------------------------------------------
+T = TypeVar("T")
 
 
 def _utc(value: datetime) -> datetime:
@@ -60,281 +57,16 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _dt_out(value: datetime) -> str:
-    return _utc(value).isoformat()
+def _flat(obj: Any) -> dict[str, Any]:
+    """A flat dataclass as column values: enums by value, datetimes and bytes kept."""
+    out: dict[str, Any] = msgspec.to_builtins(obj, builtin_types=(datetime, bytes))
+    return out
 
 
-def _dt_in(value: str) -> datetime:
-    return _utc(datetime.fromisoformat(value))
-
-
-def _opt_dt_out(value: datetime | None) -> str | None:
-    return None if value is None else _dt_out(value)
-
-
-def _opt_dt_in(value: str | None) -> datetime | None:
-    return None if value is None else _dt_in(value)
-
-
-# --- value objects -----------------------------------------------------------------------
-
-
-def _money_out(money: Money) -> Json:
-    return {"amount": money.amount, "currency": money.currency}
-
-
-def _money_in(data: Json) -> Money:
-    return Money(amount=data["amount"], currency=data["currency"])
-
-
-def _price_out(price: Price | None) -> Json | None:
-    if price is None:
-        return None
-    return {
-        "gross": _money_out(price.gross),
-        "net": None if price.net is None else _money_out(price.net),
-        "tax_rate": price.tax_rate,
-    }
-
-
-def _price_in(data: Json | None) -> Price | None:
-    if data is None:
-        return None
-    net = data.get("net")
-    return Price(
-        gross=_money_in(data["gross"]),
-        net=None if net is None else _money_in(net),
-        tax_rate=data.get("tax_rate"),
-    )
-
-
-_ADDRESS_FIELDS: Final = (
-    "name",
-    "company",
-    "line1",
-    "line2",
-    "postal_code",
-    "city",
-    "region",
-    "country_code",
-    "phone",
-)
-_CUSTOMER_FIELDS: Final = ("name", "email", "phone", "company", "vat_number")
-
-
-def _address_out(address: Address | None) -> Json | None:
-    if address is None:
-        return None
-    return {name: getattr(address, name) for name in _ADDRESS_FIELDS}
-
-
-def _address_in(data: Json | None) -> Address | None:
-    if data is None:
-        return None
-    return Address(**{name: data.get(name) for name in _ADDRESS_FIELDS})
-
-
-def _customer_out(customer: Customer | None) -> Json | None:
-    if customer is None:
-        return None
-    return {name: getattr(customer, name) for name in _CUSTOMER_FIELDS}
-
-
-def _customer_in(data: Json | None) -> Customer | None:
-    if data is None:
-        return None
-    return Customer(**{name: data.get(name) for name in _CUSTOMER_FIELDS})
-
-
-def _quantity_out(item: LineQuantity) -> Json:
-    return {
-        "line_id": item.line_id,
-        "quantity": item.quantity,
-        "serial_numbers": list(item.serial_numbers),
-    }
-
-
-def _quantity_in(data: Json) -> LineQuantity:
-    return LineQuantity(
-        line_id=data["line_id"],
-        quantity=data["quantity"],
-        serial_numbers=tuple(data.get("serial_numbers", ())),
-    )
-
-
-# --- parts of the aggregate ----------------------------------------------------------------
-
-
-def _unit_out(unit: Unit) -> Json:
-    return {
-        "channel_unit_id": unit.channel_unit_id,
-        "serial_number": unit.serial_number,
-        "shipped": unit.shipped,
-    }
-
-
-def _unit_in(data: Json) -> Unit:
-    return Unit(
-        channel_unit_id=data["channel_unit_id"],
-        serial_number=data.get("serial_number"),
-        shipped=data.get("shipped", False),
-    )
-
-
-def _line_out(line: Line) -> Json:
-    return {
-        "id": line.id,
-        "channel_line_id": line.channel_line_id,
-        "sku": line.sku,
-        "title": line.title,
-        "quantity": line.quantity,
-        "unit_price": _price_out(line.unit_price),
-        "parent_line_id": line.parent_line_id,
-        "fulfilment_id": line.fulfilment_id,
-        "requires_serial_number": line.requires_serial_number,
-        "units": [_unit_out(unit) for unit in line.units],
-        "extras": line.extras,
-        "accepted": line.accepted,
-        "rejected": line.rejected,
-        "shipped": line.shipped,
-        "delivered": line.delivered,
-        "cancelled": line.cancelled,
-    }
-
-
-def _line_in(data: Json) -> Line:
-    return Line(
-        id=data["id"],
-        channel_line_id=data["channel_line_id"],
-        sku=data["sku"],
-        title=data["title"],
-        quantity=data["quantity"],
-        unit_price=_price_in(data.get("unit_price")),
-        parent_line_id=data.get("parent_line_id"),
-        fulfilment_id=data.get("fulfilment_id"),
-        requires_serial_number=data.get("requires_serial_number", False),
-        units=[_unit_in(unit) for unit in data.get("units", ())],
-        extras=dict(data.get("extras", {})),
-        accepted=data["accepted"],
-        rejected=data["rejected"],
-        shipped=data["shipped"],
-        delivered=data["delivered"],
-        cancelled=data["cancelled"],
-    )
-
-
-def _fulfilment_out(fulfilment: Fulfilment) -> Json:
-    return {
-        "id": fulfilment.id,
-        "channel_fulfilment_id": fulfilment.channel_fulfilment_id,
-        "fulfilled_by": fulfilment.fulfilled_by.value,
-        "status": fulfilment.status.value,
-        "extras": fulfilment.extras,
-    }
-
-
-def _fulfilment_in(data: Json) -> Fulfilment:
-    return Fulfilment(
-        id=data["id"],
-        channel_fulfilment_id=data.get("channel_fulfilment_id"),
-        fulfilled_by=FulfilledBy(data["fulfilled_by"]),
-        status=FulfilmentStatus(data["status"]),
-        extras=dict(data.get("extras", {})),
-    )
-
-
-def _shipment_out(shipment: Shipment) -> Json:
-    return {
-        "id": shipment.id,
-        "fulfilment_id": shipment.fulfilment_id,
-        "carrier": shipment.carrier,
-        "tracking_number": shipment.tracking_number,
-        "tracking_url": shipment.tracking_url,
-        "items": [
-            {
-                "line_id": item.line_id,
-                "quantity": item.quantity,
-                "serial_numbers": list(item.serial_numbers),
-            }
-            for item in shipment.items
-        ],
-        "shipped_at": _dt_out(shipment.shipped_at),
-        "channel_shipment_id": shipment.channel_shipment_id,
-    }
-
-
-def _shipment_in(data: Json) -> Shipment:
-    return Shipment(
-        id=data["id"],
-        fulfilment_id=data.get("fulfilment_id"),
-        carrier=data.get("carrier"),
-        tracking_number=data.get("tracking_number"),
-        tracking_url=data.get("tracking_url"),
-        items=[
-            ShipmentItem(
-                line_id=item["line_id"],
-                quantity=item["quantity"],
-                serial_numbers=tuple(item.get("serial_numbers", ())),
-            )
-            for item in data["items"]
-        ],
-        shipped_at=_dt_in(data["shipped_at"]),
-        channel_shipment_id=data.get("channel_shipment_id"),
-    )
-
-
-def _cancellation_out(cancellation: Cancellation) -> Json:
-    return {
-        "id": cancellation.id,
-        "initiator": cancellation.initiator.value,
-        "reason": cancellation.reason.value,
-        "state": cancellation.state.value,
-        "requested_at": _dt_out(cancellation.requested_at),
-        "lines": [_quantity_out(item) for item in cancellation.lines],
-        "channel_reason": cancellation.channel_reason,
-        "channel_cancellation_id": cancellation.channel_cancellation_id,
-        "decided_at": _opt_dt_out(cancellation.decided_at),
-    }
-
-
-def _cancellation_in(data: Json) -> Cancellation:
-    return Cancellation(
-        id=data["id"],
-        initiator=Initiator(data["initiator"]),
-        reason=Reason(data["reason"]),
-        state=RequestState(data["state"]),
-        requested_at=_dt_in(data["requested_at"]),
-        lines=[_quantity_in(item) for item in data.get("lines", ())],
-        channel_reason=data.get("channel_reason"),
-        channel_cancellation_id=data.get("channel_cancellation_id"),
-        decided_at=_opt_dt_in(data.get("decided_at")),
-    )
-
-
-def _return_out(ret: Return) -> Json:
-    return {
-        "id": ret.id,
-        "initiator": ret.initiator.value,
-        "reason": ret.reason.value,
-        "state": ret.state.value,
-        "requested_at": _dt_out(ret.requested_at),
-        "lines": [_quantity_out(item) for item in ret.lines],
-        "channel_reason": ret.channel_reason,
-        "channel_return_id": ret.channel_return_id,
-    }
-
-
-def _return_in(data: Json) -> Return:
-    return Return(
-        id=data["id"],
-        initiator=Initiator(data["initiator"]),
-        reason=Reason(data["reason"]),
-        state=RequestState(data["state"]),
-        requested_at=_dt_in(data["requested_at"]),
-        lines=[_quantity_in(item) for item in data.get("lines", ())],
-        channel_reason=data.get("channel_reason"),
-        channel_return_id=data.get("channel_return_id"),
-    )
+def _from_columns(row: Row, type_: type[T]) -> T:
+    # column names come as ``quoted_name`` (a str subclass): msgspec wants plain str keys
+    fields = {str(name): value for name, value in row.items()}
+    return msgspec.convert(fields, type_)
 
 
 # --- the order -----------------------------------------------------------------------------
@@ -342,156 +74,54 @@ def _return_in(data: Json) -> Return:
 
 def order_to_row(order: Order) -> dict[str, Any]:
     """The ``orders`` row of ``order`` (``version`` as the order carries it)."""
-    return {
-        "id": order.id,
-        "channel": order.channel,
-        "account": order.account,
-        "channel_order_id": order.channel_order_id,
-        "status": order.status.value,
-        "channel_status": order.channel_status,
-        "cancellation_requested": order.cancellation_requested,
-        "order_number": order.order_number,
-        "placed_at": _utc(order.placed_at),
-        "ship_by": None if order.ship_by is None else _utc(order.ship_by),
-        "created_at": _utc(order.created_at),
-        "updated_at": _utc(order.updated_at),
-        "version": order.version,
-        "document": {
-            "v": DOCUMENT_VERSION,
-            "seller_reference": order.seller_reference,
-            "acceptance_required": order.acceptance_required,
-            "released": order.released,
-            "currency": order.currency,
-            "customer": _customer_out(order.customer),
-            "shipping_address": _address_out(order.shipping_address),
-            "billing_address": _address_out(order.billing_address),
-            "lines": [_line_out(line) for line in order.lines],
-            "fulfilments": [_fulfilment_out(f) for f in order.fulfilments],
-            "shipments": [_shipment_out(s) for s in order.shipments],
-            "cancellations": [_cancellation_out(c) for c in order.cancellations],
-            "returns": [_return_out(r) for r in order.returns],
-            "extras": order.extras,
-        },
-    }
+    document = msgspec.to_builtins({name: getattr(order, name) for name in _DOCUMENT_FIELDS})
+    document["v"] = DOCUMENT_VERSION
+    row = {name: getattr(order, name) for name in ORDER_COLUMNS}
+    row["status"] = order.status.value
+    for name in ("placed_at", "created_at", "updated_at"):
+        row[name] = _utc(row[name])
+    row["ship_by"] = None if order.ship_by is None else _utc(order.ship_by)
+    row["cancellation_requested"] = order.cancellation_requested
+    row["needs_attention"] = order.needs_attention
+    row["document"] = document
+    return row
 
 
 def order_from_row(row: Row) -> Order:
-    document: Json = row["document"]
-    if document.get("v") != DOCUMENT_VERSION:
+    document = dict(row["document"])
+    version = document.pop("v", None)
+    if version not in READABLE_VERSIONS:
         raise ValueError(
-            f"order {row['id']}: document version {document.get('v')!r}, "
-            f"this code reads {DOCUMENT_VERSION}: run the migrations"
+            f"order {row['id']}: document version {version!r}, this code reads "
+            f"{sorted(READABLE_VERSIONS)}: run the migrations"
         )
-    return Order(
-        id=row["id"],
-        channel=row["channel"],
-        account=row["account"],
-        channel_order_id=row["channel_order_id"],
-        channel_status=row["channel_status"],
-        acceptance_required=document["acceptance_required"],
-        released=document["released"],
-        status=OrderStatus(row["status"]),
-        lines=[_line_in(line) for line in document["lines"]],
-        placed_at=row["placed_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        order_number=row["order_number"],
-        seller_reference=document.get("seller_reference"),
-        customer=_customer_in(document.get("customer")),
-        shipping_address=_address_in(document.get("shipping_address")),
-        billing_address=_address_in(document.get("billing_address")),
-        currency=document.get("currency"),
-        ship_by=row["ship_by"],
-        fulfilments=[_fulfilment_in(f) for f in document.get("fulfilments", ())],
-        shipments=[_shipment_in(s) for s in document.get("shipments", ())],
-        cancellations=[_cancellation_in(c) for c in document.get("cancellations", ())],
-        returns=[_return_in(r) for r in document.get("returns", ())],
-        extras=dict(document.get("extras", {})),
-        version=row["version"],
-    )
+    fields = {name: row[name] for name in ORDER_COLUMNS}
+    fields["last_seq"] = row.get("last_seq") or 0
+    document = {str(name): value for name, value in document.items()}
+    return msgspec.convert({**document, **fields}, Order)
 
 
 # --- outbox, inbox, feed ---------------------------------------------------------------------
 
 
 def command_to_row(command: ChannelCommand) -> dict[str, Any]:
-    return {
-        "id": command.id,
-        "order_id": command.order_id,
-        "channel": command.channel,
-        "account": command.account,
-        "kind": command.kind.value,
-        "payload": command.payload,
-        "created_at": command.created_at,
-        "state": command.state.value,
-        "attempts": command.attempts,
-        "next_attempt_at": command.next_attempt_at,
-        "last_error": command.last_error,
-        "lease_until": command.lease_until,
-        "finished_at": command.finished_at,
-        "result": command.result,
-    }
+    return _flat(command)
 
 
 def command_from_row(row: Row) -> ChannelCommand:
-    return ChannelCommand(
-        id=row["id"],
-        order_id=row["order_id"],
-        channel=row["channel"],
-        account=row["account"],
-        kind=CommandKind(row["kind"]),
-        payload=dict(row["payload"]),
-        created_at=row["created_at"],
-        state=CommandState(row["state"]),
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        last_error=row["last_error"],
-        lease_until=row["lease_until"],
-        finished_at=row["finished_at"],
-        result=dict(row["result"]),
-    )
+    return _from_columns(row, ChannelCommand)
 
 
 def message_to_row(message: InboxMessage) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "channel": message.channel,
-        "account": message.account,
-        "dedupe_key": message.dedupe_key,
-        "body": message.body,
-        "headers": dict(message.headers),
-        "received_at": message.received_at,
-        "source": message.source,
-        "state": message.state.value,
-        "attempts": message.attempts,
-        "last_error": message.last_error,
-        "processed_at": message.processed_at,
-    }
+    row = _flat(message)
+    if row["seq"] is None:
+        del row["seq"]  # drawn by the database on insert
+    return row
 
 
 def message_from_row(row: Row) -> InboxMessage:
-    return InboxMessage(
-        id=row["id"],
-        channel=row["channel"],
-        account=row["account"],
-        dedupe_key=row["dedupe_key"],
-        body=bytes(row["body"]),
-        headers=dict(row["headers"]),
-        received_at=row["received_at"],
-        source=row["source"],
-        state=InboxState(row["state"]),
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        processed_at=row["processed_at"],
-    )
+    return _from_columns({**row, "body": bytes(row["body"])}, InboxMessage)
 
 
 def feed_entry_from_row(row: Row) -> FeedEntry:
-    return FeedEntry(
-        seq=row["seq"],
-        type=row["type"],
-        order_id=row["order_id"],
-        channel=row["channel"],
-        occurred_at=row["occurred_at"],
-        data=dict(row["data"]),
-    )
+    return _from_columns(row, FeedEntry)

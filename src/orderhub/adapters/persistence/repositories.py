@@ -19,33 +19,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderhub.adapters.persistence import feed
-from orderhub.adapters.persistence.mapping import (
-    command_from_row,
-    command_to_row,
-    message_from_row,
-    message_to_row,
-    order_from_row,
-    order_to_row,
-)
-from orderhub.adapters.persistence.tables import (
-    channel_commands,
-    cursors,
-    idempotency_keys,
-    inbox_messages,
-    orders,
-)
+from orderhub.adapters.persistence.mapping import order_from_row, order_to_row
+from orderhub.adapters.persistence.tables import cursors, feed_events, idempotency_keys, orders
 from orderhub.application.ports import (
     ChannelCommand,
     Clock,
-    CommandState,
     FeedEntry,
-    InboxMessage,
-    InboxState,
     OrderFilter,
     StoredResponse,
 )
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import Order
+from orderhub.domain.values import TERMINAL_STATUSES
 
 _IDEMPOTENCY_LOCKS: Final = 0x1DE7  # advisory lock namespace of idempotency keys
 
@@ -153,171 +138,52 @@ class SqlOrderRepository:
         self._tx.orders[order.id] = TrackedOrder(order=order, seen_version=None, snapshot=None)
 
     async def list(
-        self, filters: OrderFilter, *, after: tuple[datetime, str] | None, limit: int
+        self, filters: OrderFilter, *, after_seq: int | None, limit: int
     ) -> Sequence[Order]:
         if limit <= 0:
             return []
+        o = orders.c
         query = sa.select(orders)
         if filters.status is not None:
-            query = query.where(orders.c.status == filters.status.value)
+            query = query.where(o.status == filters.status.value)
         if filters.channel is not None:
-            query = query.where(orders.c.channel == filters.channel)
+            query = query.where(o.channel == filters.channel)
         if filters.account is not None:
-            query = query.where(orders.c.account == filters.account)
+            query = query.where(o.account == filters.account)
         if filters.updated_after is not None:
-            query = query.where(orders.c.updated_at > filters.updated_after)
+            query = query.where(o.updated_at > filters.updated_after)
         if filters.ship_by_before is not None:
-            query = query.where(orders.c.ship_by < filters.ship_by_before)
-        if after is not None:
-            updated_at, order_id = after
-            # (updated_at, id) > (:updated_at, :id), spelled so that the index range is
-            # obvious to both planners
-            query = query.where(
-                orders.c.updated_at >= updated_at,
-                sa.or_(orders.c.updated_at > updated_at, orders.c.id > order_id),
-            )
-        query = query.order_by(orders.c.updated_at, orders.c.id).limit(limit)
-        result = await self._tx.conn().execute(query)
+            query = query.where(o.ship_by < filters.ship_by_before)
+        if filters.attention is not None:
+            query = query.where(o.needs_attention == filters.attention)
+        if after_seq is not None:
+            query = query.where(o.last_seq > after_seq)
+        result = await self._tx.conn().execute(query.order_by(o.last_seq).limit(limit))
         return [self._tx.track(order_from_row(row)) for row in result.mappings()]
 
-
-class SqlCommandRepository:
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
-    def add(self, command: ChannelCommand) -> None:
-        self._tx.new_commands[command.id] = command
-
-    async def get(self, command_id: str, *, for_update: bool = False) -> ChannelCommand | None:
-        pending = self._tx.new_commands.get(command_id)
-        if pending is not None:
-            return pending
-        query = sa.select(channel_commands).where(channel_commands.c.id == command_id)
-        if for_update:
-            query = query.with_for_update()  # rendered as nothing on SQLite
-        result = await self._tx.conn().execute(query)
-        row = result.mappings().one_or_none()
-        return None if row is None else command_from_row(row)
-
-    async def for_order(self, order_id: str) -> Sequence[ChannelCommand]:
-        result = await self._tx.conn().execute(
-            sa.select(channel_commands)
-            .where(channel_commands.c.order_id == order_id)
-            .order_by(channel_commands.c.created_at, channel_commands.c.id)
-        )
-        stored = [command_from_row(row) for row in result.mappings()]
-        pending = [c for c in self._tx.new_commands.values() if c.order_id == order_id]
-        if not pending:
-            return stored
-        return sorted(stored + pending, key=lambda c: (c.created_at, c.id))
-
-    async def save(self, command: ChannelCommand) -> None:
-        if command.id in self._tx.new_commands:
-            self._tx.new_commands[command.id] = command  # inserted at commit, as it is then
-            return
-        row = command_to_row(command)
-        result = await self._tx.conn().execute(
-            sa.update(channel_commands).where(channel_commands.c.id == command.id).values(row)
-        )
-        if result.rowcount == 0:
-            await self._tx.conn().execute(sa.insert(channel_commands).values(row))
-
-    async def due(self, *, now: datetime, created_before: datetime, limit: int) -> Sequence[str]:
+    async def stale(self, *, older_than: datetime, limit: int) -> Sequence[Order]:
         if limit <= 0:
             return []
-        c = channel_commands.c
+        o = orders.c
+        last_heard = sa.case(
+            (sa.and_(o.refreshed_at.is_not(None), o.refreshed_at > o.updated_at), o.refreshed_at),
+            else_=o.updated_at,
+        )
         result = await self._tx.conn().execute(
-            sa.select(c.id)
+            sa.select(orders)
             .where(
-                c.state == CommandState.PENDING.value,
-                c.created_at < created_before,
-                sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
-                sa.or_(c.lease_until.is_(None), c.lease_until <= now),
+                o.status.not_in([s.value for s in TERMINAL_STATUSES]),
+                last_heard < older_than,
             )
-            .order_by(c.created_at, c.id)
+            .order_by(last_heard, o.id)
             .limit(limit)
         )
-        return list(result.scalars())
+        return [order_from_row(row) for row in result.mappings()]
 
-    async def failed(self, *, limit: int) -> Sequence[ChannelCommand]:
-        if limit <= 0:
-            return []
-        c = channel_commands.c
-        result = await self._tx.conn().execute(
-            sa.select(channel_commands)
-            .where(c.state == CommandState.FAILED.value)
-            .order_by(c.created_at, c.id)
-            .limit(limit)
+    async def mark_refreshed(self, order_id: str, at: datetime) -> None:
+        await self._tx.conn().execute(
+            sa.update(orders).where(orders.c.id == order_id).values(refreshed_at=at)
         )
-        return [command_from_row(row) for row in result.mappings()]
-
-    async def write_new(self) -> None:
-        """Insert the commands added in this unit (after their orders: foreign key)."""
-        if self._tx.new_commands:
-            await self._tx.conn().execute(
-                sa.insert(channel_commands),
-                [command_to_row(command) for command in self._tx.new_commands.values()],
-            )
-
-
-class SqlInboxRepository:
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
-    async def add(self, message: InboxMessage) -> bool:
-        statement = (
-            self._tx.insert(inbox_messages)
-            .values(message_to_row(message))
-            .on_conflict_do_nothing(index_elements=[inbox_messages.c.dedupe_key])
-        )
-        result = await self._tx.conn().execute(statement)
-        return result.rowcount == 1
-
-    async def get(self, message_id: str, *, for_update: bool = False) -> InboxMessage | None:
-        query = sa.select(inbox_messages).where(inbox_messages.c.id == message_id)
-        if for_update:
-            query = query.with_for_update()
-        result = await self._tx.conn().execute(query)
-        row = result.mappings().one_or_none()
-        return None if row is None else message_from_row(row)
-
-    async def id_for(self, dedupe_key: str) -> str | None:
-        result = await self._tx.conn().execute(
-            sa.select(inbox_messages.c.id).where(inbox_messages.c.dedupe_key == dedupe_key)
-        )
-        return result.scalar_one_or_none()
-
-    async def save(self, message: InboxMessage) -> None:
-        row = message_to_row(message)
-        result = await self._tx.conn().execute(
-            sa.update(inbox_messages).where(inbox_messages.c.id == message.id).values(row)
-        )
-        if result.rowcount == 0:
-            await self._tx.conn().execute(sa.insert(inbox_messages).values(row))
-
-    async def unprocessed(self, *, received_before: datetime, limit: int) -> Sequence[str]:
-        if limit <= 0:
-            return []
-        m = inbox_messages.c
-        result = await self._tx.conn().execute(
-            sa.select(m.id)
-            .where(m.state == InboxState.RECEIVED.value, m.received_at < received_before)
-            .order_by(m.received_at, m.id)
-            .limit(limit)
-        )
-        return list(result.scalars())
-
-    async def failed(self, *, limit: int) -> Sequence[InboxMessage]:
-        if limit <= 0:
-            return []
-        m = inbox_messages.c
-        result = await self._tx.conn().execute(
-            sa.select(inbox_messages)
-            .where(m.state == InboxState.FAILED.value)
-            .order_by(m.received_at, m.id)
-            .limit(limit)
-        )
-        return [message_from_row(row) for row in result.mappings()]
 
 
 class SqlFeedReader:
@@ -326,6 +192,19 @@ class SqlFeedReader:
 
     async def read(self, *, after: int, limit: int) -> Sequence[FeedEntry]:
         return await feed.read(self._tx.conn(), after=after, limit=limit)
+
+    async def oldest(self) -> int | None:
+        result = await self._tx.conn().execute(sa.select(sa.func.min(feed_events.c.seq)))
+        value = result.scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def prune(self, *, before: datetime) -> int:
+        f = feed_events.c
+        newest = sa.select(sa.func.max(f.seq)).scalar_subquery()
+        result = await self._tx.conn().execute(
+            sa.delete(feed_events).where(f.occurred_at < before, f.seq < newest)
+        )
+        return int(result.rowcount)
 
 
 class SqlCursorStore:
@@ -401,3 +280,9 @@ class SqlIdempotencyStore:
         result = await self._tx.conn().execute(statement)
         if result.rowcount != 1:
             raise ConcurrencyConflict(f"Idempotency-Key {response.key!r} was stored meanwhile")
+
+    async def prune(self, *, before: datetime) -> int:
+        result = await self._tx.conn().execute(
+            sa.delete(idempotency_keys).where(idempotency_keys.c.created_at < before)
+        )
+        return int(result.rowcount)

@@ -46,10 +46,18 @@ orders = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("document", json_type(), nullable=False),
+    sa.Column("needs_attention", sa.Boolean(), server_default=sa.false(), nullable=False),
+    # the feed sequence of the order's newest event, set in the commit that writes it: the
+    # orders list pages by it, as gapless as the feed
+    sa.Column("last_seq", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+    # when the scheduler last asked the channel for the order (not part of the aggregate)
+    sa.Column("refreshed_at", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("channel", "account", "channel_order_id"),
     sa.Index("ix_orders_updated_at_id", "updated_at", "id"),
     sa.Index("ix_orders_status_updated_at_id", "status", "updated_at", "id"),
     sa.Index("ix_orders_ship_by", "ship_by"),
+    sa.Index("ix_orders_last_seq", "last_seq"),
+    sa.Index("ix_orders_needs_attention_last_seq", "needs_attention", "last_seq"),
 )
 
 channel_commands = sa.Table(
@@ -69,9 +77,19 @@ channel_commands = sa.Table(
     sa.Column("lease_until", UTCDateTime(), nullable=True),
     sa.Column("finished_at", UTCDateTime(), nullable=True),
     sa.Column("result", json_type(), nullable=False),
+    # the command's place among its order's commands: sent in this order
+    sa.Column("seq", sa.Integer(), server_default=sa.text("0"), nullable=False),
+    # claims ever made; an outcome is written only under the claim it was made with
+    sa.Column("fence", sa.Integer(), server_default=sa.text("0"), nullable=False),
+    sa.Column("queued_at", UTCDateTime(), nullable=True),
+    sa.Column("held_by", sa.String(ID), nullable=True),
+    sa.UniqueConstraint("order_id", "seq"),
     sa.Index("ix_channel_commands_order_id", "order_id"),
     sa.Index("ix_channel_commands_state_created_at", "state", "created_at"),
+    sa.Index("ix_channel_commands_state_next_attempt_at", "state", "next_attempt_at"),
 )
+
+INBOX_SEQ: Final = sa.Sequence("inbox_messages_seq", metadata=metadata)
 
 inbox_messages = sa.Table(
     "inbox_messages",
@@ -88,8 +106,19 @@ inbox_messages = sa.Table(
     sa.Column("attempts", sa.Integer(), nullable=False),
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Column("processed_at", UTCDateTime(), nullable=True),
+    # arrival number: PostgreSQL draws it from a sequence, SQLite (one writer at a time)
+    # takes max + 1 in the insert (see outbox.py)
+    sa.Column("seq", sa.BigInteger(), INBOX_SEQ, nullable=False),
+    sa.Column("order_key", sa.Text(), nullable=True),
+    sa.Column("fence", sa.Integer(), server_default=sa.text("0"), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("queued_at", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("dedupe_key"),
+    sa.UniqueConstraint("seq"),
     sa.Index("ix_inbox_messages_state_received_at", "state", "received_at"),
+    sa.Index("ix_inbox_messages_state_next_attempt_at", "state", "next_attempt_at"),
+    sa.Index("ix_inbox_messages_order_key_seq", "channel", "account", "order_key", "seq"),
 )
 
 feed_events = sa.Table(
@@ -102,6 +131,7 @@ feed_events = sa.Table(
     sa.Column("channel", sa.String(NAME), nullable=True),
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
     sa.Column("data", json_type(), nullable=False),
+    sa.Index("ix_feed_events_occurred_at", "occurred_at"),
 )
 
 FEED_COUNTER_ID: Final = 1

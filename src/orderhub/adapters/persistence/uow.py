@@ -13,12 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from orderhub.adapters.persistence import feed
 from orderhub.adapters.persistence.feed import PendingEvent
 from orderhub.adapters.persistence.mapping import order_to_row
+from orderhub.adapters.persistence.outbox import SqlCommandRepository, SqlInboxRepository
 from orderhub.adapters.persistence.repositories import (
-    SqlCommandRepository,
     SqlCursorStore,
     SqlFeedReader,
     SqlIdempotencyStore,
-    SqlInboxRepository,
     SqlOrderRepository,
     TrackedOrder,
     Transaction,
@@ -117,7 +116,12 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         connection = self._tx.conn()
         written = await self._write_orders(connection)
-        await self.commands.write_new()
+        try:
+            await self.commands.write_new()
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):  # two writers numbered a command of one order alike
+                raise ConcurrencyConflict(f"commands were added concurrently: {exc}") from exc
+            raise
         tracked = list(self._tx.orders.values())
         events = [
             PendingEvent(
@@ -131,13 +135,15 @@ class SqlUnitOfWork:
             for event in entry.order.events
         ]
         events.extend(self._recorded)
-        await feed.append(connection, events)
+        seqs = await feed.append(connection, events)
+        newest = await _stamp_orders(connection, events, seqs)
         await self._before_commit()
         await connection.commit()
         for event in events:
             FEED_EVENTS.labels(type=event.type).inc()
         for entry in tracked:
             entry.order.events.clear()
+            entry.order.last_seq = newest.get(entry.order.id, entry.order.last_seq)
             if entry.order.id in written:
                 entry.order.version = written[entry.order.id]
                 entry.seen_version = entry.order.version
@@ -200,6 +206,23 @@ class SqlUnitOfWork:
                 f"order {order.id} changed since it was read (version {seen})"
             )
         return seen + 1
+
+
+async def _stamp_orders(
+    connection: AsyncConnection, events: list[PendingEvent], seqs: range
+) -> dict[str, int]:
+    """Set each order's ``last_seq`` to its newest event's sequence, in the same commit:
+    the orders list pages by it and inherits the feed's gaplessness."""
+    newest: dict[str, int] = {}
+    for event, seq in zip(events, seqs, strict=True):
+        if event.order_id is not None:
+            newest[event.order_id] = seq
+    if newest:
+        await connection.execute(
+            sa.update(orders).where(orders.c.id == sa.bindparam("order_id")),
+            [{"order_id": key, "last_seq": value} for key, value in newest.items()],
+        )
+    return newest
 
 
 def _is_unique_violation(exc: IntegrityError) -> bool:

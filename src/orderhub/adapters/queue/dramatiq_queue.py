@@ -5,12 +5,10 @@ Two async actors run the application services on the worker's event loop (dramat
 ``process_inbox_message(message_id)``. They find the :class:`Hub` in a module-level holder
 that the worker process fills at boot (:func:`set_hub`).
 
-Retries: ``dispatch_command`` schedules its own channel retries (a delayed message, the
-time kept on the command), so only infrastructure errors reach dramatiq's ``Retries``
-middleware, and the sweeper is the backstop. A transient channel error while processing
-an inbox message (or a write conflict that kept losing) becomes a quiet
-:class:`dramatiq.Retry`, with the channel's ``Retry-After`` as the delay when it gave one,
-else dramatiq's exponential backoff bounded by the retry policy.
+Retries: both services pace and cap their own retries (channel errors, write conflicts:
+a delayed message, the due time kept on the row, ``max_attempts`` checked at each claim),
+so only infrastructure errors (the database unreachable...) reach dramatiq's ``Retries``
+middleware, a bounded number of times; the sweeper is the backstop.
 
 Enqueueing happens after the commit and never touches the broker on the caller's thread
 (an event loop, in the API and in the worker's async actors): ``enqueue_*`` puts the id in
@@ -49,8 +47,6 @@ from orderhub.adapters.queue.publisher import (
     GiveUpReason,
 )
 from orderhub.application.hub import Hub, RetryPolicy
-from orderhub.channels.spi import TransientChannelError
-from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.logging import get_logger
 from orderhub.metrics import ENQUEUE_FAILURES, ENQUEUE_GIVEN_UP, ENQUEUE_PUBLISH_SECONDS
 
@@ -110,22 +106,7 @@ async def dispatch_command(command_id: str) -> None:
 
 
 async def process_inbox_message(message_id: str) -> None:
-    hub = current_hub()
-    try:
-        await jobs.run_inbox(hub, message_id)
-    except TransientChannelError as exc:
-        raise dramatiq.Retry(exc.message, delay=retry_after_ms(hub.retry, exc)) from exc
-    except ConcurrencyConflict as exc:
-        raise dramatiq.Retry(str(exc)) from exc
-
-
-def retry_after_ms(policy: RetryPolicy, exc: TransientChannelError) -> int | None:
-    """The channel's ``Retry-After`` as a dramatiq delay, bounded by the policy; None lets
-    the ``Retries`` middleware pick its exponential backoff."""
-    if exc.retry_after is None:
-        return None
-    seconds = min(max(exc.retry_after, policy.base_seconds), policy.max_seconds)
-    return int(seconds * 1000)
+    await jobs.run_inbox(current_hub(), message_id)
 
 
 @dataclass(frozen=True, slots=True)

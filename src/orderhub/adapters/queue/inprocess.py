@@ -74,8 +74,8 @@ class InProcessQueue:
     def enqueue_command(self, command_id: str, *, delay_seconds: float = 0) -> None:
         self._submit(Job("command", command_id), delay_seconds)
 
-    def enqueue_inbox(self, message_id: str) -> None:
-        self._submit(Job("inbox", message_id), 0)
+    def enqueue_inbox(self, message_id: str, *, delay_seconds: float = 0) -> None:
+        self._submit(Job("inbox", message_id), delay_seconds)
 
     # --- lifecycle -----------------------------------------------------------------------
 

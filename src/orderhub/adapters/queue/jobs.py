@@ -1,8 +1,10 @@
 """The two jobs every queue runs, with the logging and metrics at their edges.
 
 Both queue adapters (dramatiq actors, the in-process worker) call these, so a job behaves
-and reports the same whichever runs it. Exceptions propagate: the queue decides about
-retries."""
+and reports the same whichever runs it. The services pace and cap their own retries
+(channel errors, conflicts): what propagates from here is an infrastructure failure (the
+database unreachable...), which the queue retries a bounded number of times and the
+sweeper backs up."""
 
 from __future__ import annotations
 
@@ -10,28 +12,25 @@ import time
 from typing import Final
 
 from orderhub.application.hub import Hub
-from orderhub.application.ports import InboxState
 from orderhub.application.services import dispatch, intake
-from orderhub.channels.spi import TransientChannelError
-from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.logging import bound, get_logger
-from orderhub.metrics import COMMANDS_DISPATCHED, DISPATCH_SECONDS, INBOX_PROCESSED
+from orderhub.metrics import COMMANDS_DISPATCHED, DISPATCH_SECONDS, INBOX_PROCESSED, STALE_OUTCOMES
 
 log = get_logger(__name__)
 
 UNKNOWN: Final = "unknown"
-RETRYABLE: Final = (TransientChannelError, ConcurrencyConflict)
-"""Inbox failures the queue retries quietly (anything else is also retried, but as an error)."""
+QUIET: Final = frozenset({"waiting", "not_due", "leased", "ended", "held"})
+"""Outcomes of a job that found nothing to do now (logged at debug)."""
 
 
 async def run_dispatch(hub: Hub, command_id: str) -> str:
-    """Dispatch one command; return the outcome (a command state, or ``missing``)."""
+    """Dispatch one command; return what happened (a :class:`dispatch.Dispatched` value)."""
     async with hub.uow() as uow:
         command = await uow.commands.get(command_id)
     if command is None:
         log.warning("dispatch.missing", command_id=command_id)
         COMMANDS_DISPATCHED.labels(UNKNOWN, UNKNOWN, "missing").inc()
-        return "missing"
+        return dispatch.Dispatched.MISSING.value
     channel, kind = command.channel, command.kind.value
     with bound(
         command_id=command_id,
@@ -39,10 +38,9 @@ async def run_dispatch(hub: Hub, command_id: str) -> str:
         channel=channel,
         account=command.account,
     ):
-        log.info("dispatch.start", kind=kind, attempt=command.attempts + 1)
         started = time.perf_counter()
         try:
-            state = await dispatch.dispatch_command(hub, command_id)
+            outcome = (await dispatch.dispatch_command(hub, command_id)).value
         except Exception:
             COMMANDS_DISPATCHED.labels(channel, kind, "error").inc()
             log.exception("dispatch.error", kind=kind)
@@ -50,52 +48,43 @@ async def run_dispatch(hub: Hub, command_id: str) -> str:
         finally:
             elapsed = time.perf_counter() - started
             DISPATCH_SECONDS.labels(channel, kind).observe(elapsed)
-        outcome = state.value if state is not None else "missing"
         COMMANDS_DISPATCHED.labels(channel, kind, outcome).inc()
-        log.info("dispatch.end", kind=kind, outcome=outcome, seconds=round(elapsed, 3))
+        _report("dispatch", outcome, kind=kind, seconds=round(elapsed, 3))
         return outcome
 
 
 async def run_inbox(hub: Hub, message_id: str) -> str:
-    """Process one inbox message; return the outcome. What is worth another try later (a
-    transient channel error, a write conflict that kept losing) propagates after it is
-    logged: the queue retries it. See :data:`RETRYABLE`."""
+    """Process one inbox message; return what happened (a :class:`intake.Processed` value)."""
     async with hub.uow() as uow:
         message = await uow.inbox.get(message_id)
     if message is None:
         log.warning("inbox.missing", message_id=message_id)
         INBOX_PROCESSED.labels(UNKNOWN, "missing").inc()
-        return "missing"
+        return intake.Processed.MISSING.value
     channel = message.channel
-    if message.state is InboxState.PROCESSED:
-        INBOX_PROCESSED.labels(channel, "skipped").inc()
-        log.info("inbox.skipped", message_id=message_id, reason="already processed")
-        return "skipped"
     with bound(message_id=message_id, channel=channel, account=message.account):
-        log.info("inbox.start", source=message.source, attempt=message.attempts + 1)
         try:
-            state = await intake.process_message(hub, message_id)
-        except TransientChannelError as exc:
-            INBOX_PROCESSED.labels(channel, "retry").inc()
-            log.warning(
-                "inbox.transient",
-                error=exc.message,
-                status=exc.status,
-                retry_after=exc.retry_after,
-            )
-            raise
-        except ConcurrencyConflict as exc:
-            INBOX_PROCESSED.labels(channel, "retry").inc()
-            log.warning("inbox.conflict", error=str(exc))
-            raise
+            outcome = (await intake.process_message(hub, message_id)).value
         except Exception:
             INBOX_PROCESSED.labels(channel, "error").inc()
             log.exception("inbox.error")
             raise
-        outcome = state.value if state is not None else "missing"
         INBOX_PROCESSED.labels(channel, outcome).inc()
-        if outcome == "failed":
-            log.warning("inbox.end", outcome=outcome)
-        else:
-            log.info("inbox.end", outcome=outcome)
+        _report("inbox", outcome, source=message.source)
         return outcome
+
+
+def _report(what: str, outcome: str, **details: object) -> None:
+    if outcome == "stale":
+        STALE_OUTCOMES.labels(what).inc()
+        log.warning(
+            f"{what}.stale",
+            note="the lease ran out and another worker claimed it: this outcome is dropped",
+            **details,
+        )
+    elif outcome == "failed":
+        log.warning(f"{what}.end", outcome=outcome, **details)
+    elif outcome in QUIET:
+        log.debug(f"{what}.end", outcome=outcome, **details)
+    else:
+        log.info(f"{what}.end", outcome=outcome, **details)

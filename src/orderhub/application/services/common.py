@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,6 +16,7 @@ from orderhub.domain.model import Order
 T = TypeVar("T")
 
 CONFLICT_RETRIES = 3
+MAX_ERROR_LENGTH = 2000
 
 
 class IdempotencyKeyReused(DomainError):
@@ -26,7 +27,7 @@ class IdempotencyKeyReused(DomainError):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Idempotency:
-    key: str
+    key: str  # scoped by the caller (the web layer prefixes the API key's name)
     fingerprint: str  # a hash of what the request asked for
 
 
@@ -59,7 +60,38 @@ async def load_order(uow: UnitOfWork, order_id: str) -> Order:
     return order
 
 
+async def new_command(
+    uow: UnitOfWork,
+    hub: Hub,
+    order: Order,
+    kind: CommandKind,
+    payload: Mapping[str, Any],
+    now: datetime,
+) -> ChannelCommand:
+    """Add a command for ``order``, numbered after its others, due now (the caller enqueues
+    it after the commit)."""
+    command = ChannelCommand(
+        id=hub.ids(),
+        order_id=order.id,
+        channel=order.channel,
+        account=order.account,
+        kind=kind,
+        payload=dict(payload),
+        created_at=now,
+        seq=await uow.commands.next_seq(order.id),
+        next_attempt_at=now,
+        queued_at=now,
+    )
+    uow.commands.add(command)
+    return command
+
+
+def clip(error: str) -> str:
+    return error[:MAX_ERROR_LENGTH]
+
+
 Change = Callable[[Order, Capabilities, datetime], "tuple[dict[str, Any], dict[str, Any]]"]
+Replay = Callable[[Order, Sequence[ChannelCommand]], "CommandReceipt | None"]
 
 
 async def run_order_command(
@@ -69,10 +101,13 @@ async def run_order_command(
     kind: CommandKind,
     change: Change,
     idempotency: Idempotency | None = None,
+    replay: Replay | None = None,
 ) -> CommandReceipt:
     """Apply ``change`` to the order and queue the channel call in the same transaction.
 
-    ``change`` returns (payload for the channel call, details for the receipt)."""
+    ``change`` returns (payload for the channel call, details for the receipt).
+    ``replay`` may recognise the request as one already carried out (a shipment sent
+    twice) and return the first answer instead."""
 
     async def attempt() -> tuple[CommandReceipt, str | None]:
         async with hub.uow() as uow:
@@ -81,23 +116,18 @@ async def run_order_command(
                 if stored is not None:
                     if stored.fingerprint != idempotency.fingerprint:
                         raise IdempotencyKeyReused(
-                            f"Idempotency-Key {idempotency.key!r} was used for another request"
+                            "this Idempotency-Key was used for another request"
                         )
                     return CommandReceipt(**stored.body), None
             order = await load_order(uow, order_id)
+            if replay is not None:
+                first = replay(order, await uow.commands.for_order(order.id))
+                if first is not None:
+                    return first, None
             account = hub.channels.account(order.channel, order.account)
             now = hub.clock.now()
             payload, details = change(order, account.capabilities, now)
-            command = ChannelCommand(
-                id=hub.ids(),
-                order_id=order.id,
-                channel=order.channel,
-                account=order.account,
-                kind=kind,
-                payload=payload,
-                created_at=now,
-            )
-            uow.commands.add(command)
+            command = await new_command(uow, hub, order, kind, payload, now)
             receipt = CommandReceipt(
                 command_id=command.id,
                 order_id=order.id,

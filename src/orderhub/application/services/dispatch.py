@@ -1,116 +1,260 @@
-"""Carry a queued command out at its channel: at least once, retried with backoff."""
+"""Carry a queued command out at its channel: at most ``max_attempts`` calls, in order,
+each outcome written once.
+
+The steps, and what a crash between them leaves:
+
+1. **Claim** (one transaction, the command row locked): the command must be pending, due,
+   not leased and not over its attempt cap (over it: it fails now, with its last error);
+   every earlier command of its order must have succeeded or been abandoned (unless the
+   adapter declares the two kinds independent); a failed one holds it. Then ``attempts``
+   and ``fence`` go up and a lease is taken. *Crash after the claim*: the lease runs out,
+   the sweeper queues the command again, and the next claim counts the lost attempt.
+2. **Call** the channel, outside any transaction. *Crash during the call*: as above; the
+   adapter passes ``command.id`` as the channel's idempotency key where the channel has
+   one, so the repeated call is harmless.
+3. **Record** (one transaction): the outcome is written only if ``fence`` is still the
+   claim's (a worker whose lease ran out and was taken over writes nothing: its outcome is
+   stale, logged and counted). Recording touches only the command, its event and, for a
+   failure, the decision it carried; the channel's answer (a snapshot) is stored in the
+   inbox in the same transaction and applied like any channel message. *Crash after the
+   call, before the record*: the call happened but the hub does not know; the next claim
+   calls again (idempotently), and the attempt counts against the cap.
+4. **Release**: the order's later commands are queued (after the commit; a lost enqueue
+   is found by the sweeper).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from orderhub.application.hub import Hub
 from orderhub.application.ports import ChannelCommand, CommandState, UnitOfWork
-from orderhub.application.services.common import with_conflict_retry
-from orderhub.channels.spi import ChannelError, TransientChannelError
+from orderhub.application.services.common import clip, with_conflict_retry
+from orderhub.application.services.intake import command_answer
+from orderhub.channels.registry import ChannelNotFound
+from orderhub.channels.spi import (
+    ChannelAccount,
+    ChannelError,
+    CommandOutcome,
+    TransientChannelError,
+)
 from orderhub.domain.events import EventType
 from orderhub.domain.model import Order
 
-MAX_ERROR_LENGTH = 2000
+
+class Dispatched(StrEnum):
+    """What one dispatch job did."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRY = "retry"  # a transient error: another attempt is scheduled
+    WAITING = "waiting"  # an earlier command of the order is still on its way
+    HELD = "held"  # an earlier command of the order failed: an operator decides
+    NOT_DUE = "not_due"
+    LEASED = "leased"  # another worker holds it
+    STALE = "stale"  # the lease ran out and another claim came: the outcome was dropped
+    ENDED = "ended"  # it had ended already
+    MISSING = "missing"
 
 
-async def dispatch_command(hub: Hub, command_id: str) -> CommandState | None:
-    """Claim the command (a lease, so two workers never call at once), call, record.
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    command: ChannelCommand
+    order: Order
+    account: ChannelAccount
 
-    A worker that dies mid-call leaves the lease to expire; the sweeper then queues the
-    command again. Adapters pass ``command.id`` as the channel's idempotency key where the
-    channel has one, so the repeated call is harmless."""
+
+async def dispatch_command(hub: Hub, command_id: str) -> Dispatched:
+    claimed = await with_conflict_retry(lambda: _claim(hub, command_id))
+    if not isinstance(claimed, Claim):
+        return claimed
+    command = claimed.command
+    try:
+        outcome = await claimed.account.execute(command, claimed.order)
+    except TransientChannelError as exc:
+        return await _retry(hub, command, exc.message, exc.retry_after, status=exc.status)
+    except ChannelError as exc:
+        return await _give_up(hub, command, exc.message, status=exc.status)
+    except Exception as exc:  # an adapter bug: retried (within the cap), its reason kept
+        return await _retry(hub, command, f"{type(exc).__name__}: {exc}", None, status=None)
+    return await _succeed(hub, command, outcome)
+
+
+async def _claim(hub: Hub, command_id: str) -> Claim | Dispatched:
     now = hub.clock.now()
     async with hub.uow() as uow:
         command = await uow.commands.get(command_id, for_update=True)
-        if command is None or command.state is not CommandState.PENDING:
-            return None if command is None else command.state
+        if command is None:
+            return Dispatched.MISSING
+        if command.state is not CommandState.PENDING:
+            return Dispatched.ENDED
         if command.next_attempt_at is not None and command.next_attempt_at > now:
-            return command.state  # not due: its delayed message or the sweeper brings it back
+            return Dispatched.NOT_DUE  # its delayed message or the sweeper brings it back
         if command.lease_until is not None and command.lease_until > now:
-            return command.state  # another worker holds it
+            return Dispatched.LEASED
+        try:
+            account = hub.channels.account(command.channel, command.account)
+        except ChannelNotFound as exc:
+            return await _end_failed(uow, hub, command, exc.detail, fence=command.fence)
+        if command.attempts >= hub.retry.max_attempts:
+            last = command.last_error or "no outcome was recorded (the worker died or timed out)"
+            error = f"gave up after {command.attempts} attempts: {last}"
+            return await _end_failed(uow, hub, command, error, fence=command.fence)
+        blocked = await _blocked_by(uow, account, command)
+        if blocked is not None:
+            held_by = blocked.id if blocked.state is CommandState.FAILED else None
+            if held_by != command.held_by:
+                command.held_by = held_by
+                await uow.commands.save(command)
+                await uow.commit()
+            return Dispatched.HELD if held_by else Dispatched.WAITING
         command.attempts += 1
+        command.fence += 1
+        command.held_by = None
         command.lease_until = now + timedelta(seconds=hub.retry.lease_seconds)
         await uow.commands.save(command)
         order = await uow.orders.get(command.order_id)
         await uow.commit()
-    if order is None:  # cannot happen while orders are never deleted; fail loudly if it does
-        return await _fail(hub, command, f"order {command.order_id} is gone", status=None)
-    account = hub.channels.account(command.channel, command.account)
-    try:
-        outcome = await account.execute(command, order)
-    except TransientChannelError as exc:
-        return await _retry(hub, command, exc.message, exc.retry_after, status=exc.status)
-    except ChannelError as exc:
-        return await _fail(hub, command, exc.message, status=exc.status)
-    except Exception as exc:  # an adapter bug: retry, then fail with the reason kept
-        return await _retry(hub, command, f"{type(exc).__name__}: {exc}", None, status=None)
+    if order is None:  # orders are never deleted; fail loudly if one is
+        return await _give_up(hub, command, f"order {command.order_id} is gone", status=None)
+    return Claim(command=command, order=order, account=account)
 
-    async def record_success() -> None:
+
+async def _blocked_by(
+    uow: UnitOfWork, account: ChannelAccount, command: ChannelCommand
+) -> ChannelCommand | None:
+    """The earliest command of the order that must end before this one may go."""
+    for earlier in await uow.commands.for_order(command.order_id):
+        if earlier.seq >= command.seq:
+            return None
+        if not earlier.state.is_final and not account.independent(earlier.kind, command.kind):
+            return earlier
+    return None
+
+
+async def _succeed(hub: Hub, command: ChannelCommand, outcome: CommandOutcome) -> Dispatched:
+    async def record() -> tuple[Dispatched, list[str], str | None]:
         async with hub.uow() as uow:
-            stored = await _reload(uow, command)
+            stored = await uow.commands.get(command.id, for_update=True)
+            if stored is None or stored.fence != command.fence:
+                return Dispatched.STALE, [], None
             stored.state = CommandState.SUCCEEDED
             stored.result = dict(outcome.data)
             stored.last_error = None
             stored.lease_until = None
             stored.finished_at = hub.clock.now()
-            await uow.commands.save(stored)
-            current = await uow.orders.get(stored.order_id)
-            if current is not None and outcome.snapshot is not None:
-                current.apply(
-                    outcome.snapshot, caps=account.capabilities, now=hub.clock.now(), new_id=hub.ids
-                )
-            uow.record(EventType.COMMAND_SUCCEEDED.value, order=current, data=_event_data(stored))
+            if not await uow.commands.save(stored, fence=command.fence):
+                return Dispatched.STALE, [], None
+            message_id = None
+            if outcome.snapshot is not None:
+                message_id = await command_answer(uow, hub, stored, outcome.snapshot)
+            order = await uow.orders.get(stored.order_id)
+            uow.record(EventType.COMMAND_SUCCEEDED.value, order=order, data=event_data(stored))
+            later = await _release(uow, stored)
             await uow.commit()
+            return Dispatched.SUCCEEDED, later, message_id
 
-    # the call happened: record it even if a concurrent writer changed the order meanwhile
-    await with_conflict_retry(record_success)
-    return CommandState.SUCCEEDED
+    result, later, message_id = await with_conflict_retry(record)
+    if message_id is not None:
+        hub.queue.enqueue_inbox(message_id)
+    for command_id in later:
+        hub.queue.enqueue_command(command_id)
+    return result
 
 
-async def _reload(uow: UnitOfWork, command: ChannelCommand) -> ChannelCommand:
-    stored = await uow.commands.get(command.id, for_update=True)
-    return stored if stored is not None else command
+async def _release(uow: UnitOfWork, ended: ChannelCommand) -> list[str]:
+    """The order's later pending commands, no longer held by ``ended``: to be queued."""
+    later = []
+    for other in await uow.commands.for_order(ended.order_id):
+        if other.seq > ended.seq and other.state is CommandState.PENDING:
+            if other.held_by is not None:
+                other.held_by = None
+                await uow.commands.save(other)
+            later.append(other.id)
+    return later
 
 
 async def _retry(
     hub: Hub, command: ChannelCommand, error: str, retry_after: float | None, *, status: int | None
-) -> CommandState:
+) -> Dispatched:
     if command.attempts >= hub.retry.max_attempts:
-        return await _fail(
+        return await _give_up(
             hub, command, f"gave up after {command.attempts} attempts: {error}", status=status
         )
     delay = hub.retry.delay(command.attempts, retry_after=retry_after, rng=hub.rng)
-    async with hub.uow() as uow:
-        stored = await _reload(uow, command)
-        stored.last_error = error[:MAX_ERROR_LENGTH]
-        stored.next_attempt_at = hub.clock.now() + timedelta(seconds=delay)
-        stored.lease_until = None
-        await uow.commands.save(stored)
-        await uow.commit()
-    hub.queue.enqueue_command(command.id, delay_seconds=delay)
-    return CommandState.PENDING
+
+    async def record() -> Dispatched:
+        async with hub.uow() as uow:
+            stored = await uow.commands.get(command.id, for_update=True)
+            if stored is None or stored.fence != command.fence:
+                return Dispatched.STALE
+            due = hub.clock.now() + timedelta(seconds=delay)
+            stored.last_error = clip(error)
+            stored.next_attempt_at = due
+            stored.queued_at = due  # the delayed message is the queue's until then
+            stored.lease_until = None
+            if not await uow.commands.save(stored, fence=command.fence):
+                return Dispatched.STALE
+            await uow.commit()
+            return Dispatched.RETRY
+
+    result = await with_conflict_retry(record)
+    if result is Dispatched.RETRY:
+        hub.queue.enqueue_command(command.id, delay_seconds=delay)
+    return result
 
 
-async def _fail(
+async def _give_up(
     hub: Hub, command: ChannelCommand, error: str, *, status: int | None
-) -> CommandState:
-    async with hub.uow() as uow:
-        stored = await _reload(uow, command)
-        stored.state = CommandState.FAILED
-        stored.last_error = error[:MAX_ERROR_LENGTH]
-        stored.lease_until = None
-        stored.finished_at = hub.clock.now()
-        if status is not None:
-            stored.result = {"status": status}
-        await uow.commands.save(stored)
-        order: Order | None = await uow.orders.get(stored.order_id)
-        uow.record(EventType.COMMAND_FAILED.value, order=order, data=_event_data(stored))
-        await uow.commit()
-    return CommandState.FAILED
+) -> Dispatched:
+    async def record() -> Dispatched:
+        async with hub.uow() as uow:
+            stored = await uow.commands.get(command.id, for_update=True)
+            if stored is None or stored.fence != command.fence:
+                return Dispatched.STALE
+            return await _end_failed(uow, hub, stored, error, fence=command.fence, status=status)
+
+    return await with_conflict_retry(record)
 
 
-def _event_data(command: ChannelCommand) -> dict[str, object]:
+async def _end_failed(
+    uow: UnitOfWork,
+    hub: Hub,
+    command: ChannelCommand,
+    error: str,
+    *,
+    fence: int,
+    status: int | None = None,
+) -> Dispatched:
+    """Fail the command for good, in ``uow``: undo the decision it carried, hold the order's
+    later commands, one ``command.failed`` event. Commits."""
+    now = hub.clock.now()
+    command.state = CommandState.FAILED
+    command.last_error = clip(error)
+    command.lease_until = None
+    command.finished_at = now
+    if status is not None:
+        command.result = {**command.result, "status": status}
+    order = await uow.orders.get(command.order_id)
+    if order is not None:
+        undone = order.decision_refused(
+            kind=command.kind.value, payload=command.payload, ref=command.id, error=error, now=now
+        )
+        command.result = {**command.result, "decision_undone": undone}
+    if not await uow.commands.save(command, fence=fence):
+        return Dispatched.STALE
+    for other in await uow.commands.for_order(command.order_id):
+        if other.seq > command.seq and other.state is CommandState.PENDING:
+            other.held_by = command.id
+            await uow.commands.save(other)
+    uow.record(EventType.COMMAND_FAILED.value, order=order, data=event_data(command))
+    await uow.commit()
+    return Dispatched.FAILED
+
+
+def event_data(command: ChannelCommand) -> dict[str, object]:
     return {
         "command_id": command.id,
         "kind": command.kind.value,

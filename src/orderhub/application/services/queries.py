@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from orderhub.application.hub import Hub
 from orderhub.application.ports import ChannelCommand, FeedEntry, OrderFilter
 from orderhub.application.services.common import load_order
+from orderhub.domain.errors import DomainError
 from orderhub.domain.model import Order
 
 FEED_POLL_SECONDS = 0.25
@@ -29,10 +29,17 @@ async def get_order(hub: Hub, order_id: str) -> OrderView:
 
 
 async def list_orders(
-    hub: Hub, filters: OrderFilter, *, after: tuple[datetime, str] | None, limit: int
+    hub: Hub, filters: OrderFilter, *, after_seq: int | None, limit: int
 ) -> Sequence[Order]:
     async with hub.uow() as uow:
-        return await uow.orders.list(filters, after=after, limit=limit)
+        return await uow.orders.list(filters, after_seq=after_seq, limit=limit)
+
+
+class FeedCursorExpired(DomainError):
+    """The events after this cursor were pruned (retention): the reader fell too far
+    behind and must resynchronise from the orders list."""
+
+    rule = "feed-cursor-expired"
 
 
 async def read_feed(
@@ -43,6 +50,12 @@ async def read_feed(
     while True:
         async with hub.uow() as uow:
             entries = await uow.feed.read(after=after, limit=limit)
+            if not entries or entries[0].seq != after + 1:
+                oldest = await uow.feed.oldest()
+                if oldest is not None and after + 1 < oldest:
+                    raise FeedCursorExpired(
+                        f"events after {after} were pruned; the oldest kept is {oldest}"
+                    )
         if entries or asyncio.get_running_loop().time() >= deadline:
             return entries
         await asyncio.sleep(FEED_POLL_SECONDS)

@@ -7,15 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from orderhub.application.hub import Hub
-from orderhub.application.ports import CommandKind
+from orderhub.application.ports import ChannelCommand, CommandKind
 from orderhub.application.services.common import (
     CommandReceipt,
     Idempotency,
+    Replay,
     run_order_command,
 )
 from orderhub.domain.capabilities import Capabilities
-from orderhub.domain.model import Order, ShipmentItem
-from orderhub.domain.values import Decision, LineQuantity, Reason
+from orderhub.domain.errors import InvalidTransition
+from orderhub.domain.model import Order, Return, ShipmentItem
+from orderhub.domain.values import Decision, LineQuantity, OrderStatus, Reason
 
 
 def _lines(items: Sequence[LineQuantity | ShipmentItem]) -> list[dict[str, Any]]:
@@ -63,6 +65,47 @@ async def reject_order(
     )
 
 
+class TrackingNumberReused(InvalidTransition):
+    """A shipment names a parcel (carrier and tracking number) already recorded with other
+    items: the same parcel cannot carry two contents."""
+
+    rule = "tracking-number-reused"
+
+
+def _same_parcel(
+    carrier: str | None, tracking_number: str | None, items: Sequence[LineQuantity]
+) -> Replay:
+    """Recognise a shipment recorded before (a WMS retry without its Idempotency-Key)."""
+    wanted = sorted((i.line_id, i.quantity, tuple(i.serial_numbers)) for i in items)
+
+    def replay(order: Order, commands: Sequence[ChannelCommand]) -> CommandReceipt | None:
+        for shipment in order.shipments:
+            if (shipment.carrier, shipment.tracking_number) != (carrier, tracking_number):
+                continue
+            recorded = sorted((i.line_id, i.quantity, i.serial_numbers) for i in shipment.items)
+            if recorded != wanted:
+                raise TrackingNumberReused(
+                    f"parcel {carrier} {tracking_number} was recorded with other items "
+                    f"(shipment {shipment.id})"
+                )
+            command = next(
+                (c for c in commands if c.payload.get("shipment_id") == shipment.id), None
+            )
+            if command is None:
+                return None  # a shipment the channel reported: not ours to answer for
+            return CommandReceipt(
+                command_id=command.id,
+                order_id=order.id,
+                kind=command.kind.value,
+                state=command.state.value,
+                order_status=order.status.value,
+                details={"shipment_id": shipment.id, "replayed": True},
+            )
+        return None
+
+    return replay
+
+
 async def record_shipment(
     hub: Hub,
     *,
@@ -103,7 +146,12 @@ async def record_shipment(
         return payload, {"shipment_id": shipment.id}
 
     return await run_order_command(
-        hub, order_id=order_id, kind=CommandKind.SHIP, change=change, idempotency=idempotency
+        hub,
+        order_id=order_id,
+        kind=CommandKind.SHIP,
+        change=change,
+        idempotency=idempotency,
+        replay=_same_parcel(carrier, tracking_number, items) if tracking_number else None,
     )
 
 
@@ -141,12 +189,18 @@ async def cancel_order(
         outcome = order.cancel(
             caps, reason=reason, cancellation_id=cancellation_id, now=now, lines=lines
         )
+        after_shipment = isinstance(outcome, Return)
+        scope = outcome.lines if isinstance(outcome, Return) else outcome.units
         payload = {
             "cancellation_id": outcome.id,
             "reason": reason.value,
-            "lines": _lines(outcome.lines),
-            "whole_order": not lines,
-            "after_shipment": outcome in order.returns,
+            # the units this cancels (or, after shipment, refunds), always explicit
+            "lines": _lines(scope),
+            # everything, and nothing had shipped: the channel may cancel the whole order
+            "whole_order": not after_shipment
+            and not any(line.shipped for line in order.leaf_lines)
+            and order.status is OrderStatus.CANCELLED,
+            "after_shipment": after_shipment,
         }
         return payload, {"cancellation_id": outcome.id}
 

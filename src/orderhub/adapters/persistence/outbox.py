@@ -1,0 +1,256 @@
+"""The outbox (``channel_commands``) and the inbox (``inbox_messages``) over SQL.
+
+Both are claimed with a lease and fenced: a worker writes its outcome with
+``save(..., fence=n)``, an ``UPDATE ... WHERE id = :id AND fence = :n AND state = <open>``
+that writes nothing once another claim (or an ending) came in between. The sweeper's
+queries (``due``) take what is due and was not handed to the queue within a while, oldest
+first and in pages, so rows that keep failing never starve new ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from orderhub.adapters.persistence.mapping import (
+    command_from_row,
+    command_to_row,
+    message_from_row,
+    message_to_row,
+)
+from orderhub.adapters.persistence.repositories import Transaction
+from orderhub.adapters.persistence.tables import channel_commands, inbox_messages
+from orderhub.application.ports import ChannelCommand, CommandState, InboxMessage, InboxState
+
+
+class SqlCommandRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    def add(self, command: ChannelCommand) -> None:
+        self._tx.new_commands[command.id] = command
+
+    async def get(self, command_id: str, *, for_update: bool = False) -> ChannelCommand | None:
+        pending = self._tx.new_commands.get(command_id)
+        if pending is not None:
+            return pending
+        query = sa.select(channel_commands).where(channel_commands.c.id == command_id)
+        if for_update:
+            query = query.with_for_update()  # rendered as nothing on SQLite
+        result = await self._tx.conn().execute(query)
+        row = result.mappings().one_or_none()
+        return None if row is None else command_from_row(row)
+
+    async def for_order(self, order_id: str) -> Sequence[ChannelCommand]:
+        result = await self._tx.conn().execute(
+            sa.select(channel_commands)
+            .where(channel_commands.c.order_id == order_id)
+            .order_by(channel_commands.c.seq)
+        )
+        stored = [command_from_row(row) for row in result.mappings()]
+        pending = [c for c in self._tx.new_commands.values() if c.order_id == order_id]
+        return sorted(stored + pending, key=lambda c: c.seq)
+
+    async def next_seq(self, order_id: str) -> int:
+        result = await self._tx.conn().execute(
+            sa.select(sa.func.coalesce(sa.func.max(channel_commands.c.seq), 0)).where(
+                channel_commands.c.order_id == order_id
+            )
+        )
+        stored = int(result.scalar_one())
+        pending = [c.seq for c in self._tx.new_commands.values() if c.order_id == order_id]
+        return max([stored, *pending]) + 1
+
+    async def save(self, command: ChannelCommand, *, fence: int | None = None) -> bool:
+        if command.id in self._tx.new_commands:
+            self._tx.new_commands[command.id] = command  # inserted at commit, as it is then
+            return True
+        c = channel_commands.c
+        statement = sa.update(channel_commands).where(c.id == command.id)
+        if fence is not None:
+            statement = statement.where(c.fence == fence, c.state == CommandState.PENDING.value)
+        result = await self._tx.conn().execute(statement.values(command_to_row(command)))
+        if result.rowcount == 1:
+            return True
+        if fence is not None:
+            return False
+        await self._tx.conn().execute(sa.insert(channel_commands).values(command_to_row(command)))
+        return True
+
+    async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
+        if limit <= 0:
+            return []
+        c = channel_commands.c
+        result = await self._tx.conn().execute(
+            sa.select(c.id)
+            .where(
+                c.state == CommandState.PENDING.value,
+                c.held_by.is_(None),
+                sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+                sa.or_(c.lease_until.is_(None), c.lease_until <= now),
+                sa.or_(c.queued_at.is_(None), c.queued_at < queued_before),
+            )
+            .order_by(c.next_attempt_at, c.id)
+            .limit(limit)
+        )
+        return list(result.scalars())
+
+    async def mark_queued(self, command_ids: Sequence[str], at: datetime) -> None:
+        if command_ids:
+            await self._tx.conn().execute(
+                sa.update(channel_commands)
+                .where(channel_commands.c.id.in_(list(command_ids)))
+                .values(queued_at=at)
+            )
+
+    async def failed(self, *, limit: int) -> Sequence[ChannelCommand]:
+        return await self._listing(channel_commands.c.state == CommandState.FAILED.value, limit)
+
+    async def held(self, *, limit: int) -> Sequence[ChannelCommand]:
+        c = channel_commands.c
+        return await self._listing(
+            sa.and_(c.state == CommandState.PENDING.value, c.held_by.is_not(None)), limit
+        )
+
+    async def _listing(self, condition: sa.ColumnElement[bool], limit: int) -> list[ChannelCommand]:
+        if limit <= 0:
+            return []
+        c = channel_commands.c
+        result = await self._tx.conn().execute(
+            sa.select(channel_commands).where(condition).order_by(c.created_at, c.id).limit(limit)
+        )
+        return [command_from_row(row) for row in result.mappings()]
+
+    async def prune(self, *, finished_before: datetime) -> int:
+        c = channel_commands.c
+        result = await self._tx.conn().execute(
+            sa.delete(channel_commands).where(
+                c.state.in_([CommandState.SUCCEEDED.value, CommandState.ABANDONED.value]),
+                c.finished_at < finished_before,
+            )
+        )
+        return int(result.rowcount)
+
+    async def write_new(self) -> None:
+        """Insert the commands added in this unit (after their orders: foreign key)."""
+        if self._tx.new_commands:
+            await self._tx.conn().execute(
+                sa.insert(channel_commands),
+                [command_to_row(command) for command in self._tx.new_commands.values()],
+            )
+
+
+class SqlInboxRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    async def add(self, message: InboxMessage) -> bool:
+        row = message_to_row(message)
+        if self._tx.conn().dialect.name != "postgresql":
+            # one writer at a time on SQLite: the next number is max + 1 (PostgreSQL draws
+            # it from the column's identity)
+            row["seq"] = sa.select(
+                sa.func.coalesce(sa.func.max(inbox_messages.c.seq), 0) + 1
+            ).scalar_subquery()
+        statement = (
+            self._tx.insert(inbox_messages)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=[inbox_messages.c.dedupe_key])
+            .returning(inbox_messages.c.seq)
+        )
+        result = await self._tx.conn().execute(statement)
+        seq = result.scalar_one_or_none()
+        if seq is None:
+            return False
+        message.seq = int(seq)
+        return True
+
+    async def get(self, message_id: str, *, for_update: bool = False) -> InboxMessage | None:
+        query = sa.select(inbox_messages).where(inbox_messages.c.id == message_id)
+        if for_update:
+            query = query.with_for_update()
+        result = await self._tx.conn().execute(query)
+        row = result.mappings().one_or_none()
+        return None if row is None else message_from_row(row)
+
+    async def id_for(self, dedupe_key: str) -> str | None:
+        result = await self._tx.conn().execute(
+            sa.select(inbox_messages.c.id).where(inbox_messages.c.dedupe_key == dedupe_key)
+        )
+        return result.scalar_one_or_none()
+
+    async def save(self, message: InboxMessage, *, fence: int | None = None) -> bool:
+        m = inbox_messages.c
+        statement = sa.update(inbox_messages).where(m.id == message.id)
+        if fence is not None:
+            statement = statement.where(m.fence == fence, m.state == InboxState.RECEIVED.value)
+        row = message_to_row(message)
+        row.pop("seq", None)  # never renumbered
+        result = await self._tx.conn().execute(statement.values(row))
+        return result.rowcount == 1
+
+    async def first_waiting(
+        self, channel: str, account: str, order_key: str, *, before_seq: int | None = None
+    ) -> str | None:
+        m = inbox_messages.c
+        query = sa.select(m.id).where(
+            m.channel == channel,
+            m.account == account,
+            m.order_key == order_key,
+            m.state == InboxState.RECEIVED.value,
+        )
+        if before_seq is not None:
+            query = query.where(m.seq < before_seq)
+        result = await self._tx.conn().execute(query.order_by(m.seq).limit(1))
+        return result.scalar_one_or_none()
+
+    async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
+        if limit <= 0:
+            return []
+        m = inbox_messages.c
+        result = await self._tx.conn().execute(
+            sa.select(m.id)
+            .where(
+                m.state == InboxState.RECEIVED.value,
+                sa.or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now),
+                sa.or_(m.lease_until.is_(None), m.lease_until <= now),
+                sa.or_(m.queued_at.is_(None), m.queued_at < queued_before),
+            )
+            .order_by(m.next_attempt_at, m.seq)
+            .limit(limit)
+        )
+        return list(result.scalars())
+
+    async def mark_queued(self, message_ids: Sequence[str], at: datetime) -> None:
+        if message_ids:
+            await self._tx.conn().execute(
+                sa.update(inbox_messages)
+                .where(inbox_messages.c.id.in_(list(message_ids)))
+                .values(queued_at=at)
+            )
+
+    async def failed(self, *, limit: int) -> Sequence[InboxMessage]:
+        if limit <= 0:
+            return []
+        m = inbox_messages.c
+        result = await self._tx.conn().execute(
+            sa.select(inbox_messages)
+            .where(m.state == InboxState.FAILED.value)
+            .order_by(m.received_at, m.id)
+            .limit(limit)
+        )
+        return [message_from_row(row) for row in result.mappings()]
+
+    async def prune(self, *, bodies_before: datetime, rows_before: datetime) -> tuple[int, int]:
+        m = inbox_messages.c
+        processed = m.state == InboxState.PROCESSED.value
+        emptied = await self._tx.conn().execute(
+            sa.update(inbox_messages)
+            .where(processed, m.processed_at < bodies_before, sa.func.length(m.body) > 0)
+            .values(body=b"")
+        )
+        deleted = await self._tx.conn().execute(
+            sa.delete(inbox_messages).where(processed, m.received_at < rows_before)
+        )
+        return int(emptied.rowcount), int(deleted.rowcount)
