@@ -214,15 +214,20 @@ class OrderBase:
             self._emit(EventType.ORDER_LINES_CANCELLED, **data)
             self._announce_status(before)
 
-    def take_details(self, snapshot: ChannelSnapshot) -> bool:
-        """Take the order's details from the snapshot; True when one of them changed."""
+    def take_details(self, snapshot: ChannelSnapshot, *, fill_only: bool = False) -> bool:
+        """Take the order's details from the snapshot (``fill_only``: only those the order
+        has none of yet); True when one of them changed."""
         changed = False
         for name in DETAIL_FIELDS:
             value = getattr(snapshot, name)
-            if value is not None and value != getattr(self, name):
+            current = getattr(self, name)
+            if value is not None and value != current and not (fill_only and current is not None):
                 setattr(self, name, value)
                 changed = True
-        extras = {**self.extras, **snapshot.extras}
+        if fill_only:
+            extras = {**snapshot.extras, **self.extras}
+        else:
+            extras = {**self.extras, **snapshot.extras}
         if extras != self.extras:
             self.extras = extras
             changed = True

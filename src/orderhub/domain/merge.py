@@ -14,7 +14,8 @@ The rules, dimension by dimension (docs/lifecycle.md has the table):
   (a counter the channel had not reported before) or is not *behind*: showing less than
   the channel itself reported before, and nothing new (a ``created`` after ``completed``),
   is a late message, recorded in the inbox, not applied.
-* **Details** (addresses, customer, extras) are taken from any snapshot that is not older.
+* **Details** (addresses, customer, extras) are taken from any snapshot that is not older;
+  from a late one (behind, nothing new) only what the order does not have yet.
 * **Lines** the channel adds, and quantities it changes, are applied (a lower quantity
   cancels the difference, initiator ``channel``) and the order gets an attention reason.
 """
@@ -83,8 +84,12 @@ class ChannelMerge(Decisions):
             changed |= snapshot.channel_status != self.channel_status
             self.channel_status = snapshot.channel_status
         if not older:
-            changed |= self.take_details(snapshot)
-        self._remember(snapshot, seq, older=older)
+            # a late message (behind, nothing new) only fills what the order lacks
+            changed |= self.take_details(snapshot, fill_only=behind and not news)
+        # the channel's word is kept even when it changes nothing the warehouse sees; a
+        # duplicate leaves the order as it was, its stamps included
+        if self._remember(snapshot, older=older) or changed:
+            self._stamp(snapshot, seq, older=older)
         self._refresh(now)
         if len(self.events) > events_before:
             return
@@ -142,9 +147,11 @@ class ChannelMerge(Decisions):
                 return True
         return False
 
-    def _remember(self, snapshot: ChannelSnapshot, seq: int | None, *, older: bool) -> None:
-        """Keep what the channel said: counters only grow; the newest quantity and stamp."""
+    def _remember(self, snapshot: ChannelSnapshot, *, older: bool) -> bool:
+        """Keep what the channel said: counters only grow, the newest quantity. True when
+        the channel's view changed."""
         view = self.channel_view
+        before = (dict_of(view.lines), view.released)
         for ls in snapshot.lines:
             delivered, shipped, accepted = seen_counters(ls)
             known = view.lines.get(ls.channel_line_id)
@@ -164,6 +171,11 @@ class ChannelMerge(Decisions):
             known.shipped = max(known.shipped, shipped)
             known.delivered = max(known.delivered, delivered)
         view.released = view.released or snapshot.released
+        return (dict_of(view.lines), view.released) != before
+
+    def _stamp(self, snapshot: ChannelSnapshot, seq: int | None, *, older: bool) -> None:
+        """Remember how new the newest news is (its stamp, its arrival number)."""
+        view = self.channel_view
         if not older and snapshot.updated_at is not None:
             view.updated_at = snapshot.updated_at
         if seq is not None:
@@ -401,3 +413,10 @@ def seen_counters(ls: LineSnapshot) -> tuple[int, int, int]:
     a shipped unit was accepted, even when a channel reports only the latest step."""
     shipped = max(ls.shipped, ls.delivered)
     return ls.delivered, shipped, max(ls.accepted, shipped)
+
+
+def dict_of(lines: dict[str, ChannelLineView]) -> dict[str, tuple[int, ...]]:
+    return {
+        key: (v.quantity, v.accepted, v.rejected, v.shipped, v.delivered)
+        for key, v in lines.items()
+    }

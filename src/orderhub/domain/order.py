@@ -140,6 +140,8 @@ class Order(Corrections, Shipping, OrderBase):
             fulfilments=fulfilments,
         )
         order.take_details(snapshot)
+        order._remember(snapshot, older=False)  # what the channel said, as first heard
+        order._stamp(snapshot, seq, older=False)
         order.status = derive_status(
             order.leaf_lines, acceptance_required=order.acceptance_required, released=order.released
         )

@@ -11,12 +11,14 @@ Account settings (``[[channels.accounts]] settings``):
 | ``reference_source`` | reference source of the SKU | the order's ``seller_info``, else first |
 | ``reconcile_interval_seconds`` | how often the reconciliation walk runs | 300 |
 | ``reconcile_lookback_hours`` | where the first walk starts | 24 |
+| ``reconcile_overlap_minutes`` | each walk starts this long before the last one ended | 10 |
 | ``timeout_seconds`` | HTTP timeout per call | 10 |
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -57,6 +59,8 @@ T = TypeVar("T")
 
 NAME: Final = "topi"
 RECONCILE_CURSOR: Final = "reconcile"
+SOURCE_HEADER: Final = "x-orderhub-source"
+REFRESH_SOURCE: Final = "topi-refresh"
 
 CAPABILITIES: Final = Capabilities(
     acceptance=Scope.ORDER,
@@ -87,10 +91,41 @@ class TopiAccount(ChannelAccount):
         self.client = client or _client(settings)
 
     async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
-        """The webhook is thin: fetch the whole order and map it."""
-        webhook = wire.decode_webhook(body)
-        full = await self._call(self.client.get_order(webhook.id))
+        """The webhook is thin: fetch the whole order and map it. A refresh message already
+        holds the whole order, as topi showed it when the hub asked."""
+        if headers.get(SOURCE_HEADER) == REFRESH_SOURCE:
+            full = wire.decode_full_order(body)
+        else:
+            webhook = wire.decode_webhook(body)
+            full = await self._call(self.client.get_order(webhook.id))
         return [to_snapshot(full, reference_source=self.reference_source)]
+
+    def order_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        """topi's order id, read from the webhook (or refresh) body."""
+        if headers.get(SOURCE_HEADER) == REFRESH_SOURCE:
+            return wire.decode_full_order(body).id
+        return wire.decode_webhook(body).id
+
+    def independent(self, earlier: CommandKind, later: CommandKind) -> bool:
+        """The acknowledgement and the decision need not wait for each other: an acknowledge
+        that loses the race to an accept or reject is moot (see ``execute``)."""
+        pair = {earlier, later}
+        return CommandKind.ACKNOWLEDGE in pair and bool(
+            pair & {CommandKind.ACCEPT, CommandKind.REJECT}
+        )
+
+    async def refresh(self, order: Order) -> IntakeMessage | None:
+        """``GET /v1/orders/{id}``: topi's current truth about one order, for the inbox
+        (a lost status webhook is healed). The dedupe key carries topi's status and a hash
+        of what it showed, so the same state read twice is stored once."""
+        full = await self._call(self.client.get_order(order.channel_order_id))
+        body = wire.encode(full)
+        digest = hashlib.sha256(body).hexdigest()[:24]
+        return IntakeMessage(
+            dedupe_key=f"refresh:{full.id}:{full.status}:{digest}",
+            body=body,
+            headers={SOURCE_HEADER: REFRESH_SOURCE},
+        )
 
     def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:
         if new and order.channel_status == wire.ORDER_CREATED:
@@ -168,28 +203,31 @@ class TopiAccount(ChannelAccount):
         return [ScheduledJob(name="topi-reconcile", interval_seconds=interval, run=self.reconcile)]
 
     async def reconcile(self, context: JobContext) -> None:
-        """Walk the orders created since the cursor; submit each to the inbox once, so an
-        order whose webhook was lost still arrives. The cursor is the newest
-        (created_at, id) seen, persisted per account."""
+        """Walk the orders created since the cursor (less an overlap window); submit each
+        order once per status, so an order whose webhook was lost still arrives and a
+        recent status the hub missed is caught. The cursor is the newest (created_at, id)
+        seen, persisted per account. Older orders are healed by the hub's scheduled
+        refresh (:meth:`refresh`)."""
         raw = await context.cursors.get(NAME, self.name, RECONCILE_CURSOR)
         if raw:
             cursor = json.loads(raw)
-            since = dt.datetime.fromisoformat(cursor["created_at"])
-            last_id: str | None = cursor.get("id")
+            overlap = float(self.config.settings.get("reconcile_overlap_minutes", 10))
+            # walk again over the last minutes: an order created just before the last walk
+            # but committed by topi after it is found now
+            since = dt.datetime.fromisoformat(cursor["created_at"]) - dt.timedelta(minutes=overlap)
         else:
             hours = float(self.config.settings.get("reconcile_lookback_hours", 24))
             since = context.clock.now() - dt.timedelta(hours=hours)
-            last_id = None
         submitted = 0
         newest: tuple[dt.datetime, str] | None = None
         async for summary in self.client.iter_orders(created_at_gte=since):
-            if summary.created_at == since and last_id is not None and summary.id <= last_id:
-                continue  # seen by the previous walk
+            # one message per order and status: a status the hub missed is submitted again,
+            # an order seen unchanged is not
             new = await context.submit(
                 IntakeMessage(
-                    dedupe_key=f"reconcile:{summary.id}",
+                    dedupe_key=f"reconcile:{summary.id}:{summary.status}",
                     body=wire.encode({"id": summary.id, "status": summary.status}),
-                    headers={"x-orderhub-source": "topi-reconciliation"},
+                    headers={SOURCE_HEADER: "topi-reconciliation"},
                 )
             )
             submitted += int(new)

@@ -442,6 +442,11 @@ def decode_webhook(body: bytes | str) -> OrderWebhook:
     return msgspec.convert(raw, OrderWebhook)
 
 
+def decode_full_order(body: bytes | str) -> FullOrderResult:
+    """The whole order as ``GET /v1/orders/{id}`` answers it (stored by a refresh)."""
+    return msgspec.json.decode(body, type=FullOrderResult)
+
+
 # --------------------------------------------------------------------------
 # Errors and auth
 # --------------------------------------------------------------------------

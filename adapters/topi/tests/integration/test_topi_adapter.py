@@ -20,10 +20,10 @@ import pytest
 from topi_helpers import CLIENT_ID, CLIENT_SECRET, WebhookReceiver, wait_for
 
 from orderhub.application.hub import Hub
-from orderhub.application.ports import ChannelCommand, CommandKind, CommandState, InboxState
-from orderhub.application.services import intake, seller_commands
+from orderhub.application.ports import ChannelCommand, CommandKind, InboxState
+from orderhub.application.services import intake, operations, seller_commands
 from orderhub.application.services.cursors import UnitOfWorkCursorStore
-from orderhub.application.services.dispatch import dispatch_command
+from orderhub.application.services.dispatch import Dispatched, dispatch_command
 from orderhub.channels.registry import ChannelRegistry, discover
 from orderhub.channels.spi import AccountConfig, IntakeMessage, JobContext
 from orderhub.domain.errors import InvalidTransition
@@ -99,17 +99,20 @@ class Rig:
 
     # --- hub side -------------------------------------------------------------------
 
-    async def process_inbox(self) -> list[InboxState | None]:
+    async def process_inbox(self) -> list[intake.Processed]:
         states = []
         while self.queue.messages:
             states.append(await intake.process_message(self.hub, self.queue.messages.pop(0)))
         return states
 
-    async def dispatch_queued(self) -> list[CommandState | None]:
-        """Dispatch what is queued now; a retry queued meanwhile stays in the queue."""
+    async def dispatch_queued(self) -> list[Dispatched]:
+        """Dispatch what is queued now (a retry queued meanwhile stays in the queue), then
+        apply what topi answered (the read-back stored in the inbox)."""
         batch = list(self.queue.commands)
         self.queue.commands.clear()
-        return [await dispatch_command(self.hub, command_id) for command_id, _ in batch]
+        outcomes = [await dispatch_command(self.hub, command_id) for command_id, _ in batch]
+        await self.process_inbox()
+        return outcomes
 
     def order(self, topi_id: str) -> Order:
         (order,) = [o for o in self.uow.db.orders.values() if o.channel_order_id == topi_id]
@@ -135,12 +138,12 @@ class Rig:
         """A customer order in topi, received by the hub and acknowledged; its topi id."""
         topi_id: str = self.sim.create_order(**spec)["id"]
         await self.deliver(topi_id, "created")
-        assert await self.dispatch_queued() == [CommandState.SUCCEEDED]  # the acknowledgement
+        assert await self.dispatch_queued() == [Dispatched.SUCCEEDED]  # the acknowledgement
         return topi_id
 
     async def accept(self, topi_id: str) -> None:
         await seller_commands.accept_order(self.hub, order_id=self.order(topi_id).id)
-        assert await self.dispatch_queued() == [CommandState.SUCCEEDED]
+        assert await self.dispatch_queued() == [Dispatched.SUCCEEDED]
 
     async def ship(self, topi_id: str, *items: tuple[str, int, tuple[str, ...]], **kw: Any) -> str:
         """Record a shipment of (channel line id, quantity, serials); the command id."""
@@ -281,11 +284,13 @@ async def test_a_new_order_is_fetched_created_and_acknowledged(rig: Rig, topi: T
     (ack,) = rig.commands(order)
     assert ack.kind is CommandKind.ACKNOWLEDGE
 
-    assert await rig.dispatch_queued() == [CommandState.SUCCEEDED]
+    assert await rig.dispatch_queued() == [Dispatched.SUCCEEDED]
 
     assert (await topi.get_order(topi_id)).status == "acknowledged"
     assert rig.command(ack.id).result == {"topi_status": "acknowledged"}
-    assert rig.feed(order)[-1] == "command.succeeded"
+    # the call recorded, then topi's answer (read back) applied through the inbox
+    assert rig.feed(order)[-2:] == ["command.succeeded", "order.updated"]
+    assert rig.order(topi_id).channel_status == "acknowledged"
 
 
 async def test_accept_and_ship_in_two_parcels_keeps_hub_and_topi_in_step(
@@ -304,7 +309,7 @@ async def test_accept_and_ship_in_two_parcels_keeps_hub_and_topi_in_step(
         ("1.1", 2, ("SN-C1", "SN-C2")),
         tracking_url="https://track.example/p1",
     )
-    assert await rig.dispatch_queued() == [CommandState.SUCCEEDED]
+    assert await rig.dispatch_queued() == [Dispatched.SUCCEEDED]
     at_topi = await topi.get_order(topi_id)
     assert at_topi.status == "partially_fulfilled"
     assert shipped_serials(at_topi) == {"LAP-1": ["SN-L1", "SN-L2"], "CHG-1": ["SN-C1", "SN-C2"]}
@@ -316,7 +321,7 @@ async def test_accept_and_ship_in_two_parcels_keeps_hub_and_topi_in_step(
 
     # second parcel: the cable, which has no serial number
     await rig.ship(topi_id, ("2", 1, ()), tracking_url="https://track.example/p2")
-    assert await rig.dispatch_queued() == [CommandState.SUCCEEDED]
+    assert await rig.dispatch_queued() == [Dispatched.SUCCEEDED]
     at_topi = await topi.get_order(topi_id)
     assert at_topi.status == "completed"
     assert shipped_serials(at_topi)["CBL-1"] == [""]
@@ -358,7 +363,7 @@ async def test_rejecting_an_order_before_confirmation(rig: Rig, topi: TopiClient
         rig.hub, order_id=rig.order(topi_id).id, reason=Reason.OUT_OF_STOCK
     )
     assert rig.order(topi_id).status is OrderStatus.REJECTED
-    assert await rig.dispatch_queued() == [CommandState.SUCCEEDED]
+    assert await rig.dispatch_queued() == [Dispatched.SUCCEEDED]
     assert (await topi.get_order(topi_id)).status == "rejected"
 
     await rig.deliver(topi_id, "rejected")
@@ -390,6 +395,29 @@ async def test_a_customer_cancellation_cancels_the_order(rig: Rig) -> None:
     assert [e.data["initiator"] for e in cancelled] == ["customer"]
 
 
+async def test_a_lost_cancellation_webhook_is_healed_by_the_scheduled_refresh(rig: Rig) -> None:
+    """The customer cancels, topi's webhook is lost: the warehouse must not ship a cancelled
+    order. The scheduled refresh reads silent open orders again (GET /v1/orders/{id})."""
+    topi_id = await rig.new_order(SIMPLE_ORDER)
+    await rig.accept(topi_id)
+    assert rig.order(topi_id).status is OrderStatus.READY_TO_SHIP
+    rig.sim.drop_webhooks(1)
+    rig.sim.cancel(topi_id)
+
+    assert await operations.refresh_stale(rig.hub, older_than_seconds=3600, limit=10) == (0, 0)
+    rig.clock.advance(3601)  # silent for longer than the refresh age
+    assert await operations.refresh_stale(rig.hub, older_than_seconds=3600, limit=10) == (1, 0)
+    assert await rig.process_inbox() == [intake.Processed.PROCESSED]
+
+    order = rig.order(topi_id)
+    assert order.status is OrderStatus.CANCELLED
+    assert order.channel_status == "canceled"
+    assert [c.initiator for c in order.cancellations] == [Initiator.CUSTOMER]
+    # asked again at once: not stale any more; later, topi shows the same: stored once
+    assert await operations.refresh_stale(rig.hub, older_than_seconds=3600, limit=10) == (0, 0)
+    assert rig.calls(f"/v1/orders/{topi_id}", method="GET")
+
+
 async def test_topi_takes_no_cancellation_after_completion_the_order_stays_shipped(
     rig: Rig,
 ) -> None:
@@ -413,7 +441,7 @@ async def test_a_cancellation_after_the_hub_shipped_everything_is_a_return_reque
     topi_id = await rig.new_order(BUNDLE_ORDER)
     await rig.accept(topi_id)
     await rig.ship(topi_id, ("1.0", 2, ("SN-L1", "SN-L2")), ("1.1", 2, ("SN-C1", "SN-C2")))
-    assert await rig.dispatch_queued() == [CommandState.SUCCEEDED]
+    assert await rig.dispatch_queued() == [Dispatched.SUCCEEDED]
     second = await rig.ship(topi_id, ("2", 1, ()))
     assert rig.order(topi_id).status is OrderStatus.SHIPPED
 
@@ -427,7 +455,7 @@ async def test_a_cancellation_after_the_hub_shipped_everything_is_a_return_reque
     assert ret.initiator is Initiator.CUSTOMER
     assert "order.return_requested" in rig.feed(order)
     # the second parcel cannot reach topi any more: visible, with topi's reason
-    assert await rig.dispatch_queued() == [CommandState.FAILED]
+    assert await rig.dispatch_queued() == [Dispatched.FAILED]
     assert 'status "canceled"' in (rig.command(second).last_error or "")
 
 
@@ -515,7 +543,7 @@ async def test_a_server_error_on_the_shipment_is_retried_and_ships_once(
     rig.sim.add_fault("/v1/shipment", method="POST", status=500)
     command_id = await rig.ship(topi_id, ("1.0", 2, ("SN-L1", "SN-L2")))
 
-    assert await rig.dispatch_queued() == [CommandState.PENDING]
+    assert await rig.dispatch_queued() == [Dispatched.RETRY]
     pending = rig.command(command_id)
     assert pending.attempts == 1
     assert "500" in (pending.last_error or "")
@@ -526,11 +554,11 @@ async def test_a_server_error_on_the_shipment_is_retried_and_ships_once(
     assert delay > 0
 
     # not due yet: nothing is sent
-    assert await dispatch_command(rig.hub, command_id) is CommandState.PENDING
+    assert await dispatch_command(rig.hub, command_id) is Dispatched.NOT_DUE
     assert len(rig.calls("/v1/shipment")) == 1
 
     rig.clock.current = pending.next_attempt_at
-    assert await dispatch_command(rig.hub, command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(rig.hub, command_id) is Dispatched.SUCCEEDED
 
     calls = rig.calls("/v1/shipment")
     assert [(c["fault"], c["status_code"]) for c in calls] == [(True, 500), (False, 200)]
@@ -544,18 +572,18 @@ async def test_too_many_requests_waits_at_least_retry_after(rig: Rig, topi: Topi
     receipt = await seller_commands.accept_order(rig.hub, order_id=rig.order(topi_id).id)
     started = rig.clock.now()
 
-    assert await rig.dispatch_queued() == [CommandState.PENDING]
+    assert await rig.dispatch_queued() == [Dispatched.RETRY]
 
     pending = rig.command(receipt.command_id)
     assert pending.next_attempt_at is not None
     assert pending.next_attempt_at >= started + dt.timedelta(seconds=120)
     assert rig.queue.commands[-1][1] >= 120
     rig.clock.advance(60)
-    assert await dispatch_command(rig.hub, receipt.command_id) is CommandState.PENDING
+    assert await dispatch_command(rig.hub, receipt.command_id) is Dispatched.NOT_DUE
     assert len(rig.calls(f"/v1/orders/{topi_id}/accept")) == 1
 
     rig.clock.current = pending.next_attempt_at
-    assert await dispatch_command(rig.hub, receipt.command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(rig.hub, receipt.command_id) is Dispatched.SUCCEEDED
     assert (await topi.get_order(topi_id)).status == "confirmed"
 
 
@@ -571,11 +599,11 @@ async def test_a_refusal_fails_the_command_with_topis_message(rig: Rig) -> None:
     await rig.accept(topi_id)
     command_id = await rig.ship(topi_id, ("1", 1, ()))
 
-    assert await rig.dispatch_queued() == [CommandState.FAILED]
+    assert await rig.dispatch_queued() == [Dispatched.FAILED]
 
     failed = rig.command(command_id)
     assert failed.attempts == 1
-    assert failed.result == {"status": 400}
+    assert failed.result == {"status": 400, "decision_undone": False}  # a fact: it stands
     assert failed.last_error is not None
     assert failed.last_error.startswith("topi: asset ")
     assert failed.last_error.endswith("has a rent option and requires a serial number")
@@ -620,15 +648,19 @@ async def test_reconciliation_recovers_a_lost_webhook_once(rig: Rig) -> None:
     assert len(rig.uow.db.orders) == 2
     assert len(rig.commands(order, CommandKind.ACKNOWLEDGE)) == 1
     assert len(rig.commands(rig.order(known), CommandKind.ACKNOWLEDGE)) == 1
-    assert await rig.dispatch_queued() == [CommandState.SUCCEEDED]
+    assert await rig.dispatch_queued() == [Dispatched.SUCCEEDED]
 
     inbox_before = len(rig.uow.db.inbox)
     submitted.clear()
     await rig.account.reconcile(rig.job_context(submitted))
 
-    assert submitted == []
-    assert len(rig.uow.db.inbox) == inbox_before
-    assert rig.queue.messages == []
+    assert len(submitted) == 2  # the walk overlaps the last one: both seen again...
+    # ...the known one unchanged (a duplicate), the recovered one now acknowledged (news)
+    assert len(rig.uow.db.inbox) == inbox_before + 1
+    version = rig.order(lost).version
+    assert await rig.process_inbox() == [intake.Processed.PROCESSED]
+    assert rig.order(lost).version == version  # it told the hub nothing new
+    assert len(rig.uow.db.orders) == 2
 
 
 @pytest.mark.parametrize(
@@ -652,7 +684,7 @@ async def test_a_shipment_whose_answer_was_lost_is_not_sent_twice(
     rig.sim.add_fault("/v1/shipment", method="POST", delay=1.5)
     command_id = await rig.ship(topi_id, *items)
 
-    assert await rig.dispatch_queued() == [CommandState.PENDING]
+    assert await rig.dispatch_queued() == [Dispatched.RETRY]
     assert "timeout" in (rig.command(command_id).last_error or "")
 
     async def applied() -> bool:
@@ -663,7 +695,7 @@ async def test_a_shipment_whose_answer_was_lost_is_not_sent_twice(
     assert next_attempt is not None
     rig.clock.current = next_attempt
 
-    assert await dispatch_command(rig.hub, command_id) is CommandState.SUCCEEDED
+    assert await dispatch_command(rig.hub, command_id) is Dispatched.SUCCEEDED
 
     retried = rig.command(command_id)
     assert retried.attempts == 2

@@ -193,6 +193,51 @@ async def test_intake_translates_errors(
         await account(recorder).snapshots(json.dumps({"id": ORDER_ID, "status": "x"}).encode(), {})
 
 
+async def test_refresh_reads_the_order_and_its_message_maps_without_another_call() -> None:
+    """A lost status webhook is healed: the hub asks topi for the order (GET) and stores
+    what it answered; mapping that message does not ask again."""
+    recorder = Recorder(
+        {("GET", f"/v1/orders/{ORDER_ID}"): httpx.Response(200, content=encode_order("canceled"))}
+    )
+    acct = account(recorder)
+    order = receive(snapshot("created"))
+
+    message = await acct.refresh(order)
+
+    assert message is not None
+    assert recorder.calls == [("GET", f"/v1/orders/{ORDER_ID}")]
+    assert message.dedupe_key.startswith(f"refresh:{ORDER_ID}:canceled:")
+    again = await acct.refresh(order)  # topi shows the same: the same key, stored once
+    assert again is not None
+    assert again.dedupe_key == message.dedupe_key
+    (snap,) = await acct.snapshots(message.body, message.headers)
+    assert snap.channel_status == "canceled"
+    assert len(recorder.calls) == 2  # the two refreshes; mapping asked nothing
+    assert acct.order_key(message.body, message.headers) == ORDER_ID
+
+
+def test_the_order_key_of_a_webhook_is_topis_order_id() -> None:
+    acct = account(Recorder({}))
+    body = json.dumps({"id": ORDER_ID, "status": "created", "assets": []}).encode()
+    assert acct.order_key(body, {}) == ORDER_ID
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "independent"),
+    [
+        (CommandKind.ACKNOWLEDGE, CommandKind.ACCEPT, True),
+        (CommandKind.ACKNOWLEDGE, CommandKind.REJECT, True),
+        (CommandKind.ACCEPT, CommandKind.SHIP, False),  # topi ships confirmed orders only
+        (CommandKind.ACKNOWLEDGE, CommandKind.SHIP, False),
+        (CommandKind.SHIP, CommandKind.SHIP, False),
+    ],
+)
+def test_only_the_acknowledgement_and_the_decision_may_overtake_each_other(
+    earlier: CommandKind, later: CommandKind, independent: bool
+) -> None:
+    assert account(Recorder({})).independent(earlier, later) is independent
+
+
 # ---------------------------------------------------------------------------------------
 # commands
 # ---------------------------------------------------------------------------------------
@@ -541,6 +586,7 @@ class OrderList:
 
     def __init__(self) -> None:
         self.orders: list[tuple[str, dt.datetime]] = []
+        self.statuses: dict[str, str] = {}  # "created" unless said otherwise
         self.queries: list[dict[str, str]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -554,7 +600,11 @@ class OrderList:
             200,
             json={
                 "orders": [
-                    {"id": oid, "status": "created", "created_at": at.isoformat()}
+                    {
+                        "id": oid,
+                        "status": self.statuses.get(oid, "created"),
+                        "created_at": at.isoformat(),
+                    }
                     for oid, at in chosen
                 ],
                 "pagination": {
@@ -619,32 +669,44 @@ async def test_reconciliation_submits_every_order_since_the_lookback(
 
     assert listing.queries[0]["created_at_gte"] == "2026-02-03T06:00:00Z"  # now - 6 h
     inbox = job.inbox
-    assert inbox.keys == ["reconcile:o-1", "reconcile:o-2"]
+    assert inbox.keys == ["reconcile:o-1:created", "reconcile:o-2:created"]
     assert [wire.decode_webhook(m.body).id for m in inbox.messages] == ["o-1", "o-2"]
     cursor = job.cursor()
     assert cursor == {"created_at": (T0 + dt.timedelta(minutes=1)).isoformat(), "id": "o-2"}
 
 
-async def test_the_next_reconciliation_starts_at_the_cursor_and_skips_what_it_saw(
+async def test_the_next_reconciliation_overlaps_the_last_and_submits_only_what_changed(
     listing: OrderList, job: Job
 ) -> None:
     listing.orders = [("o-1", T0), ("o-2", T0)]
     acct = account(Recorder({("GET", "/v1/orders/paginated"): listing}))
     await acct.reconcile(job.context(acct))
     inbox = job.inbox
-    inbox.messages.clear()
+    assert job.cursor() == {"created_at": T0.isoformat(), "id": "o-2"}
 
     await acct.reconcile(job.context(acct))
-    assert listing.queries[-1]["created_at_gte"] == "2026-02-03T09:00:00Z"
-    assert inbox.messages == []  # nothing new: nothing submitted
+    # the walk starts ten minutes (reconcile_overlap_minutes) before the cursor
+    assert listing.queries[-1]["created_at_gte"] == "2026-02-03T08:50:00Z"
+    assert inbox.keys.count("reconcile:o-1:created") == 2  # seen again: the inbox dedupes
 
-    # an order sharing the cursor's timestamp (id after it) and a later one
-    listing.orders += [("o-3", T0), ("o-4", T0 + dt.timedelta(seconds=1))]
+    # an order topi committed late (created before the cursor), a later one, and a status
+    # the hub's webhook never brought
+    listing.orders += [("o-0", T0 - dt.timedelta(minutes=3)), ("o-4", T0 + dt.timedelta(seconds=1))]
+    listing.statuses["o-1"] = "canceled"
+    new_keys = len(set(inbox.keys))
     await acct.reconcile(job.context(acct))
 
-    assert [m.dedupe_key for m in inbox.messages] == ["reconcile:o-3", "reconcile:o-4"]
-    cursor = job.cursor()
-    assert cursor["id"] == "o-4"
+    assert sorted(set(inbox.keys))[:] == sorted(
+        {
+            "reconcile:o-0:created",
+            "reconcile:o-1:created",
+            "reconcile:o-1:canceled",
+            "reconcile:o-2:created",
+            "reconcile:o-4:created",
+        }
+    )
+    assert len(set(inbox.keys)) == new_keys + 3
+    assert job.cursor()["id"] == "o-4"
 
 
 async def test_reconciliation_without_orders_keeps_no_cursor(listing: OrderList, job: Job) -> None:
