@@ -31,7 +31,8 @@ MAX_SEQ: Final = 2**63 - 1  # feed_events.seq is a BIGINT: a larger cursor is re
 )
 async def read_feed(
     hub: HubDep,
-    after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ)] = 0,
+    # Litestar documents a bound as a float, 2**63 here: the document gets the exact one
+    after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, schema_extra={"maximum": MAX_SEQ})] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     wait: Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> FeedPage:
