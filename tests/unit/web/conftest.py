@@ -8,31 +8,12 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from orderhub.application.hub import Hub
-from orderhub.channels.registry import ChannelRegistry, LoadedPlugin
-from orderhub.channels.spi import AccountConfig, WebhookAuth
+from orderhub.channels.registry import ChannelRegistry
 from orderhub.domain.capabilities import Capabilities
 from orderhub.entrypoints.web import WebSettings, create_app
-from orderhub.testing.fakes import (
-    FakeDatabase,
-    FixedClock,
-    RecordingQueue,
-    SequentialIds,
-)
+from orderhub.testing.fakes import FakeDatabase, FixedClock, RecordingQueue
 
-from .support import (
-    API_KEYS,
-    BEARER_TOKEN,
-    CHANNEL,
-    FULL,
-    OLD_SECRET,
-    PATH_TOKEN,
-    PLAIN,
-    SECRET,
-    Harness,
-    StubPlugin,
-    fake_uow,
-)
+from .support import API_KEYS, FULL, Harness, fake_hub, stub_registry
 
 
 @pytest.fixture
@@ -42,29 +23,7 @@ def capabilities() -> Capabilities:
 
 @pytest.fixture
 def registry(capabilities: Capabilities) -> ChannelRegistry:
-    plugins = {
-        CHANNEL: LoadedPlugin(plugin=StubPlugin(), distribution="orderhub-stub", version="0.1.0"),
-        "idle": LoadedPlugin(plugin=StubPlugin("idle"), distribution="idle-dist", version="2.0"),
-    }
-    accounts = [
-        AccountConfig(
-            channel=CHANNEL,
-            name="main",
-            settings={"capabilities": capabilities},
-            webhook=WebhookAuth(hmac_secrets=(SECRET, OLD_SECRET)),
-        ),
-        AccountConfig(
-            channel=CHANNEL,
-            name="plain",
-            settings={"capabilities": PLAIN},
-            webhook=WebhookAuth(bearer_tokens=(BEARER_TOKEN,)),
-        ),
-        AccountConfig(
-            channel=CHANNEL, name="pathtoken", webhook=WebhookAuth(path_tokens=(PATH_TOKEN,))
-        ),
-        AccountConfig(channel=CHANNEL, name="closed"),
-    ]
-    return ChannelRegistry(plugins, accounts)
+    return stub_registry(capabilities)
 
 
 @pytest.fixture
@@ -77,13 +36,7 @@ async def harness(registry: ChannelRegistry, settings: WebSettings) -> AsyncIter
     clock = FixedClock()
     db = FakeDatabase()
     queue = RecordingQueue()
-    hub = Hub(
-        uow=fake_uow(db, clock),
-        channels=registry,
-        clock=clock,
-        ids=SequentialIds(),
-        queue=queue,
-    )
+    hub = fake_hub(registry, db=db, clock=clock, queue=queue)
     app = create_app(hub, settings)
     async with AsyncTestClient(app=app) as client:
         yield Harness(hub=hub, db=db, clock=clock, queue=queue, client=client, app=app)

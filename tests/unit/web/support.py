@@ -19,7 +19,8 @@ from litestar.testing import AsyncTestClient
 from orderhub.application.hub import Hub
 from orderhub.application.ports import ChannelCommand, UnitOfWorkFactory
 from orderhub.application.services.intake import apply_snapshot
-from orderhub.channels.spi import AccountConfig, ChannelAccount, CommandOutcome
+from orderhub.channels.registry import ChannelRegistry, LoadedPlugin
+from orderhub.channels.spi import AccountConfig, ChannelAccount, CommandOutcome, WebhookAuth
 from orderhub.domain.capabilities import Capabilities, DeliveryConfirmation, Scope
 from orderhub.domain.model import (
     CancellationSnapshot,
@@ -36,6 +37,7 @@ from orderhub.testing.fakes import (
     FakeUnitOfWorkFactory,
     FixedClock,
     RecordingQueue,
+    SequentialIds,
 )
 
 CHANNEL = "stub"
@@ -150,6 +152,50 @@ def fake_uow(db: FakeDatabase, clock: FixedClock) -> UnitOfWorkFactory:
     # FakeUnitOfWork satisfies each repository port but not UnitOfWork as a whole for mypy:
     # the protocol's repository attributes are mutable, hence invariant (reported upstream).
     return cast(UnitOfWorkFactory, FakeUnitOfWorkFactory(db, clock))
+
+
+def stub_registry(capabilities: Capabilities = FULL) -> ChannelRegistry:
+    """The stub channel with one account per way of authenticating webhooks, and ``idle``."""
+    plugins = {
+        CHANNEL: LoadedPlugin(plugin=StubPlugin(), distribution="orderhub-stub", version="0.1.0"),
+        "idle": LoadedPlugin(plugin=StubPlugin("idle"), distribution="idle-dist", version="2.0"),
+    }
+    accounts = [
+        AccountConfig(
+            channel=CHANNEL,
+            name="main",
+            settings={"capabilities": capabilities},
+            webhook=WebhookAuth(hmac_secrets=(SECRET, OLD_SECRET)),
+        ),
+        AccountConfig(
+            channel=CHANNEL,
+            name="plain",
+            settings={"capabilities": PLAIN},
+            webhook=WebhookAuth(bearer_tokens=(BEARER_TOKEN,)),
+        ),
+        AccountConfig(
+            channel=CHANNEL, name="pathtoken", webhook=WebhookAuth(path_tokens=(PATH_TOKEN,))
+        ),
+        AccountConfig(channel=CHANNEL, name="closed"),
+    ]
+    return ChannelRegistry(plugins, accounts)
+
+
+def fake_hub(
+    registry: ChannelRegistry,
+    *,
+    db: FakeDatabase,
+    clock: FixedClock,
+    queue: RecordingQueue,
+    uow: UnitOfWorkFactory | None = None,
+) -> Hub:
+    return Hub(
+        uow=uow if uow is not None else fake_uow(db, clock),
+        channels=registry,
+        clock=clock,
+        ids=SequentialIds(),
+        queue=queue,
+    )
 
 
 @dataclass

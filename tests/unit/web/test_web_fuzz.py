@@ -1,0 +1,204 @@
+"""Fuzzing every route of the app: no input from anyone is answered 5xx.
+
+Schemathesis generates requests from the app's own OpenAPI document (so a route added
+later is fuzzed too): valid and invalid path and query parameters, headers and bodies,
+in its positive and negative modes. They go to the in-process ASGI app over fakes that
+refuse what PostgreSQL would refuse (see ``pg_like``). Hypothesis also steers part of
+them past the doors, so that fuzzed input reaches the core and the (fake) database: a
+valid API key, the id of a real order, command or message, a real line id inside a body,
+a valid webhook credential. Every refusal must be an RFC 9457 problem. Routes the
+document leaves out (``/metrics``, ``/schema/...``) get fuzzed query strings and headers.
+
+Deterministic (derandomized), a bounded number of examples, no deadline, no health check
+that depends on the machine's speed."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import APIOperation, Case, GenerationMode
+
+from orderhub.entrypoints.web.webhook_auth import sign
+
+from .fuzz_world import WEBHOOK_DOORS, World, assert_no_server_error, shared_world
+from .support import BEARER_TOKEN, KEYS, PATH_TOKEN, SECRET
+
+EXAMPLES_PER_ROUTE: Final = 40
+FUZZ: Final = settings(
+    max_examples=EXAMPLES_PER_ROUTE,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+MAX_WAIT: Final = 30  # the feed's long poll: a valid wait is cut to 0, the fuzz must not sleep
+
+WORLD: Final = shared_world()
+SCHEMA: Final = schemathesis.openapi.from_dict(WORLD.app.openapi_schema.to_schema())
+OPERATIONS: Final[dict[str, APIOperation]] = {
+    op.label: op for op in (result.ok() for result in SCHEMA.get_all_operations())
+}
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    WORLD.reset()
+    yield WORLD
+    WORLD.reset()
+
+
+# --- steering ------------------------------------------------------------------------------
+
+
+def _either(data: st.DataObject, known: list[str], generated: Any, label: str) -> Any:
+    """A known id (to get past a 404) or what Schemathesis generated."""
+    return data.draw(st.sampled_from([*known, generated]), label=label)
+
+
+def _set_header(case: Case, name: str, value: str | None) -> None:
+    headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != name.lower()}
+    if value is not None:
+        headers[name] = value
+    case.headers = headers
+
+
+def _steer_api(case: Case, data: st.DataObject, world: World) -> None:
+    right = "operator" if "/ops/" in case.operation.path else "writer"
+    who = data.draw(st.sampled_from([right, right, right, "reader", "generated"]), label="key")
+    if who != "generated":
+        _set_header(case, "Authorization", f"Bearer {KEYS[who]}")
+    params = case.path_parameters or {}
+    for name, known in (
+        ("order_id", world.order_ids),
+        ("command_id", world.command_ids),
+        ("message_id", world.message_ids),
+    ):
+        if name in params:
+            params[name] = _either(data, known, params[name], name)
+    if case.operation.method.upper() == "POST" and data.draw(st.booleans(), label="reuse key"):
+        _set_header(case, "Idempotency-Key", data.draw(st.sampled_from(["k-1", "k-2"])))
+    if isinstance(case.body, dict | list):
+        case.body = _steer_body(case.body, data, world)
+    _cut_the_wait(case)
+
+
+def _steer_body(body: Any, data: st.DataObject, world: World) -> Any:
+    if isinstance(body, list):
+        return [_steer_body(item, data, world) for item in body]
+    if not isinstance(body, dict):
+        return body
+    steered = {key: _steer_body(value, data, world) for key, value in body.items()}
+    if "line_id" in steered:
+        steered["line_id"] = _either(data, world.line_ids, steered["line_id"], "line_id")
+    if "cancellation_id" in steered:
+        steered["cancellation_id"] = _either(
+            data, world.cancellation_ids, steered["cancellation_id"], "cancellation_id"
+        )
+    return steered
+
+
+def _cut_the_wait(case: Case) -> None:
+    if not case.query or "wait" not in case.query:
+        return
+    values = case.query["wait"] if isinstance(case.query["wait"], list) else [case.query["wait"]]
+    for value in values:
+        try:
+            seconds = float(str(value))
+        except ValueError:
+            continue
+        if math.isfinite(seconds) and 0 < seconds <= MAX_WAIT:
+            case.query["wait"] = "0"
+
+
+OWN_CREDENTIAL: Final = {"main": "hmac", "plain": "bearer", "pathtoken": "token"}
+HEADER_TEXT: Final = st.text(
+    st.characters(codec="latin-1", exclude_categories=["Cc", "Zs"]), min_size=1, max_size=20
+)
+
+
+def _steer_webhook(case: Case, data: st.DataObject) -> None:
+    params = case.path_parameters or {}
+    door = data.draw(st.sampled_from([*WEBHOOK_DOORS, None]), label="door")
+    if door is not None:
+        params["channel"], params["account"] = door
+    kinds = ["hmac", "bearer", "token", "generated"]
+    own = OWN_CREDENTIAL.get(door[1]) if door else None
+    how = data.draw(st.sampled_from([own, own, own, *kinds] if own else kinds), label="how")
+    if how == "hmac":
+        message_id = data.draw(HEADER_TEXT, label="webhook-id")
+        stamp = 1767268800  # the fixed clock's now
+        _set_header(case, "webhook-id", message_id)
+        _set_header(case, "webhook-timestamp", str(stamp))
+        _set_header(
+            case,
+            "webhook-signature",
+            sign(SECRET, message_id=message_id, timestamp=stamp, body=b""),
+        )
+    elif how == "bearer":
+        _set_header(case, "Authorization", f"Bearer {BEARER_TOKEN}")
+    elif how == "token":
+        case.query = {**(case.query or {}), "token": PATH_TOKEN}
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def _strategy(operation: APIOperation) -> st.SearchStrategy[Case]:
+    return st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
+
+
+@pytest.mark.parametrize("label", sorted(OPERATIONS))
+def test_no_route_answers_5xx(label: str, world: World) -> None:
+    operation = OPERATIONS[label]
+    statuses: set[int] = set()
+
+    @FUZZ
+    @given(case=_strategy(operation), data=st.data())
+    def fuzz(case: Case, data: st.DataObject) -> None:
+        world.reset()
+        if operation.path.startswith("/api/"):
+            _steer_api(case, data, world)
+        elif operation.path.startswith("/webhooks/"):
+            _steer_webhook(case, data)
+        response = case.call(app=world.app)
+        statuses.add(response.status_code)
+        content_type = response.headers.get("content-type", [""])[0]
+        assert_no_server_error(response.status_code, content_type, response.content, world)
+        if operation.path.startswith("/webhooks/") and response.status_code in (401, 404, 422):
+            assert world.db.inbox == world.seed.inbox
+            assert world.queue.messages == []
+
+    fuzz()
+    # a guard on the steering: fuzzed input got past the doors to the handlers
+    if operation.path.startswith(("/api/", "/webhooks/")):
+        assert statuses - {401, 403, 404}, statuses
+
+
+def test_every_route_is_in_the_document_or_fuzzed_raw() -> None:
+    """A new route is fuzzed here through the document, or by ``test_web_fuzz_raw``."""
+    documented = {(op.method.upper(), op.path) for op in OPERATIONS.values()}
+    for route in WORLD.app.routes:
+        path = TYPED_PARAMETER.sub(r"{\1}", route.path)
+        for method in sorted(getattr(route, "methods", ())):
+            if method not in ("HEAD", "OPTIONS") and (method, path) not in documented:
+                assert path in UNDOCUMENTED, f"{method} {path} is neither documented nor fuzzed"
+
+
+TYPED_PARAMETER: Final = re.compile(r"{(\w+):\w+}")
+UNDOCUMENTED: Final = {
+    "/metrics",
+    "/schema",
+    "/schema/scalar",
+    "/schema/{path}",
+    "/schema/openapi.json",
+}
