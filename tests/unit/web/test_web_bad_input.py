@@ -263,13 +263,20 @@ async def test_a_datetime_with_no_utc_equivalent_is_422(harness: Harness, query:
 
 
 @pytest.mark.parametrize(
-    ("stamp", "order_id"),
-    [("9999-12-31T23:59:59-14:00", "id-1"), ("2026-01-01T00:00:00+00:00", "id\x00")],
+    "forged",
+    [
+        ["9999-12-31T23:59:59-14:00", "id-1"],
+        ["2026-01-01T00:00:00+00:00", "id\x00"],
+        ["seq", MAX_BIGINT + 1],
+        ["seq", -1],
+        ["seq", "1"],
+        ["seq\x00", 1],
+    ],
 )
 async def test_a_forged_cursor_the_database_would_refuse_is_422(
-    harness: Harness, stamp: str, order_id: str
+    harness: Harness, forged: list[Any]
 ) -> None:
-    raw = msgspec.json.encode([stamp, order_id])
+    raw = msgspec.json.encode(forged)
     cursor = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     response = await harness.client.get(f"/api/v1/orders?cursor={cursor}", headers=auth("reader"))
     body = assert_problem(response, 422, "invalid-cursor")
