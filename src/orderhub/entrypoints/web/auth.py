@@ -23,6 +23,7 @@ from orderhub.entrypoints.web.webhook_auth import bearer_token
 SCOPE_OPT: Final = "required_scope"
 """The ``opt`` key a route handler sets to the scope it needs."""
 REALM: Final = 'Bearer realm="orderhub"'
+CALLER_STATE: Final = "orderhub_api_key"
 
 
 def _digest(secret: str) -> bytes:
@@ -64,6 +65,7 @@ def api_key_guard(ring: ApiKeyRing) -> Guard:
                 headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
             )
         structlog.contextvars.bind_contextvars(api_key=key.name)
+        connection.scope.setdefault("state", {})[CALLER_STATE] = key.name
         if required is None or required not in key.scopes:
             raise ProblemError(
                 403,
@@ -77,6 +79,14 @@ def api_key_guard(ring: ApiKeyRing) -> Guard:
             )
 
     return guard
+
+
+def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The name of the API key the guard admitted (idempotency keys are scoped by it)."""
+    name = connection.scope.get("state", {}).get(CALLER_STATE)
+    if not isinstance(name, str):
+        raise RuntimeError("no API key on this request: is the route guarded?")
+    return name
 
 
 def requires(scope: str) -> dict[str, str]:

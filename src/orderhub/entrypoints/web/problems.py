@@ -25,7 +25,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Scope
 
 from orderhub.application.services.common import IdempotencyKeyReused
-from orderhub.application.services.operations import NotFound
+from orderhub.application.services.operations import ChannelUnavailable, NotFound
+from orderhub.application.services.queries import FeedCursorExpired
 from orderhub.channels.registry import ChannelNotFound
 from orderhub.domain.errors import (
     ConcurrencyConflict,
@@ -53,6 +54,8 @@ DOMAIN_STATUS: Final[tuple[tuple[type[DomainError], int], ...]] = (
     (InvalidTransition, 409),
     (NotSupportedByChannel, 409),
     (ConcurrencyConflict, 409),
+    (ChannelUnavailable, 503),
+    (FeedCursorExpired, 410),
 )
 DOMAIN_DEFAULT_STATUS: Final = 409
 

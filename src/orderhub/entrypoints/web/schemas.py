@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from orderhub.domain.entities import AttentionCode
 from orderhub.domain.values import Decision, Reason
 
 Quantity = Annotated[int, msgspec.Meta(ge=1, description="Units, at least one.")]
@@ -214,6 +215,8 @@ class ReturnOut(_Response):
 
 class ChannelCommandOut(_Response):
     id: str
+    seq: int
+    """The command's place among the order's commands: they reach the channel in this order."""
     kind: str
     state: str
     attempts: int
@@ -221,6 +224,20 @@ class ChannelCommandOut(_Response):
     next_attempt_at: datetime | None
     created_at: datetime
     finished_at: datetime | None
+    held_by: str | None = None
+    """Pending behind this failed command of the order, until an operator retries or
+    abandons it."""
+
+
+class AttentionOut(_Response):
+    """Why a person must look at the order: the hub and its channel disagree."""
+
+    code: str
+    """command_failed, channel_overrode_decision or channel_edited_lines."""
+    detail: str
+    raised_at: datetime
+    ref: str | None
+    """What it is about: a command id, a line id."""
 
 
 class OrderOut(_Response):
@@ -248,13 +265,18 @@ class OrderOut(_Response):
     version: int
     created_at: datetime
     updated_at: datetime
+    needs_attention: bool
+    attention: list[AttentionOut]
+    last_seq: int
+    """The feed sequence of the order's newest event (the orders list pages by it)."""
 
 
 class OrderDetailOut(OrderOut):
-    """One order with the channel calls that are still pending or have failed."""
+    """One order with the channel calls that are still pending (held ones included) or
+    have failed."""
 
-    pending_commands: list[ChannelCommandOut]
-    failed_commands: list[ChannelCommandOut]
+    pending_commands: list[ChannelCommandOut] = []
+    failed_commands: list[ChannelCommandOut] = []
 
 
 class OrderPage(_Response):
@@ -309,7 +331,9 @@ class OpsCommandOut(_Response):
     channel: str
     account: str
     kind: str
+    seq: int
     state: str
+    held_by: str | None
     attempts: int
     last_error: str | None
     next_attempt_at: datetime | None
@@ -325,11 +349,14 @@ class OpsCommandList(_Response):
 
 class InboxMessageOut(_Response):
     id: str
+    seq: int | None
     channel: str
     account: str
+    order_key: str | None
     source: str
     state: str
     attempts: int
+    next_attempt_at: datetime | None
     last_error: str | None
     received_at: datetime
     processed_at: datetime | None
@@ -341,6 +368,25 @@ class InboxMessageOut(_Response):
 
 class InboxMessageList(_Response):
     messages: list[InboxMessageOut]
+
+
+class ResyncOut(_Response):
+    """The channel's answer was stored in the inbox; it is applied like any message."""
+
+    message_id: str
+    duplicate: bool
+    """The channel shows what the hub already stored: nothing new to apply."""
+
+
+class AttentionResolveRequest(
+    msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True
+):
+    code: AttentionCode | None = None
+    """Only this reason (default: every reason not about a failed command)."""
+
+
+class AttentionResolved(_Response):
+    cleared: int
 
 
 # --- intake and health ---------------------------------------------------------------------

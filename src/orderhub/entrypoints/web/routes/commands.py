@@ -18,9 +18,9 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 from orderhub.application.services import seller_commands
 from orderhub.application.services.common import Idempotency
 from orderhub.domain.values import LineQuantity
-from orderhub.entrypoints.web.auth import requires
+from orderhub.entrypoints.web.auth import caller, requires
 from orderhub.entrypoints.web.presenters import receipt_out
-from orderhub.entrypoints.web.problems import invalid_field, problem_responses
+from orderhub.entrypoints.web.problems import ProblemError, invalid_field, problem_responses
 from orderhub.entrypoints.web.routes._params import HubDep
 from orderhub.entrypoints.web.schemas import (
     AcceptRequest,
@@ -37,10 +37,12 @@ IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
         name="Idempotency-Key",
+        required=True,
         min_length=1,
         max_length=255,
-        description="Repeat a command safely: the same key with the same body returns the "
-        "first answer; with another body, 422.",
+        description="Required. Repeat a command safely: the same key with the same body "
+        "returns the first answer; with another body, 422. Keys are scoped to the API key "
+        "that sends them. Without it: 400 idempotency-key-required.",
     ),
 ]
 
@@ -54,11 +56,19 @@ def fingerprint(method: str, path: str, body: msgspec.Struct) -> str:
 
 def _idempotency(
     request: Request[Any, Any, Any], key: str | None, body: msgspec.Struct
-) -> Idempotency | None:
+) -> Idempotency:
+    """The request's idempotency, its key scoped to the API key that sent it: two clients
+    cannot collide, nor read each other's answers."""
     if key is None:
-        return None
+        raise ProblemError(
+            400,
+            "idempotency-key-required",
+            "every command needs an Idempotency-Key header: a retry with the same key gets "
+            "the first answer instead of doing the command twice",
+        )
     return Idempotency(
-        key=key, fingerprint=fingerprint(request.method, request.scope["path"], body)
+        key=f"{caller(request)}:{key}",
+        fingerprint=fingerprint(request.method, request.scope["path"], body),
     )
 
 

@@ -18,7 +18,6 @@ from orderhub.entrypoints.web.problems import ProblemError, invalid_field, probl
 from orderhub.entrypoints.web.routes._params import HubDep
 from orderhub.entrypoints.web.schemas import FieldError, OrderDetailOut, OrderPage
 from orderhub.entrypoints.web.settings import READ
-from orderhub.entrypoints.web.strict import NUL
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
@@ -44,13 +43,11 @@ def _in_utc_range(value: datetime) -> bool:
     return True
 
 
-def _after(cursor: str | None) -> tuple[datetime, str] | None:
+def _after(cursor: str | None) -> int | None:
     if not cursor:
         return None
     try:
-        updated_at, order_id = decode_cursor(cursor)
-        if not _in_utc_range(updated_at) or NUL in order_id:
-            raise InvalidCursor("the cursor is not one this API gave out")
+        return decode_cursor(cursor)
     except InvalidCursor as exc:
         raise ProblemError(
             422,
@@ -58,14 +55,16 @@ def _after(cursor: str | None) -> tuple[datetime, str] | None:
             str(exc),
             errors=[FieldError(field="cursor", message=str(exc), source="query")],
         ) from exc
-    return updated_at, order_id
 
 
 @get(
     "/orders",
     opt=requires(READ),
     summary="List orders",
-    description="Orders by (updated_at, id), filtered; follow next_cursor until it is null.",
+    description="Orders in the order of their newest change (the feed sequence of their "
+    "newest event: an order that changes while you page shows up again, later), filtered; "
+    "follow next_cursor until it is null. `attention=true` lists the orders a person must "
+    "look at (the hub and the channel disagree).",
     responses=problem_responses(401, 403, 422),
 )
 async def list_orders(
@@ -75,6 +74,7 @@ async def list_orders(
     account: FromQuery[str | None] = None,
     updated_after: FromQuery[datetime | None] = None,
     ship_by_before: FromQuery[datetime | None] = None,
+    attention: FromQuery[bool | None] = None,
     cursor: FromQuery[str | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> OrderPage:
@@ -84,14 +84,15 @@ async def list_orders(
         account=account,
         updated_after=_aware("updated_after", updated_after),
         ship_by_before=_aware("ship_by_before", ship_by_before),
+        attention=attention,
     )
     after = _after(cursor)
-    found = await queries.list_orders(hub, filters, after=after, limit=limit + 1)
+    found = await queries.list_orders(hub, filters, after_seq=after, limit=limit + 1)
     page = list(found[:limit])
     more = len(found) > limit
     return OrderPage(
         orders=[order_out(order) for order in page],
-        next_cursor=encode_cursor(page[-1].updated_at, page[-1].id) if more and page else None,
+        next_cursor=encode_cursor(page[-1].last_seq) if more and page else None,
     )
 
 
