@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +79,11 @@ PLAIN = Capabilities(
 
 def auth(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {KEYS[name]}"}
+
+
+def commanding(name: str = "writer") -> dict[str, str]:
+    """Headers for one command: the API key and an Idempotency-Key of its own."""
+    return {**auth(name), "Idempotency-Key": f"key-{uuid.uuid4().hex}"}
 
 
 def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:

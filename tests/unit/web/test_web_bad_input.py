@@ -15,7 +15,7 @@ import httpx
 import msgspec
 import pytest
 
-from .support import Harness, assert_problem, auth
+from .support import Harness, assert_problem, auth, commanding
 
 ORDER = json.dumps({"id": "CH-77", "lines": [{"id": "a", "quantity": 1}]}).encode()
 MAX_BIGINT = 2**63 - 1
@@ -104,7 +104,7 @@ async def test_the_largest_feed_cursor_is_fine(harness: Harness) -> None:
 
 async def _accepted(harness: Harness, order_id: str) -> None:
     response = await harness.client.post(
-        f"/api/v1/orders/{order_id}/accept", json={}, headers=auth("writer")
+        f"/api/v1/orders/{order_id}/accept", json={}, headers=commanding()
     )
     assert response.status_code == 202, response.text
 
@@ -133,7 +133,7 @@ async def test_a_quantity_that_is_not_a_json_integer_is_422_and_changes_nothing(
     response = await harness.client.post(
         f"/api/v1/orders/{order.id}/{command}",
         json=_payload(command, order.lines[0].id, quantity),
-        headers=auth("writer"),
+        headers=commanding(),
     )
     body = assert_problem(response, 422, "validation-error")
     key = "items" if command == "shipments" else "lines"
@@ -143,7 +143,7 @@ async def test_a_quantity_that_is_not_a_json_integer_is_422_and_changes_nothing(
     ok = await harness.client.post(
         f"/api/v1/orders/{order.id}/{command}",
         json=_payload(command, order.lines[0].id, 1),
-        headers=auth("writer"),
+        headers=commanding(),
     )
     assert ok.status_code == 202, ok.text
 
@@ -166,7 +166,7 @@ async def test_no_other_type_is_coerced_either(
         payload = {**payload, "items": [{"line_id": order.lines[0].id, "quantity": 1}]}
     before = harness.state()
     response = await harness.client.post(
-        f"/api/v1/orders/{order.id}/{command}", json=payload, headers=auth("writer")
+        f"/api/v1/orders/{order.id}/{command}", json=payload, headers=commanding()
     )
     body = assert_problem(response, 422, "validation-error")
     assert [e["field"] for e in body["errors"]] == [field]
@@ -221,7 +221,7 @@ async def test_a_nul_in_a_body_string_is_422_naming_the_field(harness: Harness) 
             "tracking_number": "T\x001",
             "items": [{"line_id": order.lines[0].id, "quantity": 1}],
         },
-        headers=auth("writer"),
+        headers=commanding(),
     )
     body = assert_problem(response, 422, "validation-error")
     assert [(e["field"], e["source"]) for e in body["errors"]] == [("tracking_number", "body")]

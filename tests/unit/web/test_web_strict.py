@@ -9,7 +9,7 @@ import pytest
 
 from orderhub.entrypoints.web.strict import find_nul
 
-from .support import Harness, assert_problem, auth
+from .support import Harness, assert_problem, commanding
 
 COMMAND_BODIES = {
     "accept": "AcceptRequest",
@@ -54,7 +54,7 @@ async def test_a_nul_in_a_body_key_is_422(harness: Harness) -> None:
     response = await harness.client.post(
         f"/api/v1/orders/{order.id}/accept",
         content=b'{"lin\\u0000es": []}',
-        headers={**auth("writer"), "Content-Type": "application/json"},
+        headers={**commanding(), "Content-Type": "application/json"},
     )
     assert_problem(response, 422, "validation-error")
     assert harness.state() == before
@@ -65,7 +65,7 @@ async def test_malformed_json_is_still_400_before_any_type_check(harness: Harnes
     response = await harness.client.post(
         f"/api/v1/orders/{order.id}/accept",
         content=b'{"lines": [{"quantity": "1"}',
-        headers={**auth("writer"), "Content-Type": "application/json"},
+        headers={**commanding(), "Content-Type": "application/json"},
     )
     assert_problem(response, 400, "malformed-json")
 
@@ -93,7 +93,7 @@ async def test_a_wrong_type_anywhere_names_its_place(
         if content == b"null"
         else f"/api/v1/orders/{order.id}/accept",
         content=content,
-        headers={**auth("writer"), "Content-Type": "application/json"},
+        headers={**commanding(), "Content-Type": "application/json"},
     )
     body = assert_problem(response, 422, "validation-error")
     assert [(e["field"], e["source"]) for e in body["errors"]] == [(field, "body")]
@@ -102,9 +102,7 @@ async def test_a_wrong_type_anywhere_names_its_place(
 
 async def test_without_a_body_an_optional_body_is_still_optional(harness: Harness) -> None:
     order = await harness.seed()
-    response = await harness.client.post(
-        f"/api/v1/orders/{order.id}/accept", headers=auth("writer")
-    )
+    response = await harness.client.post(f"/api/v1/orders/{order.id}/accept", headers=commanding())
     assert response.status_code == 202, response.text
 
 
