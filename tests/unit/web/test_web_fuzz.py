@@ -30,7 +30,7 @@ from orderhub.entrypoints.web.webhook_auth import sign
 from .fuzz_world import WEBHOOK_DOORS, World, assert_no_server_error, shared_world
 from .support import BEARER_TOKEN, KEYS, PATH_TOKEN, SECRET
 
-EXAMPLES_PER_ROUTE: Final = 40
+EXAMPLES_PER_ROUTE: Final = 25
 FUZZ: Final = settings(
     max_examples=EXAMPLES_PER_ROUTE,
     derandomize=True,

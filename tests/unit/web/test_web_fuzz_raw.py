@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from .fuzz_world import WEBHOOK_DOORS, World, assert_no_server_error, send, shared_world
 from .support import BEARER_TOKEN, KEYS, PATH_TOKEN
 
-EXAMPLES_PER_ROUTE: Final = 25
+EXAMPLES_PER_ROUTE: Final = 15
 FUZZ: Final = settings(
     max_examples=EXAMPLES_PER_ROUTE,
     derandomize=True,

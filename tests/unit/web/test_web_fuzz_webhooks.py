@@ -75,7 +75,7 @@ def _header_map(
     return {name: value for name, value in found.items() if value is not None}
 
 
-@fuzz_settings(400)
+@fuzz_settings(250)
 @given(
     auth=st.sampled_from(AUTHS),
     webhook_id=st.none() | texts,
@@ -104,7 +104,7 @@ def _raw(value: str | None) -> bytes | None:
     return None if value is None else value.encode("utf-8", "surrogatepass")
 
 
-@fuzz_settings(120)
+@fuzz_settings(80)
 @given(
     account=st.sampled_from(["main", "plain", "pathtoken", "closed"]),
     webhook_id=st.none() | st.binary(max_size=40) | texts.map(_raw),
@@ -150,7 +150,7 @@ garbage_entry = st.text(
 )
 
 
-@fuzz_settings(60)
+@fuzz_settings(40)
 @given(
     before=st.lists(garbage_entry, max_size=3),
     after=st.lists(garbage_entry, max_size=3),
