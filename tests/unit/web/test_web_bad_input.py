@@ -148,6 +148,22 @@ async def test_a_quantity_that_is_not_a_json_integer_is_422_and_changes_nothing(
     assert ok.status_code == 202, ok.text
 
 
+@pytest.mark.parametrize("quantity", [2**31, 2**63, 10**30])
+async def test_a_quantity_past_the_schema_bound_is_a_validation_error(
+    harness: Harness, quantity: int
+) -> None:
+    order = await harness.seed()
+    before = harness.state()
+    response = await harness.client.post(
+        f"/api/v1/orders/{order.id}/accept",
+        json={"lines": [{"line_id": order.lines[0].id, "quantity": quantity}]},
+        headers=commanding(),
+    )
+    body = assert_problem(response, 422, "validation-error")
+    assert [e["field"] for e in body["errors"]] == ["lines[0].quantity"]
+    assert harness.state() == before
+
+
 @pytest.mark.parametrize(
     ("command", "payload", "field"),
     [

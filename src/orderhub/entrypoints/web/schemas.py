@@ -7,14 +7,15 @@ into a whole-order one."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import msgspec
 
 from orderhub.domain.entities import AttentionCode
 from orderhub.domain.values import Decision, Reason
 
-Quantity = Annotated[int, msgspec.Meta(ge=1, description="Units, at least one.")]
+MAX_QUANTITY: Final = 2**31 - 1  # any count of units a warehouse handles; fits every integer column
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY, description="Units, at least one.")]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
