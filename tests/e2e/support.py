@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -709,7 +710,9 @@ class Hub:
         return self.api.get(f"/api/v1{path}", **kwargs)
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.api.post(f"/api/v1{path}", **kwargs)
+        """POST as a WMS does: with a fresh Idempotency-Key unless the test gives one."""
+        headers = {"Idempotency-Key": f"e2e-{uuid.uuid4()}", **kwargs.pop("headers", {})}
+        return self.api.post(f"/api/v1{path}", headers=headers, **kwargs)
 
     def command(self, order_id: str, action: str, body: Mapping[str, Any] | None) -> str:
         """POST a warehouse command that must be accepted; its command id."""

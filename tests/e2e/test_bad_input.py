@@ -106,6 +106,11 @@ def test_refused_commands_change_nothing(hub: Hub) -> None:
     is_problem(response, 422, "validation-error")
     check()
 
+    # a command without its Idempotency-Key: a WMS retry could do it twice
+    response = hub.api.post(accept, json={})
+    is_problem(response, 400, "idempotency-key-required")
+    check()
+
     # unknown order
     response = hub.post("/orders/0190c0de-0000-7000-8000-000000000000/accept", json={})
     is_problem(response, 404, "order-not-found")

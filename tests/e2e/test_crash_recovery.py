@@ -106,14 +106,22 @@ def test_a_command_whose_enqueue_was_lost_is_swept_back(
     answer = server.send_order(hub, "topi", order_document("CO-510", "created", [("L1", 2)]))
     assert answer["status"] == 202, answer
     message_id = json.loads(answer["body"])["message_id"]
-    assert queued_ids(lost_redis_db, hub, "inbox") == [message_id]
+    wait_until(  # published off the request's event loop, a moment after the answer
+        lambda: queued_ids(lost_redis_db, hub, "inbox") == [message_id],
+        "the hand-off to reach the broker nobody reads",
+        alive=hub.check_alive,
+    )
     order_id = hub.wait_for_order("topi", "CO-510")["id"]
     assert sweeps(hub.scheduler, "messages") >= 1
 
     # no worker: the command waits in the database, its own enqueue lost as well
     assert hub.worker.stop() == 0
     command_id = hub.command(order_id, "accept", None)
-    assert queued_ids(lost_redis_db, hub, "commands") == [command_id]
+    wait_until(
+        lambda: queued_ids(lost_redis_db, hub, "commands") == [command_id],
+        "the command's hand-off to reach the broker nobody reads",
+        alive=hub.check_alive,
+    )
     wait_until(
         lambda: command_id in queued_ids(redis_db, hub, "commands"),
         "the sweeper to queue the command on the workers' broker",
@@ -131,3 +139,47 @@ def test_a_command_whose_enqueue_was_lost_is_swept_back(
     assert [(r["key"], r["replays"]) for r in records] == [(command_id, 0)]
     assert [e["type"] for e in command_events(hub, command_id)] == ["command.succeeded"]
     assert hub.order(order_id)["status"] == "ready_to_ship"
+
+
+def test_a_worker_killed_mid_call_holds_back_the_next_command_of_its_order(
+    production_backends: str, hub_factory: HubFactory
+) -> None:
+    """The accept hangs at the channel and its worker is killed; the shipment of the same
+    order, queued meanwhile, waits: the channel sees the accept, then the shipment, each
+    once, never the other way round."""
+    hub = hub_factory("production")
+    server = hub.channel_server
+    order_id = new_order(hub, "CO-520")
+    line_id = hub.order(order_id)["lines"][0]["id"]
+
+    server.add_fault(kind="hang", seconds=120, count=1)
+    accept_id = hub.command(order_id, "accept", None)
+    wait_until(
+        lambda: server.call(accept_id), "the accept to reach the channel", alive=hub.check_alive
+    )
+    ship_id = hub.command(
+        order_id,
+        "shipments",
+        {
+            "carrier": "dhl",
+            "tracking_number": "JD-520",
+            "items": [{"line_id": line_id, "quantity": 1}],
+        },
+    )
+    hub.worker.kill()  # mid-call: the accept's outcome is never recorded
+
+    assert server.call(ship_id) is None  # the shipment waited for the accept
+    hub.start_worker()
+    hub.wait_for_command(accept_id, timeout=RETRY["lease_seconds"] + SETTLE_SECONDS)
+    shipped = hub.wait_for_command(ship_id)
+    assert shipped["type"] == "command.succeeded"
+
+    calls = [c for c in server.calls() if c["command_id"] in (accept_id, ship_id)]
+    assert [(c["command_id"], c["kind"]) for c in calls] == [
+        (accept_id, "accept"),
+        (ship_id, "ship"),
+    ]  # in command order, one record each (the accept's retry was a replay of its key)
+    assert [c["replays"] for c in calls] == [1, 0]
+    assert [e["type"] for e in command_events(hub, accept_id)] == ["command.succeeded"]
+    assert [e["type"] for e in command_events(hub, ship_id)] == ["command.succeeded"]
+    assert hub.order(order_id)["status"] == "shipped"

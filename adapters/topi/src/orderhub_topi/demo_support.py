@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -852,7 +853,8 @@ class HubApi:
     # --- commands ----------------------------------------------------------------------
 
     def post(self, path: str, body: Any = None) -> httpx.Response:
-        return self.http.post(path, json=body)
+        """As a WMS does: each command with its own Idempotency-Key."""
+        return self.http.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
 
     def command(self, order_id: str, action: str, body: Any = None) -> dict[str, Any]:
         """A command that must be taken (202); its receipt."""
