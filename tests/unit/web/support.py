@@ -21,7 +21,14 @@ from orderhub.application.hub import Hub
 from orderhub.application.ports import ChannelCommand, UnitOfWorkFactory
 from orderhub.application.services.intake import apply_snapshot
 from orderhub.channels.registry import ChannelRegistry, LoadedPlugin
-from orderhub.channels.spi import AccountConfig, ChannelAccount, CommandOutcome, WebhookAuth
+from orderhub.channels.spi import (
+    AccountConfig,
+    ChannelAccount,
+    CommandOutcome,
+    IntakeMessage,
+    PermanentChannelError,
+    WebhookAuth,
+)
 from orderhub.domain.capabilities import Capabilities, DeliveryConfirmation, Scope
 from orderhub.domain.model import (
     CancellationSnapshot,
@@ -51,11 +58,13 @@ KEYS = {
     "reader": "key-reader-0000000000000000",
     "writer": "key-writer-1111111111111111",
     "operator": "key-operator-22222222222222",
+    "other-wms": "key-other-wms-333333333333333",
 }
 API_KEYS = (
     ApiKey("reader", KEYS["reader"], frozenset({"orders:read"})),
     ApiKey("writer", KEYS["writer"], frozenset({"orders:read", "orders:write"})),
     ApiKey("operator", KEYS["operator"], frozenset({"ops"})),
+    ApiKey("other-wms", KEYS["other-wms"], frozenset({"orders:read", "orders:write"})),
 )
 
 FULL = Capabilities(
@@ -134,11 +143,29 @@ def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:
 
 
 class StubAccount(ChannelAccount):
+    """Answers every call, unless told to refuse the next; ``refresh`` shows what the test
+    set in ``shows`` (by channel order id)."""
+
+    def __init__(self, config: AccountConfig, capabilities: Capabilities) -> None:
+        super().__init__(config, capabilities)
+        self.refuse_next: str | None = None
+        self.shows: dict[str, dict[str, Any]] = {}
+
     async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
         return [snapshot_from(json.loads(body))]
 
     async def execute(self, command: ChannelCommand, order: Order) -> CommandOutcome:
+        refusal, self.refuse_next = self.refuse_next, None
+        if refusal is not None:
+            raise PermanentChannelError(refusal, status=409)
         return CommandOutcome(data={"echo": command.kind.value})
+
+    async def refresh(self, order: Order) -> IntakeMessage | None:
+        shown = self.shows.get(order.channel_order_id)
+        if shown is None:
+            return None
+        body = json.dumps(shown).encode()
+        return IntakeMessage(dedupe_key=f"refresh:{hash(body)}", body=body)
 
 
 @dataclass

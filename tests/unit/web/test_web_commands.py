@@ -8,13 +8,12 @@ from orderhub.application.ports import CommandKind, CommandState
 from orderhub.entrypoints.web.routes.commands import fingerprint
 from orderhub.entrypoints.web.schemas import AcceptRequest, LineQuantityIn
 
-from .support import Harness, assert_problem, auth
+from .support import Harness, assert_problem, auth, commanding
 
 
 async def post(harness: Harness, path: str, payload: Any = None, *, key: str | None = None) -> Any:
-    headers = auth("writer")
-    if key is not None:
-        headers["Idempotency-Key"] = key
+    """A WMS command: with ``key`` as its Idempotency-Key, else a fresh one."""
+    headers = commanding() if key is None else {**auth("writer"), "Idempotency-Key": key}
     return await harness.client.post(path, json=payload, headers=headers)
 
 
@@ -198,7 +197,20 @@ async def test_an_empty_body_and_an_empty_object_are_the_same_request(harness: H
     assert again == first
 
 
-async def test_without_a_key_each_request_is_a_new_command(harness: Harness) -> None:
+async def test_without_a_key_a_command_is_refused_and_changes_nothing(harness: Harness) -> None:
+    order = await harness.seed()
+    response = await harness.client.post(
+        f"/api/v1/orders/{order.id}/accept", headers=auth("writer")
+    )
+    body = assert_problem(response, 400, "idempotency-key-required")
+    assert "Idempotency-Key" in body["detail"]
+    assert harness.db.commands == {}
+    assert harness.db.orders[order.id].lines[0].accepted == 0
+
+
+async def test_a_parcel_posted_twice_under_two_keys_is_recorded_once(harness: Harness) -> None:
+    """A WMS that retries with a new key (or none it remembers) does not ship twice: the
+    same carrier and tracking number with the same items answer the first shipment."""
     order = await harness.seed(lines=[{"id": "a", "quantity": 5}])
     receipt(await post(harness, f"/api/v1/orders/{order.id}/accept"))
     payload = {
@@ -208,8 +220,28 @@ async def test_without_a_key_each_request_is_a_new_command(harness: Harness) -> 
     }
     one = receipt(await post(harness, f"/api/v1/orders/{order.id}/shipments", payload))
     two = receipt(await post(harness, f"/api/v1/orders/{order.id}/shipments", payload))
-    assert one["command_id"] != two["command_id"]
+    assert one["command_id"] == two["command_id"]
+    assert two["details"]["replayed"] is True
+    assert harness.db.orders[order.id].lines[0].shipped == 1
+    other = {**payload, "items": [{"line_id": order.lines[0].id, "quantity": 2}]}
+    refused = await post(harness, f"/api/v1/orders/{order.id}/shipments", other)
+    assert_problem(refused, 409, "tracking-number-reused")
+    next_parcel = {**payload, "tracking_number": "T2"}
+    three = receipt(await post(harness, f"/api/v1/orders/{order.id}/shipments", next_parcel))
+    assert three["command_id"] != one["command_id"]
     assert harness.db.orders[order.id].lines[0].shipped == 2
+
+
+async def test_keys_are_scoped_to_the_api_key_that_sends_them(harness: Harness) -> None:
+    order = await harness.seed(lines=[{"id": "a", "quantity": 5}])
+    path = f"/api/v1/orders/{order.id}/accept"
+    lines = {"lines": [{"line_id": order.lines[0].id, "quantity": 1}]}
+    mine = receipt(await post(harness, path, lines, key="shared-key"))
+    theirs = await harness.client.post(
+        path, json=lines, headers={**auth("other-wms"), "Idempotency-Key": "shared-key"}
+    )
+    assert theirs.status_code == 202, theirs.text
+    assert theirs.json()["command_id"] != mine["command_id"]  # not the other client's answer
 
 
 async def test_an_empty_idempotency_key_is_422(harness: Harness) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .support import Harness, assert_problem, auth
+from .support import Harness, assert_problem, auth, commanding
 
 
 async def feed(harness: Harness, query: str = "") -> Any:
@@ -18,7 +18,7 @@ async def feed(harness: Harness, query: str = "") -> Any:
 
 async def test_events_in_order_with_their_fields(harness: Harness) -> None:
     order = await harness.seed()
-    await harness.client.post(f"/api/v1/orders/{order.id}/accept", headers=auth("writer"))
+    await harness.client.post(f"/api/v1/orders/{order.id}/accept", headers=commanding())
     body = await feed(harness)
     events = body["events"]
     assert [e["type"] for e in events] == [

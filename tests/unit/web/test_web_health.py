@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from orderhub.application.hub import Hub
 from orderhub.entrypoints.web import ReadyCheck, WebSettings, create_app
 
-from .support import Harness, assert_problem, auth
+from .support import Harness, assert_problem, auth, commanding
 
 
 async def ok() -> tuple[str, bool]:
@@ -104,7 +104,7 @@ async def test_a_request_id_is_made_returned_and_bound(harness: Harness) -> None
         response = await harness.client.post(
             f"/api/v1/orders/{order.id}/accept",
             json={"lines": [{"line_id": "nope", "quantity": 1}]},
-            headers=auth("writer"),
+            headers=commanding(),
         )
     request_id = response.headers["x-request-id"]
     assert len(request_id) == 32

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-from orderhub.application.ports import CommandState, InboxState
-from orderhub.application.services.intake import process_message
+from orderhub.application.ports import CommandState
+from orderhub.application.services.intake import Processed, process_message
 
-from .support import Harness, assert_problem, auth
+from .support import Harness, assert_problem, auth, commanding
 
 
 async def fail_a_command(harness: Harness) -> str:
     order = await harness.seed()
-    response = await harness.client.post(
-        f"/api/v1/orders/{order.id}/accept", headers=auth("writer")
-    )
+    response = await harness.client.post(f"/api/v1/orders/{order.id}/accept", headers=commanding())
     command_id: str = response.json()["command_id"]
     command = harness.db.commands[command_id]
     command.state, command.attempts, command.last_error = CommandState.FAILED, 3, "HTTP 422"
@@ -63,7 +61,7 @@ async def test_failed_messages_are_listed_and_retried(harness: Harness) -> None:
         "/webhooks/stub/main", content=body, headers=harness.signed(body)
     )
     message_id = stored.json()["message_id"]
-    assert await process_message(harness.hub, message_id) is InboxState.FAILED
+    assert await process_message(harness.hub, message_id) is Processed.FAILED
 
     listed = await harness.client.get("/api/v1/ops/failed-messages", headers=auth("operator"))
     (message,) = listed.json()["messages"]

@@ -4,9 +4,12 @@ from typing import Any
 
 from orderhub.application.ports import CommandState
 
-from .support import Harness, auth
+from .support import Harness, auth, commanding
 
 ORDER_FIELDS = {
+    "needs_attention",
+    "attention",
+    "last_seq",
     "id",
     "channel",
     "account",
@@ -73,14 +76,14 @@ async def test_the_whole_order(harness: Harness) -> None:
     await harness.client.post(
         f"/api/v1/orders/{order.id}/accept",
         json={"lines": [{"line_id": leaf.id, "quantity": 1}]},
-        headers=auth("writer"),
+        headers=commanding(),
     )
     failed = harness.db.commands[next(iter(harness.db.commands))]
     failed.state, failed.last_error, failed.attempts = CommandState.FAILED, "HTTP 400: no", 1
     await harness.client.post(
         f"/api/v1/orders/{order.id}/reject",
         json={"reason": "out_of_stock", "lines": [{"line_id": order.lines[2].id, "quantity": 1}]},
-        headers=auth("writer"),
+        headers=commanding(),
     )
 
     body = await get(harness, f"/api/v1/orders/{order.id}")
@@ -124,20 +127,24 @@ async def test_the_whole_order(harness: Harness) -> None:
     assert body["failed_commands"] == [
         {
             "id": failed.id,
+            "seq": 1,
             "kind": "accept",
             "state": "failed",
             "attempts": 1,
             "last_error": "HTTP 400: no",
-            "next_attempt_at": None,
+            "next_attempt_at": "2026-01-01T12:00:00Z",
             "created_at": "2026-01-01T12:00:00Z",
             "finished_at": None,
+            "held_by": None,
         }
     ]
+    assert (body["needs_attention"], body["attention"]) == (False, [])
+    assert body["last_seq"] == max(e.seq for e in harness.db.feed if e.order_id == order.id)
 
 
 async def test_shipments_on_the_order(harness: Harness) -> None:
     order = await harness.seed(lines=[{"id": "s", "quantity": 1, "serial": True}])
-    await harness.client.post(f"/api/v1/orders/{order.id}/accept", headers=auth("writer"))
+    await harness.client.post(f"/api/v1/orders/{order.id}/accept", headers=commanding())
     await harness.client.post(
         f"/api/v1/orders/{order.id}/shipments",
         json={
@@ -145,7 +152,7 @@ async def test_shipments_on_the_order(harness: Harness) -> None:
             "tracking_number": "T1",
             "items": [{"line_id": order.lines[0].id, "quantity": 1, "serial_numbers": ["SN"]}],
         },
-        headers=auth("writer"),
+        headers=commanding(),
     )
     body = await get(harness, f"/api/v1/orders/{order.id}")
     assert body["status"] == "shipped"
@@ -197,7 +204,7 @@ async def test_the_last_full_page_says_there_is_no_more(harness: Harness) -> Non
 
 async def test_filters(harness: Harness) -> None:
     ids = await seed_many(harness)
-    await harness.client.post(f"/api/v1/orders/{ids[0]}/accept", headers=auth("writer"))
+    await harness.client.post(f"/api/v1/orders/{ids[0]}/accept", headers=commanding())
 
     async def found(query: str) -> list[str]:
         return [o["id"] for o in (await get(harness, f"/api/v1/orders?{query}"))["orders"]]

@@ -13,7 +13,7 @@ from orderhub.application.ports import UnitOfWorkFactory
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.testing.fakes import FakeUnitOfWork, FakeUnitOfWorkFactory
 
-from .support import Harness, assert_problem, auth
+from .support import Harness, assert_problem, auth, commanding
 
 SERIAL_LINE = {"id": "s", "quantity": 1, "serial": True}
 
@@ -34,7 +34,7 @@ async def refused(
         path,
         json=json,
         content=content,
-        headers={**auth("writer"), "Content-Type": "application/json", **(headers or {})},
+        headers={**commanding(), "Content-Type": "application/json", **(headers or {})},
     )
     body = assert_problem(response, status, rule)
     assert harness.state() == before
@@ -43,7 +43,7 @@ async def refused(
 
 async def accepted(harness: Harness, order_id: str) -> None:
     response = await harness.client.post(
-        f"/api/v1/orders/{order_id}/accept", json={}, headers=auth("writer")
+        f"/api/v1/orders/{order_id}/accept", json={}, headers=commanding()
     )
     assert response.status_code == 202, response.text
 
@@ -140,7 +140,7 @@ async def test_the_wrong_state_is_409(harness: Harness) -> None:
 async def test_a_terminal_order_is_409(harness: Harness) -> None:
     order = await harness.seed()
     response = await harness.client.post(
-        f"/api/v1/orders/{order.id}/reject", json={"reason": "out_of_stock"}, headers=auth("writer")
+        f"/api/v1/orders/{order.id}/reject", json={"reason": "out_of_stock"}, headers=commanding()
     )
     assert response.status_code == 202
     await refused(harness, f"/api/v1/orders/{order.id}/accept", 409, "order-terminal", json={})

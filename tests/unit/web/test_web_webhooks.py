@@ -7,7 +7,7 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from orderhub.application.ports import InboxState
-from orderhub.application.services.intake import process_message
+from orderhub.application.services.intake import Processed, process_message
 from orderhub.metrics import WEBHOOKS_RECEIVED
 
 from .support import BEARER_TOKEN, OLD_SECRET, PATH_TOKEN, Harness, assert_problem, auth
@@ -35,7 +35,7 @@ async def test_a_signed_webhook_is_stored_and_queued_before_the_answer(harness: 
     assert message.dedupe_key == "stub:main:id:msg-1"
     assert harness.queue.messages == [body["message_id"]]
     # the worker applies it later: the order appears
-    assert await process_message(harness.hub, body["message_id"]) is InboxState.PROCESSED
+    assert await process_message(harness.hub, body["message_id"]) is Processed.PROCESSED
     orders = await harness.client.get("/api/v1/orders", headers=auth("reader"))
     assert [o["channel_order_id"] for o in orders.json()["orders"]] == ["CH-77"]
 
@@ -154,7 +154,7 @@ async def test_an_unparseable_body_is_still_stored_and_failed_later(harness: Har
     assert response.status_code == 202
     message_id = response.json()["message_id"]
     assert harness.db.inbox[message_id].body == body
-    assert await process_message(harness.hub, message_id) is InboxState.FAILED
+    assert await process_message(harness.hub, message_id) is Processed.FAILED
     assert harness.db.inbox[message_id].state is InboxState.FAILED
 
 
