@@ -219,6 +219,7 @@ def ship_command(order: Order, payload: dict[str, Any], *, attempts: int = 1) ->
         payload=copy.deepcopy(payload),
         created_at=NOW,
         attempts=attempts,
+        fence=attempts,
     )
 
 

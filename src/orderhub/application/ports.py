@@ -149,12 +149,18 @@ class CommandRepository(Protocol):
         ...
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
-        """Pending, not held, whose retry time has come, whose lease (if any) has run out
-        and that were not handed to the queue since ``queued_before``: the ones a crash or
-        a lost message left behind. Oldest due first."""
+        """Pending, not held, whose retry time has come, whose lease (if any) has run out,
+        that were not handed to the queue since ``queued_before`` and that no earlier
+        command of their order is still before (that one ends first and releases them):
+        the ones a crash or a lost message left behind. Least recently queued first."""
         ...
 
     async def mark_queued(self, command_ids: Sequence[str], at: datetime) -> None: ...
+
+    async def set_held(self, command: ChannelCommand, held_by: str | None) -> bool:
+        """Set only ``held_by`` of a pending command, and only while its claim is the one
+        read (``command.fence``): never a whole-row write over a claim made meanwhile."""
+        ...
 
     async def failed(self, *, limit: int) -> Sequence[ChannelCommand]: ...
 
@@ -191,7 +197,8 @@ class InboxRepository(Protocol):
         ...
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
-        """Like :meth:`CommandRepository.due`, for ``received`` messages."""
+        """Like :meth:`CommandRepository.due`, for ``received`` messages (one waiting behind
+        an earlier message of its order is left to that one)."""
         ...
 
     async def mark_queued(self, message_ids: Sequence[str], at: datetime) -> None: ...
@@ -200,8 +207,9 @@ class InboxRepository(Protocol):
 
     async def prune(self, *, bodies_before: datetime, rows_before: datetime) -> tuple[int, int]:
         """Empty the bodies of messages processed before ``bodies_before`` and delete the
-        processed rows received before ``rows_before`` (their dedupe keys go with them).
-        Returns (bodies emptied, rows deleted)."""
+        processed rows received before ``rows_before`` (their dedupe keys go with them),
+        never the newest message (its ``seq`` keeps arrival numbers rising). Returns
+        (bodies emptied, rows deleted)."""
         ...
 
 

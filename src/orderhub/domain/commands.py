@@ -255,6 +255,16 @@ class Decisions(OrderBase):
         request.from_accepted = self._cancel_units(scope, now=now)
         self._announce_cancellation(request.reason, request.initiator, scope, now, before)
 
+    def _restore_units(self, cancellation: Cancellation) -> None:
+        for item in cancellation.units:
+            line = self.line(item.line_id)
+            line.cancelled -= min(item.quantity, line.cancelled)
+        for item in cancellation.from_accepted:
+            line = self.line(item.line_id)
+            line.accepted += min(item.quantity, line.pending_acceptance)
+        cancellation.units = []
+        cancellation.from_accepted = []
+
 
 def return_data(ret: Return) -> dict[str, Any]:
     return {

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orderhub.domain.capabilities import Capabilities
-from orderhub.domain.entities import AttentionCode, Cancellation
+from orderhub.domain.entities import AttentionCode
 from orderhub.domain.errors import InvalidTransition
 from orderhub.domain.merge import ChannelMerge
 from orderhub.domain.values import Decision, LineQuantity, Reason, RequestState
@@ -28,13 +28,23 @@ class Corrections(ChannelMerge):
         __slots__ = ()
 
     def decision_refused(
-        self, *, kind: str, payload: Mapping[str, Any], ref: str, error: str, now: datetime
+        self,
+        *,
+        kind: str,
+        payload: Mapping[str, Any],
+        ref: str,
+        error: str,
+        now: datetime,
+        undo: bool = True,
     ) -> bool:
-        """The command ``ref`` of ``kind`` failed for good at the channel. Undo the decision
-        it carried, if any, and raise attention; True when a decision was undone."""
+        """The command ``ref`` of ``kind`` failed for good. If the channel refused it
+        (``undo``), undo the decision it carried, if any; raise attention either way. True
+        when a decision was undone."""
         before = self.status
         undone = False
-        if kind == "accept":
+        if not undo:
+            pass
+        elif kind == "accept":
             undone = self._take_back(payload, "accepted")
         elif kind == "reject":
             undone = self._take_back(payload, "rejected")
@@ -55,11 +65,12 @@ class Corrections(ChannelMerge):
         for item in _lines(payload):
             line = self.line(item.line_id)
             if counter == "accepted":
-                back = min(item.quantity, line.accepted - line.shipped)
+                back = max(0, min(item.quantity, line.accepted - line.shipped))
                 line.accepted -= back
-            else:
+            else:  # the units the channel itself reported rejected stay rejected
                 known = self.channel_view.lines.get(line.channel_line_id)
-                back = min(item.quantity, line.rejected - (known.rejected if known else 0))
+                channel_rejected = known.rejected if known else 0
+                back = max(0, min(item.quantity, line.rejected - channel_rejected))
                 line.rejected -= back
             undone |= back > 0
         return undone
@@ -81,16 +92,6 @@ class Corrections(ChannelMerge):
         if was_accepted:
             self._restore_units(cancellation)
         return True
-
-    def _restore_units(self, cancellation: Cancellation) -> None:
-        for item in cancellation.units:
-            line = self.line(item.line_id)
-            line.cancelled -= min(item.quantity, line.cancelled)
-        for item in cancellation.from_accepted:
-            line = self.line(item.line_id)
-            line.accepted += min(item.quantity, line.pending_acceptance)
-        cancellation.units = []
-        cancellation.from_accepted = []
 
     def redo_decision(
         self, *, kind: str, payload: Mapping[str, Any], caps: Capabilities, now: datetime

@@ -149,11 +149,25 @@ class ChannelLineView:
 
 
 @dataclass(kw_only=True, slots=True)
+class ChannelCancellationView:
+    """A cancellation (or request) as the channel last reported it."""
+
+    channel_cancellation_id: str
+    initiator: Initiator
+    reason: Reason
+    state: RequestState
+    channel_reason: str | None = None
+    lines: list[tuple[str, int]] = field(default_factory=list)  # (channel line id, quantity)
+
+
+@dataclass(kw_only=True, slots=True)
 class ChannelView:
     """What the channel has said of the order: the highest counters it ever reported per
-    line, and the stamp (``updated_at``) and arrival number of the newest message."""
+    line, its cancellations, and the stamp (``updated_at``) and arrival number of the
+    newest message."""
 
     lines: dict[str, ChannelLineView] = field(default_factory=dict)
     released: bool = False
     updated_at: datetime | None = None
     seq: int | None = None
+    cancellations: list[ChannelCancellationView] = field(default_factory=list)

@@ -25,23 +25,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from orderhub.domain.base import lines_data
+from orderhub.domain.cancellations import ChannelCancellations
 from orderhub.domain.capabilities import Capabilities
-from orderhub.domain.commands import Decisions, return_data
 from orderhub.domain.entities import (
     AttentionCode,
     Cancellation,
+    ChannelCancellationView,
     ChannelLineView,
+    ChannelView,
     Line,
-    Return,
     Unit,
 )
 from orderhub.domain.events import EventType
 from orderhub.domain.snapshots import CancellationSnapshot, ChannelSnapshot, LineSnapshot
-from orderhub.domain.values import Decision, Initiator, LineQuantity, Reason, RequestState
+from orderhub.domain.values import Initiator, LineQuantity, Reason, RequestState
 
 
-class ChannelMerge(Decisions):
+class ChannelMerge(ChannelCancellations):
     if not TYPE_CHECKING:  # slots for the dataclass Order; mypy sees the attributes
         __slots__ = ()
 
@@ -151,7 +151,7 @@ class ChannelMerge(Decisions):
         """Keep what the channel said: counters only grow, the newest quantity. True when
         the channel's view changed."""
         view = self.channel_view
-        before = (dict_of(view.lines), view.released)
+        before = (dict_of(view.lines), view.released, _cancellations_of(view))
         for ls in snapshot.lines:
             delivered, shipped, accepted = seen_counters(ls)
             known = view.lines.get(ls.channel_line_id)
@@ -171,7 +171,20 @@ class ChannelMerge(Decisions):
             known.shipped = max(known.shipped, shipped)
             known.delivered = max(known.delivered, delivered)
         view.released = view.released or snapshot.released
-        return (dict_of(view.lines), view.released) != before
+        seen = {c.channel_cancellation_id: c for c in view.cancellations}
+        for cs in snapshot.cancellations:
+            reported = seen.get(cs.channel_cancellation_id)
+            if reported is None or reported.state is RequestState.REQUESTED:  # decided stays
+                seen[cs.channel_cancellation_id] = ChannelCancellationView(
+                    channel_cancellation_id=cs.channel_cancellation_id,
+                    initiator=cs.initiator,
+                    reason=cs.reason,
+                    state=cs.state,
+                    channel_reason=cs.channel_reason,
+                    lines=list(cs.lines),
+                )
+        view.cancellations = list(seen.values())
+        return (dict_of(view.lines), view.released, _cancellations_of(view)) != before
 
     def _stamp(self, snapshot: ChannelSnapshot, seq: int | None, *, older: bool) -> None:
         """Remember how new the newest news is (its stamp, its arrival number)."""
@@ -248,6 +261,24 @@ class ChannelMerge(Decisions):
                     ),
                     now,
                 )
+        self._refresh(now)
+        if self.status.is_terminal:
+            return
+        by_channel_line = {line.channel_line_id: line for line in self.lines}
+        for seen in list(self.channel_view.cancellations):
+            self._merge_cancellation(
+                CancellationSnapshot(
+                    channel_cancellation_id=seen.channel_cancellation_id,
+                    initiator=seen.initiator,
+                    reason=seen.reason,
+                    state=seen.state,
+                    channel_reason=seen.channel_reason,
+                    lines=tuple(seen.lines),
+                ),
+                by_channel_line,
+                now,
+                lambda: f"{self.id}:c{len(self.cancellations) + len(self.returns) + 1}",
+            )
 
     # --- lines the channel edits ---------------------------------------------------------
 
@@ -330,83 +361,6 @@ class ChannelMerge(Decisions):
         self.raise_attention(AttentionCode.CHANNEL_EDITED_LINES, detail, now=now, ref=line.id)
         return True
 
-    # --- cancellations and returns the channel reports -----------------------------------
-
-    def _merge_cancellation(
-        self,
-        cs: CancellationSnapshot,
-        by_channel_line: dict[str, Line],
-        now: datetime,
-        new_id: Any,
-    ) -> bool:
-        key = cs.channel_cancellation_id
-        known_return = next((r for r in self.returns if r.channel_return_id == key), None)
-        if known_return is not None:
-            if known_return.state is RequestState.REQUESTED and cs.state is not known_return.state:
-                known_return.state = cs.state
-                return True
-            return False
-        existing = next((c for c in self.cancellations if c.channel_cancellation_id == key), None)
-        if existing is not None:
-            if existing.state is RequestState.REQUESTED and cs.state is not RequestState.REQUESTED:
-                self._decide(existing, _decision(cs.state), now)
-                return True
-            return False
-        scope = [
-            LineQuantity(line_id=by_channel_line[cid].id, quantity=q)
-            for cid, q in cs.lines
-            if cid in by_channel_line
-        ]
-        touched = scope or [
-            LineQuantity(line_id=line.id, quantity=line.live) for line in self.leaf_lines
-        ]
-        unshipped = sum(min(i.quantity, self.line(i.line_id).unshipped) for i in touched)
-        if unshipped == 0 and any(self.line(i.line_id).shipped for i in touched):
-            # after shipment a cancellation is a return (topi: "handled as a return")
-            ret = Return(
-                id=new_id(),
-                initiator=cs.initiator,
-                reason=cs.reason,
-                state=cs.state,
-                requested_at=now,
-                lines=[
-                    LineQuantity(line_id=i.line_id, quantity=q)
-                    for i in touched
-                    if (q := min(i.quantity, self.line(i.line_id).shipped)) > 0
-                ],
-                channel_reason=cs.channel_reason,
-                channel_return_id=cs.channel_cancellation_id,
-            )
-            self.returns.append(ret)
-            self._emit(EventType.ORDER_RETURN_REQUESTED, **return_data(ret))
-            return True
-        cancellation = Cancellation(
-            id=new_id(),
-            initiator=cs.initiator,
-            reason=cs.reason,
-            state=RequestState.REQUESTED,
-            requested_at=now,
-            lines=scope,
-            channel_reason=cs.channel_reason,
-            channel_cancellation_id=cs.channel_cancellation_id,
-        )
-        self.cancellations.append(cancellation)
-        if cs.state is RequestState.REQUESTED:
-            self._emit(
-                EventType.ORDER_CANCELLATION_REQUESTED,
-                cancellation_id=cancellation.id,
-                initiator=cs.initiator.value,
-                reason=cs.reason.value,
-                lines=lines_data(scope),
-            )
-        else:
-            self._decide(cancellation, _decision(cs.state), now)
-        return True
-
-
-def _decision(state: RequestState) -> Decision:
-    return Decision.ACCEPT if state is RequestState.ACCEPTED else Decision.REFUSE
-
 
 def seen_counters(ls: LineSnapshot) -> tuple[int, int, int]:
     """(delivered, shipped, accepted) as the channel saw them: a delivered unit was shipped,
@@ -420,3 +374,7 @@ def dict_of(lines: dict[str, ChannelLineView]) -> dict[str, tuple[int, ...]]:
         key: (v.quantity, v.accepted, v.rejected, v.shipped, v.delivered)
         for key, v in lines.items()
     }
+
+
+def _cancellations_of(view: ChannelView) -> list[tuple[str, str]]:
+    return [(c.channel_cancellation_id, c.state.value) for c in view.cancellations]

@@ -165,16 +165,28 @@ class _Commands:
         return True
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
+        commands = self._uow.db.commands.values()
+        blocked = {
+            c.id
+            for c in commands
+            if any(
+                e.order_id == c.order_id
+                and e.seq < c.seq
+                and e.state in (CommandState.PENDING, CommandState.FAILED)
+                for e in commands
+            )
+        }
         found = [
             c
-            for c in self._uow.db.commands.values()
+            for c in commands
             if c.state is CommandState.PENDING
+            and c.id not in blocked
             and c.held_by is None
             and (c.next_attempt_at is None or c.next_attempt_at <= now)
             and (c.lease_until is None or c.lease_until <= now)
             and (c.queued_at is None or c.queued_at < queued_before)
         ]
-        found.sort(key=lambda c: (c.next_attempt_at or c.created_at, c.id))
+        found.sort(key=lambda c: (c.queued_at or c.created_at, c.seq, c.id))
         return [c.id for c in found[:limit]]
 
     async def mark_queued(self, command_ids: Sequence[str], at: datetime) -> None:
@@ -182,6 +194,17 @@ class _Commands:
             command = copy.deepcopy(self._uow.db.commands[command_id])
             command.queued_at = at
             self._uow.pending_commands[command_id] = command
+
+    async def set_held(self, command: ChannelCommand, held_by: str | None) -> bool:
+        stored = self._uow.pending_commands.get(command.id) or self._uow.db.commands.get(command.id)
+        if stored is None or stored.fence != command.fence:
+            return False
+        if stored.state is not CommandState.PENDING:
+            return False
+        changed = copy.deepcopy(stored)
+        changed.held_by = held_by
+        self._uow.pending_commands[command.id] = changed
+        return True
 
     async def failed(self, *, limit: int) -> Sequence[ChannelCommand]:
         failed = [c for c in self._uow.db.commands.values() if c.state is CommandState.FAILED]
@@ -249,15 +272,28 @@ class _Inbox:
         return min(found, key=lambda m: m.seq or 0).id if found else None
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
+        inbox = self._uow.db.inbox.values()
+        blocked = {
+            m.id
+            for m in inbox
+            if m.order_key is not None
+            and any(
+                (e.channel, e.account, e.order_key) == (m.channel, m.account, m.order_key)
+                and (e.seq or 0) < (m.seq or 0)
+                and e.state is InboxState.RECEIVED
+                for e in inbox
+            )
+        }
         found = [
             m
-            for m in self._uow.db.inbox.values()
+            for m in inbox
             if m.state is InboxState.RECEIVED
+            and m.id not in blocked
             and (m.next_attempt_at is None or m.next_attempt_at <= now)
             and (m.lease_until is None or m.lease_until <= now)
             and (m.queued_at is None or m.queued_at < queued_before)
         ]
-        found.sort(key=lambda m: (m.next_attempt_at or m.received_at, m.seq or 0))
+        found.sort(key=lambda m: (m.queued_at or m.received_at, m.seq or 0))
         return [m.id for m in found[:limit]]
 
     async def mark_queued(self, message_ids: Sequence[str], at: datetime) -> None:
@@ -272,10 +308,11 @@ class _Inbox:
 
     async def prune(self, *, bodies_before: datetime, rows_before: datetime) -> tuple[int, int]:
         emptied = deleted = 0
+        newest = max((m.seq or 0 for m in self._uow.db.inbox.values()), default=0)
         for message in list(self._uow.db.inbox.values()):
             if message.state is not InboxState.PROCESSED:
                 continue
-            if message.received_at < rows_before:
+            if message.received_at < rows_before and (message.seq or 0) < newest:
                 self._uow.deleted_messages.add(message.id)
                 deleted += 1
             elif message.processed_at and message.processed_at < bodies_before and message.body:
@@ -297,8 +334,10 @@ class _Feed:
         return self._uow.db.feed[0].seq if self._uow.db.feed else None
 
     async def prune(self, *, before: datetime) -> int:
-        newest = self._uow.db.feed[-1].seq if self._uow.db.feed else 0
-        gone = [e.seq for e in self._uow.db.feed if e.occurred_at < before and e.seq < newest]
+        feed = self._uow.db.feed
+        kept = [e.seq for e in feed if e.occurred_at >= before]
+        first_kept = min(kept) if kept else (feed[-1].seq if feed else 0)
+        gone = [e.seq for e in feed if e.seq < first_kept]  # a prefix: never a hole
         self._uow.pruned_feed.update(gone)
         return len(gone)
 

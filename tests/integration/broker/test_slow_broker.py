@@ -168,7 +168,7 @@ async def test_webhooks_are_answered_while_the_broker_hangs(
 
             got = await delivered(queue, target, direct, stored)
             if not stored <= got:  # a publish gave up (timed out) during the pause
-                result = await sweep(hub, grace_seconds=0)
+                result = await sweep(hub, requeue_after_seconds=0)
                 assert result.messages >= len(stored - got)
                 got |= await delivered(queue, target, direct, stored - got)
             assert stored <= got
@@ -217,7 +217,7 @@ async def test_a_publish_that_times_out_is_given_up_then_swept_into_the_broker(
         got = await delivered(queue, target, direct, {first.message_id})
         assert got == {first.message_id}
 
-        result = await sweep(hub, grace_seconds=0)  # the broker is back: the sweeper's turn
+        result = await sweep(hub, requeue_after_seconds=0)  # the broker is back: the sweeper's turn
 
         assert result.messages == 2  # neither is processed (no worker here)
         got = await delivered(queue, target, direct, {first.message_id, lost.message_id})

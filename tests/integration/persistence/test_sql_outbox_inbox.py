@@ -154,11 +154,13 @@ async def test_due_finds_pending_commands_whose_retry_time_came_and_lease_ran_ou
     now = T0 + timedelta(hours=1)
     bound = now - timedelta(seconds=30)
 
-    def due_at(at: datetime, **changes: Any) -> ChannelCommand:
-        fields: dict[str, Any] = {"next_attempt_at": at, "queued_at": at, **changes}
-        return make_command(order, created_at=T0, **fields)
+    orders = iter([await stored_order(uow_factory, make_order) for _ in range(10)])
 
-    order = await stored_order(uow_factory, make_order)
+    def due_at(at: datetime, **changes: Any) -> ChannelCommand:
+        """A command of an order of its own: nothing of another case comes before it."""
+        fields: dict[str, Any] = {"next_attempt_at": at, "queued_at": at, **changes}
+        return make_command(next(orders), created_at=T0, **fields)
+
     cases = {
         "fresh": due_at(T0),
         "retry_due": due_at(now - timedelta(minutes=5)),
@@ -191,6 +193,30 @@ async def test_due_finds_pending_commands_whose_retry_time_came_and_lease_ran_ou
         await uow.commit()
     async with uow_factory() as uow:  # taken once: the next sweep moves on to others
         assert await uow.commands.due(now=now, queued_before=bound, limit=10) == []
+
+
+async def test_a_command_behind_an_unfinished_one_of_its_order_is_left_to_it(
+    uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder, make_command: MakeCommand
+) -> None:
+    """The earlier one ends first and releases it: the sweeper does not keep bringing
+    back commands that cannot go yet (they would crowd out a lost one)."""
+    order = await stored_order(uow_factory, make_order)
+    first = make_command(order, seq=1, next_attempt_at=T0 + timedelta(days=1))  # backing off
+    second = make_command(order, seq=2, next_attempt_at=T0, queued_at=T0)
+    async with uow_factory() as uow:
+        uow.commands.add(first)
+        uow.commands.add(second)
+        await uow.commit()
+    later = T0 + timedelta(hours=1)
+    async with uow_factory() as uow:
+        assert await uow.commands.due(now=later, queued_before=later, limit=9) == []
+        stored = await uow.commands.get(first.id)
+        assert stored is not None
+        stored.state = CommandState.SUCCEEDED
+        await uow.commands.save(stored)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.commands.due(now=later, queued_before=later, limit=9) == [second.id]
 
 
 async def test_a_fenced_save_writes_only_under_its_claim(

@@ -171,7 +171,7 @@ class TopiAccount(ChannelAccount):
             request = shipment_request(command, order, reference_source=self.reference_source)
         except ValueError as exc:  # no reference to ship by: no retry will fix it
             raise PermanentChannelError(str(exc)) from exc
-        if command.attempts > 1:
+        if command.fence > 1:  # claims ever made (attempts restart at an operator's retry)
             # The first attempt may have reached topi before its answer was lost.
             current = await self._call(self.client.get_order(order.channel_order_id))
             if already_shipped(current, request, command, order):

@@ -332,6 +332,28 @@ async def test_a_shipment_posts_one_entry_per_unit(confirmed: Order) -> None:
     assert outcome.data == {"units": 3, "tracking_url": "https://track.example/9"}
 
 
+async def test_after_an_operators_retry_topi_is_checked_before_shipping(confirmed: Order) -> None:
+    """An operator's retry starts the attempts again, but claims were made before: topi
+    may already have the parcel, so it is asked first (the fence counts every claim)."""
+    shipped = {"a-lap-1": "SN-L1", "a-lap-2": "SN-L2"}
+    recorder = Recorder(
+        {
+            ("GET", f"/v1/orders/{ORDER_ID}"): httpx.Response(
+                200, content=encode_order("partially_fulfilled", shipped=shipped)
+            ),
+            ("POST", "/v1/shipment"): _shipment_answer,
+        }
+    )
+    payload = {"shipment_id": "s1", "items": [item(confirmed, "1.0", 2, "SN-L1", "SN-L2")]}
+    retried = ship_command(confirmed, payload, attempts=1)
+    retried.fence = 4
+
+    outcome = await account(recorder).execute(retried, confirmed)
+
+    assert recorder.calls == [("GET", f"/v1/orders/{ORDER_ID}")]
+    assert outcome.data["replayed"] is True
+
+
 async def test_a_retried_shipment_topi_already_has_is_not_sent_again(confirmed: Order) -> None:
     shipped = {"a-lap-1": "SN-L1", "a-lap-2": "SN-L2"}
     recorder = Recorder(

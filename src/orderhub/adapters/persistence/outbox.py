@@ -3,8 +3,9 @@
 Both are claimed with a lease and fenced: a worker writes its outcome with
 ``save(..., fence=n)``, an ``UPDATE ... WHERE id = :id AND fence = :n AND state = <open>``
 that writes nothing once another claim (or an ending) came in between. The sweeper's
-queries (``due``) take what is due and was not handed to the queue within a while, oldest
-first and in pages, so rows that keep failing never starve new ones."""
+queries (``due``) take what is due and was not handed to the queue within a while, least
+recently queued first and in pages, so rows that keep coming back never starve new ones;
+rows waiting behind an earlier one of their order are left to it."""
 
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ class SqlCommandRepository:
         if limit <= 0:
             return []
         c = channel_commands.c
+        earlier = channel_commands.alias("earlier")
         result = await self._tx.conn().execute(
             sa.select(c.id)
             .where(
@@ -90,8 +92,13 @@ class SqlCommandRepository:
                 sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
                 sa.or_(c.lease_until.is_(None), c.lease_until <= now),
                 sa.or_(c.queued_at.is_(None), c.queued_at < queued_before),
+                ~sa.exists().where(
+                    earlier.c.order_id == c.order_id,
+                    earlier.c.seq < c.seq,
+                    earlier.c.state.in_([CommandState.PENDING.value, CommandState.FAILED.value]),
+                ),
             )
-            .order_by(c.next_attempt_at, c.id)
+            .order_by(c.queued_at.nulls_first(), c.id)  # least recently queued first
             .limit(limit)
         )
         return list(result.scalars())
@@ -103,6 +110,19 @@ class SqlCommandRepository:
                 .where(channel_commands.c.id.in_(list(command_ids)))
                 .values(queued_at=at)
             )
+
+    async def set_held(self, command: ChannelCommand, held_by: str | None) -> bool:
+        c = channel_commands.c
+        result = await self._tx.conn().execute(
+            sa.update(channel_commands)
+            .where(
+                c.id == command.id,
+                c.fence == command.fence,
+                c.state == CommandState.PENDING.value,
+            )
+            .values(held_by=held_by)
+        )
+        return result.rowcount == 1
 
     async def failed(self, *, limit: int) -> Sequence[ChannelCommand]:
         return await self._listing(channel_commands.c.state == CommandState.FAILED.value, limit)
@@ -209,6 +229,7 @@ class SqlInboxRepository:
         if limit <= 0:
             return []
         m = inbox_messages.c
+        earlier = inbox_messages.alias("earlier")
         result = await self._tx.conn().execute(
             sa.select(m.id)
             .where(
@@ -216,8 +237,16 @@ class SqlInboxRepository:
                 sa.or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now),
                 sa.or_(m.lease_until.is_(None), m.lease_until <= now),
                 sa.or_(m.queued_at.is_(None), m.queued_at < queued_before),
+                ~sa.exists().where(
+                    m.order_key.is_not(None),
+                    earlier.c.channel == m.channel,
+                    earlier.c.account == m.account,
+                    earlier.c.order_key == m.order_key,
+                    earlier.c.seq < m.seq,
+                    earlier.c.state == InboxState.RECEIVED.value,
+                ),
             )
-            .order_by(m.next_attempt_at, m.seq)
+            .order_by(m.queued_at.nulls_first(), m.seq)  # least recently queued first
             .limit(limit)
         )
         return list(result.scalars())
@@ -250,7 +279,8 @@ class SqlInboxRepository:
             .where(processed, m.processed_at < bodies_before, sa.func.length(m.body) > 0)
             .values(body=b"")
         )
+        newest = sa.select(sa.func.max(m.seq)).scalar_subquery()
         deleted = await self._tx.conn().execute(
-            sa.delete(inbox_messages).where(processed, m.received_at < rows_before)
+            sa.delete(inbox_messages).where(processed, m.received_at < rows_before, m.seq < newest)
         )
         return int(emptied.rowcount), int(deleted.rowcount)

@@ -199,11 +199,20 @@ class SqlFeedReader:
         return None if value is None else int(value)
 
     async def prune(self, *, before: datetime) -> int:
+        """Delete a prefix of the feed only: every event numbered before the first one that
+        is kept (``occurred_at`` is stamped when the change was made, the number at commit,
+        so the two need not rise together: deleting by time alone could leave a hole that
+        a reader would skip)."""
         f = feed_events.c
-        newest = sa.select(sa.func.max(f.seq)).scalar_subquery()
-        result = await self._tx.conn().execute(
-            sa.delete(feed_events).where(f.occurred_at < before, f.seq < newest)
-        )
+        connection = self._tx.conn()
+        first_kept = (
+            await connection.execute(sa.select(sa.func.min(f.seq)).where(f.occurred_at >= before))
+        ).scalar_one_or_none()
+        if first_kept is None:  # everything is old: keep the newest
+            first_kept = (await connection.execute(sa.select(sa.func.max(f.seq)))).scalar_one()
+        if first_kept is None:
+            return 0
+        result = await connection.execute(sa.delete(feed_events).where(f.seq < first_kept))
         return int(result.rowcount)
 
 

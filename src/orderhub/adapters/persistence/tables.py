@@ -86,7 +86,7 @@ channel_commands = sa.Table(
     sa.UniqueConstraint("order_id", "seq"),
     sa.Index("ix_channel_commands_order_id", "order_id"),
     sa.Index("ix_channel_commands_state_created_at", "state", "created_at"),
-    sa.Index("ix_channel_commands_state_next_attempt_at", "state", "next_attempt_at"),
+    sa.Index("ix_channel_commands_state_queued_at", "state", "queued_at"),
 )
 
 INBOX_SEQ: Final = sa.Sequence("inbox_messages_seq", metadata=metadata)
@@ -117,7 +117,7 @@ inbox_messages = sa.Table(
     sa.UniqueConstraint("dedupe_key"),
     sa.UniqueConstraint("seq"),
     sa.Index("ix_inbox_messages_state_received_at", "state", "received_at"),
-    sa.Index("ix_inbox_messages_state_next_attempt_at", "state", "next_attempt_at"),
+    sa.Index("ix_inbox_messages_state_queued_at", "state", "queued_at"),
     sa.Index("ix_inbox_messages_order_key_seq", "channel", "account", "order_key", "seq"),
 )
 

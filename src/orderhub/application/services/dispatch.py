@@ -36,6 +36,7 @@ from orderhub.application.services.intake import command_answer
 from orderhub.channels.registry import ChannelNotFound
 from orderhub.channels.spi import (
     ChannelAccount,
+    ChannelConfigurationError,
     ChannelError,
     CommandOutcome,
     TransientChannelError,
@@ -75,8 +76,10 @@ async def dispatch_command(hub: Hub, command_id: str) -> Dispatched:
         outcome = await claimed.account.execute(command, claimed.order)
     except TransientChannelError as exc:
         return await _retry(hub, command, exc.message, exc.retry_after, status=exc.status)
-    except ChannelError as exc:
+    except ChannelConfigurationError as exc:  # our credentials, not the channel's answer
         return await _give_up(hub, command, exc.message, status=exc.status)
+    except ChannelError as exc:  # the channel refused: a decision it carried is undone
+        return await _give_up(hub, command, exc.message, status=exc.status, refused=True)
     except Exception as exc:  # an adapter bug: retried (within the cap), its reason kept
         return await _retry(hub, command, f"{type(exc).__name__}: {exc}", None, status=None)
     return await _succeed(hub, command, outcome)
@@ -97,17 +100,16 @@ async def _claim(hub: Hub, command_id: str) -> Claim | Dispatched:
         try:
             account = hub.channels.account(command.channel, command.account)
         except ChannelNotFound as exc:
-            return await _end_failed(uow, hub, command, exc.detail, fence=command.fence)
+            return await _end_failed(uow, hub, None, command, exc.detail, fence=command.fence)
         if command.attempts >= hub.retry.max_attempts:
             last = command.last_error or "no outcome was recorded (the worker died or timed out)"
             error = f"gave up after {command.attempts} attempts: {last}"
-            return await _end_failed(uow, hub, command, error, fence=command.fence)
+            return await _end_failed(uow, hub, account, command, error, fence=command.fence)
         blocked = await _blocked_by(uow, account, command)
         if blocked is not None:
             held_by = blocked.id if blocked.state is CommandState.FAILED else None
             if held_by != command.held_by:
-                command.held_by = held_by
-                await uow.commands.save(command)
+                await uow.commands.set_held(command, held_by)
                 await uow.commit()
             return Dispatched.HELD if held_by else Dispatched.WAITING
         command.attempts += 1
@@ -169,9 +171,8 @@ async def _release(uow: UnitOfWork, ended: ChannelCommand) -> list[str]:
     later = []
     for other in await uow.commands.for_order(ended.order_id):
         if other.seq > ended.seq and other.state is CommandState.PENDING:
-            if other.held_by is not None:
-                other.held_by = None
-                await uow.commands.save(other)
+            if other.held_by == ended.id:
+                await uow.commands.set_held(other, None)
             later.append(other.id)
     return later
 
@@ -207,14 +208,25 @@ async def _retry(
 
 
 async def _give_up(
-    hub: Hub, command: ChannelCommand, error: str, *, status: int | None
+    hub: Hub, command: ChannelCommand, error: str, *, status: int | None, refused: bool = False
 ) -> Dispatched:
+    account = hub.channels.account(command.channel, command.account)
+
     async def record() -> Dispatched:
         async with hub.uow() as uow:
             stored = await uow.commands.get(command.id, for_update=True)
             if stored is None or stored.fence != command.fence:
                 return Dispatched.STALE
-            return await _end_failed(uow, hub, stored, error, fence=command.fence, status=status)
+            return await _end_failed(
+                uow,
+                hub,
+                account,
+                stored,
+                error,
+                fence=command.fence,
+                status=status,
+                refused=refused,
+            )
 
     return await with_conflict_retry(record)
 
@@ -222,14 +234,19 @@ async def _give_up(
 async def _end_failed(
     uow: UnitOfWork,
     hub: Hub,
+    account: ChannelAccount | None,
     command: ChannelCommand,
     error: str,
     *,
     fence: int,
     status: int | None = None,
+    refused: bool = False,
 ) -> Dispatched:
-    """Fail the command for good, in ``uow``: undo the decision it carried, hold the order's
-    later commands, one ``command.failed`` event. Commits."""
+    """Fail the command for good, in ``uow``, with one ``command.failed`` event and an
+    attention reason on the order; hold the order's later commands (those not declared
+    independent of it). Only a refusal by the channel (``refused``) undoes the decision the
+    command carried: a call that gave up, or credentials we got wrong, say nothing of what
+    the channel thinks of it. Commits."""
     now = hub.clock.now()
     command.state = CommandState.FAILED
     command.last_error = clip(error)
@@ -240,15 +257,21 @@ async def _end_failed(
     order = await uow.orders.get(command.order_id)
     if order is not None:
         undone = order.decision_refused(
-            kind=command.kind.value, payload=command.payload, ref=command.id, error=error, now=now
+            kind=command.kind.value,
+            payload=command.payload,
+            ref=command.id,
+            error=error,
+            now=now,
+            undo=refused,
         )
         command.result = {**command.result, "decision_undone": undone}
     if not await uow.commands.save(command, fence=fence):
         return Dispatched.STALE
     for other in await uow.commands.for_order(command.order_id):
-        if other.seq > command.seq and other.state is CommandState.PENDING:
-            other.held_by = command.id
-            await uow.commands.save(other)
+        if other.seq <= command.seq or other.state is not CommandState.PENDING:
+            continue
+        if account is None or not account.independent(command.kind, other.kind):
+            await uow.commands.set_held(other, command.id)
     uow.record(EventType.COMMAND_FAILED.value, order=order, data=event_data(command))
     await uow.commit()
     return Dispatched.FAILED

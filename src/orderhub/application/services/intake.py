@@ -142,6 +142,11 @@ async def process_message(hub: Hub, message_id: str) -> Processed:
     """Map and apply one stored message (see the module's docstring)."""
     claimed = await with_conflict_retry(lambda: _claim(hub, message_id))
     if not isinstance(claimed, _Claim):
+        if claimed is Processed.FAILED:  # over its cap: the order's next message may go
+            async with hub.uow() as uow:
+                ended = await uow.inbox.get(message_id)
+            if ended is not None:
+                await _next_of_order(hub, ended)
         return claimed
     message, account = claimed.message, claimed.account
     try:

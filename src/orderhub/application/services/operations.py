@@ -22,6 +22,10 @@ from orderhub.channels.spi import ChannelError, TransientChannelError
 from orderhub.domain.entities import AttentionCode
 from orderhub.domain.errors import DomainError, InvalidTransition, NotSupportedByChannel
 
+FACT_KINDS = frozenset({"ship", "deliver"})
+"""Commands that report what happened in the warehouse (a decision can be undone; a
+parcel that left cannot)."""
+
 
 class NotFound(DomainError):
     rule = "not-found"
@@ -84,6 +88,7 @@ async def retry_command(hub: Hub, command_id: str) -> ChannelCommand:
             order.clear_attention(now=now, code=AttentionCode.COMMAND_FAILED, ref=command.id)
             command.state = CommandState.PENDING
             command.attempts = 0
+            command.fence += 1  # no claim made before the retry can write any more
             command.next_attempt_at = now
             command.queued_at = now
             command.lease_until = None
@@ -109,6 +114,14 @@ async def abandon_command(hub: Hub, command_id: str) -> ChannelCommand:
             now = hub.clock.now()
             order = await load_order(uow, command.order_id)
             order.clear_attention(now=now, code=AttentionCode.COMMAND_FAILED, ref=command.id)
+            if command.kind.value in FACT_KINDS:  # it happened; the channel will never know
+                order.raise_attention(
+                    AttentionCode.CHANNEL_REPORTS_LESS,
+                    f"the {command.kind.value} of command {command.id} was abandoned: "
+                    f"{order.channel} never took it ({command.last_error})",
+                    now=now,
+                    ref=command.id,
+                )
             command.state = CommandState.ABANDONED
             command.finished_at = now
             await uow.commands.save(command)
@@ -127,8 +140,7 @@ async def _unhold(uow: UnitOfWork, command: ChannelCommand) -> list[str]:
     released = []
     for other in await uow.commands.for_order(command.order_id):
         if other.held_by == command.id and other.state is CommandState.PENDING:
-            other.held_by = None
-            await uow.commands.save(other)
+            await uow.commands.set_held(other, None)
             released.append(other.id)
     return released
 
@@ -146,6 +158,7 @@ async def retry_message(hub: Hub, message_id: str) -> InboxMessage:
         now = hub.clock.now()
         message.state = InboxState.RECEIVED
         message.attempts = 0
+        message.fence += 1
         message.next_attempt_at = now
         message.queued_at = now
         message.lease_until = None
@@ -205,7 +218,9 @@ async def resync_order(hub: Hub, order_id: str) -> Stored:
         body=message.body,
         headers=message.headers,
         source="refresh",
-        key=message.dedupe_key,
+        # each read is stored: the same answer as an earlier read must still heal what a
+        # message applied since then set back (it is applied after it, in arrival order)
+        key=f"{message.dedupe_key}:{hub.ids()}",
     )
     async with hub.uow() as uow:
         await uow.orders.mark_refreshed(order.id, hub.clock.now())
@@ -224,7 +239,7 @@ async def refresh_stale(hub: Hub, *, older_than_seconds: float, limit: int) -> t
         try:
             await resync_order(hub, order.id)
             refreshed += 1
-        except DomainError:
+        except Exception:  # one order the channel cannot show stops none of the others
             failed += 1
             async with hub.uow() as uow:  # not asked again before the next period
                 await uow.orders.mark_refreshed(order.id, hub.clock.now())
@@ -236,17 +251,20 @@ async def sweep(
     hub: Hub, *, requeue_after_seconds: float = 120.0, limit: int = 500, page: int = 100
 ) -> SweepResult:
     """Queue again what is due and was not handed to the queue for a while (a crash
-    between commit and enqueue, a worker that died mid-job, a lost broker message).
-    Oldest due first, page by page; each row taken is marked queued, so the next pages and
-    sweeps move on to others: rows that keep failing never starve new ones, and backoff is
-    never bypassed (only what is due is taken)."""
+    between commit and enqueue, a worker that died mid-job, a lost broker message): at
+    most ``limit`` commands and ``limit`` messages, page by page, least recently queued
+    first. Each row taken is marked queued, so the next pages and sweeps move on to others:
+    rows that keep coming back never starve new ones, and backoff is never bypassed (only
+    what is due is taken)."""
     commands = messages = 0
-    for _ in range(max(1, -(-limit // page))):
+    while commands < limit or messages < limit:
         now = hub.clock.now()
         before = now - timedelta(seconds=requeue_after_seconds)
+        command_page = min(page, limit - commands)
+        message_page = min(page, limit - messages)
         async with hub.uow() as uow:
-            command_ids = await uow.commands.due(now=now, queued_before=before, limit=page)
-            message_ids = await uow.inbox.due(now=now, queued_before=before, limit=page)
+            command_ids = await uow.commands.due(now=now, queued_before=before, limit=command_page)
+            message_ids = await uow.inbox.due(now=now, queued_before=before, limit=message_page)
             await uow.commands.mark_queued(command_ids, now)
             await uow.inbox.mark_queued(message_ids, now)
             await uow.commit()
@@ -256,6 +274,9 @@ async def sweep(
             hub.queue.enqueue_inbox(message_id)
         commands += len(command_ids)
         messages += len(message_ids)
-        if len(command_ids) < page and len(message_ids) < page:
+        # done with each kind when its limit is reached or its page came back short (a
+        # full page means progress: the loop ends)
+        commands_done = command_page == 0 or len(command_ids) < command_page
+        if commands_done and (message_page == 0 or len(message_ids) < message_page):
             break
     return SweepResult(commands=commands, messages=messages)

@@ -39,17 +39,21 @@ def _zero() -> sa.TextClause:
 def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
 
-    with op.batch_alter_table("orders") as batch:
-        batch.add_column(
-            sa.Column("needs_attention", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch.add_column(
-            sa.Column("last_seq", sa.BigInteger(), server_default=_zero(), nullable=False)
-        )
-        batch.add_column(sa.Column("refreshed_at", _ts(), nullable=True))
-    op.execute(
-        "UPDATE orders SET last_seq = COALESCE("
-        "(SELECT MAX(f.seq) FROM feed_events f WHERE f.order_id = orders.id), 0)"
+    # plain ADD COLUMNs (no batch): SQLite adds them in place; rebuilding orders would break
+    # the foreign key channel_commands holds on it
+    op.add_column(
+        "orders",
+        sa.Column("needs_attention", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    op.add_column(
+        "orders", sa.Column("last_seq", sa.BigInteger(), server_default=_zero(), nullable=False)
+    )
+    op.add_column("orders", sa.Column("refreshed_at", _ts(), nullable=True))
+    op.execute(  # one pass over the feed, grouped (no per-order subquery)
+        "UPDATE orders SET last_seq = newest.seq FROM ("
+        "SELECT order_id, MAX(seq) AS seq FROM feed_events "
+        "WHERE order_id IS NOT NULL GROUP BY order_id) AS newest "
+        "WHERE orders.id = newest.order_id"
     )
     op.create_index("ix_orders_last_seq", "orders", ["last_seq"])
     op.create_index("ix_orders_needs_attention_last_seq", "orders", ["needs_attention", "last_seq"])
@@ -59,23 +63,19 @@ def upgrade() -> None:
         batch.add_column(sa.Column("fence", sa.Integer(), server_default=_zero(), nullable=False))
         batch.add_column(sa.Column("queued_at", _ts(), nullable=True))
         batch.add_column(sa.Column("held_by", sa.String(64), nullable=True))
-    op.execute(
-        "UPDATE channel_commands SET fence = attempts, seq = ("
-        "SELECT COUNT(*) FROM channel_commands c "
-        "WHERE c.order_id = channel_commands.order_id "
-        "AND (c.created_at < channel_commands.created_at "
-        "OR (c.created_at = channel_commands.created_at AND c.id <= channel_commands.id)))"
+    op.execute(  # numbered per order in creation order, by a window (linear, not quadratic)
+        "UPDATE channel_commands SET fence = attempts, seq = numbered.n FROM ("
+        "SELECT id, ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY created_at, id) AS n "
+        "FROM channel_commands) AS numbered WHERE channel_commands.id = numbered.id"
     )
     with op.batch_alter_table("channel_commands") as batch:
         batch.create_unique_constraint("uq_channel_commands_order_id_seq", ["order_id", "seq"])
-    op.execute(  # every pending command has a due time from now on (the sweeper's index)
-        "UPDATE channel_commands SET next_attempt_at = created_at "
-        "WHERE next_attempt_at IS NULL AND state = 'pending'"
+    op.execute(  # every pending command is due and counts as queued when it was created
+        "UPDATE channel_commands SET next_attempt_at = COALESCE(next_attempt_at, created_at), "
+        "queued_at = COALESCE(next_attempt_at, created_at) WHERE state = 'pending'"
     )
     op.create_index(
-        "ix_channel_commands_state_next_attempt_at",
-        "channel_commands",
-        ["state", "next_attempt_at"],
+        "ix_channel_commands_state_queued_at", "channel_commands", ["state", "queued_at"]
     )
 
     with op.batch_alter_table("inbox_messages") as batch:
@@ -86,10 +86,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("lease_until", _ts(), nullable=True))
         batch.add_column(sa.Column("queued_at", _ts(), nullable=True))
     op.execute(
-        "UPDATE inbox_messages SET fence = attempts, seq = ("
-        "SELECT COUNT(*) FROM inbox_messages m "
-        "WHERE m.received_at < inbox_messages.received_at "
-        "OR (m.received_at = inbox_messages.received_at AND m.id <= inbox_messages.id))"
+        "UPDATE inbox_messages SET fence = attempts, seq = numbered.n FROM ("
+        "SELECT id, ROW_NUMBER() OVER (ORDER BY received_at, id) AS n "
+        "FROM inbox_messages) AS numbered WHERE inbox_messages.id = numbered.id"
     )
     with op.batch_alter_table("inbox_messages") as batch:
         batch.alter_column("seq", existing_type=sa.BigInteger(), nullable=False)
@@ -101,14 +100,10 @@ def upgrade() -> None:
             "COALESCE((SELECT MAX(seq) FROM inbox_messages), 0) + 1, false)"
         )
     op.execute(
-        "UPDATE inbox_messages SET next_attempt_at = received_at "
-        "WHERE next_attempt_at IS NULL AND state = 'received'"
+        "UPDATE inbox_messages SET next_attempt_at = received_at, queued_at = received_at "
+        "WHERE state = 'received'"
     )
-    op.create_index(
-        "ix_inbox_messages_state_next_attempt_at",
-        "inbox_messages",
-        ["state", "next_attempt_at"],
-    )
+    op.create_index("ix_inbox_messages_state_queued_at", "inbox_messages", ["state", "queued_at"])
     op.create_index(
         "ix_inbox_messages_order_key_seq",
         "inbox_messages",
@@ -123,18 +118,17 @@ def downgrade() -> None:
     op.drop_index("ix_inbox_messages_order_key_seq", table_name="inbox_messages")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP SEQUENCE inbox_messages_seq")
-    op.drop_index("ix_inbox_messages_state_next_attempt_at", table_name="inbox_messages")
+    op.drop_index("ix_inbox_messages_state_queued_at", table_name="inbox_messages")
     with op.batch_alter_table("inbox_messages") as batch:
         batch.drop_constraint("uq_inbox_messages_seq", type_="unique")
         for name in ("queued_at", "lease_until", "next_attempt_at", "fence", "order_key", "seq"):
             batch.drop_column(name)
-    op.drop_index("ix_channel_commands_state_next_attempt_at", table_name="channel_commands")
+    op.drop_index("ix_channel_commands_state_queued_at", table_name="channel_commands")
     with op.batch_alter_table("channel_commands") as batch:
         batch.drop_constraint("uq_channel_commands_order_id_seq", type_="unique")
         for name in ("held_by", "queued_at", "fence", "seq"):
             batch.drop_column(name)
     op.drop_index("ix_orders_needs_attention_last_seq", table_name="orders")
     op.drop_index("ix_orders_last_seq", table_name="orders")
-    with op.batch_alter_table("orders") as batch:
-        for name in ("refreshed_at", "last_seq", "needs_attention"):
-            batch.drop_column(name)
+    for name in ("refreshed_at", "last_seq", "needs_attention"):
+        op.drop_column("orders", name)
