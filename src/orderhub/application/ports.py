@@ -151,7 +151,8 @@ class CommandRepository(Protocol):
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
         """Pending, not held, whose retry time has come, whose lease (if any) has run out,
         that were not handed to the queue since ``queued_before`` and that no earlier
-        command of their order is still before (that one ends first and releases them):
+        pending command of their order is before (that one ends first and releases them;
+        those behind a failed one are held):
         the ones a crash or a lost message left behind. Least recently queued first."""
         ...
 

@@ -172,7 +172,7 @@ class _Commands:
             if any(
                 e.order_id == c.order_id
                 and e.seq < c.seq
-                and e.state in (CommandState.PENDING, CommandState.FAILED)
+                and e.state is CommandState.PENDING
                 for e in commands
             )
         }

@@ -92,10 +92,10 @@ class SqlCommandRepository:
                 sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
                 sa.or_(c.lease_until.is_(None), c.lease_until <= now),
                 sa.or_(c.queued_at.is_(None), c.queued_at < queued_before),
-                ~sa.exists().where(
+                ~sa.exists().where(  # its order's earlier pending one releases it when done
                     earlier.c.order_id == c.order_id,
                     earlier.c.seq < c.seq,
-                    earlier.c.state.in_([CommandState.PENDING.value, CommandState.FAILED.value]),
+                    earlier.c.state == CommandState.PENDING.value,
                 ),
             )
             .order_by(c.queued_at.nulls_first(), c.id)  # least recently queued first
