@@ -53,6 +53,7 @@ from typing import Any, Final
 import httpx
 from litestar import Litestar, Request, Response, get, post, put
 from litestar.datastructures import State
+from litestar.params import FromPath
 
 JSON: Final = "application/json"
 STATE_VERSION: Final = 1
@@ -306,7 +307,7 @@ async def send_order(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 @get("/orders/{order_id:str}")
-async def get_order(request: Request[Any, Any, Any], order_id: str) -> Response[Any]:
+async def get_order(request: Request[Any, Any, Any], order_id: FromPath[str]) -> Response[Any]:
     doc = _state(request).orders.get(order_id)
     if doc is None:
         return _problem(404, f"no order {order_id}")
@@ -314,7 +315,7 @@ async def get_order(request: Request[Any, Any, Any], order_id: str) -> Response[
 
 
 @put("/_orders/{order_id:str}", status_code=200)
-async def set_order(request: Request[Any, Any, Any], order_id: str) -> Response[Any]:
+async def set_order(request: Request[Any, Any, Any], order_id: FromPath[str]) -> Response[Any]:
     server = _state(request)
     doc = await _json_body(request)
     if not isinstance(doc, dict) or doc.get("id") != order_id:
