@@ -268,7 +268,7 @@ async def test_retry_command_resets_a_failed_one() -> None:
         world.clock.now(),
         None,
     )
-    assert stored.fence == 2  # a new claim number: an outcome of a claim before the retry stays stale
+    assert stored.fence == 2  # a new claim number: outcomes of claims before it stay stale
     assert world.order().status.value == "ready_to_ship"  # the decision is made again
     assert world.order().attention == []
     assert world.queue.commands == [(command_id, 0)]
