@@ -35,6 +35,8 @@ import pytest
 import redis
 from sqlalchemy.engine import make_url
 
+from orderhub.testing.processes import ProcessSet, run_async
+
 from .support import (
     LOST_REDIS_ENV,
     LOST_REDIS_URL,
@@ -43,8 +45,6 @@ from .support import (
     ChannelServer,
     Hub,
     Mode,
-    ProcessSet,
-    run_async,
 )
 
 PROCESSES_KEY: Final = pytest.StashKey[ProcessSet]()
