@@ -590,7 +590,7 @@ def _run(args: argparse.Namespace) -> int:
             say.line(f"DEMO FAILED: {exc}")  # with the logs of what it waited for
             for process in stack.processes:
                 if process not in exc.processes:
-                    say.line(process.tail())
+                    say.line(process.log_report())
             code = EXIT_FAILED
         except KeyboardInterrupt:
             say.line()

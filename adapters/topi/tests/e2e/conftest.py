@@ -23,22 +23,19 @@ is added to its report.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-from collections.abc import Callable, Coroutine, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final
 
 import pytest
 from sqlalchemy.engine import make_url
 from topi_e2e_support import RECONCILE_INTERVAL, STEP_TIMEOUT
 
+from orderhub.testing.processes import run_async
 from orderhub_topi.demo import Demo
 from orderhub_topi.demo_support import Narrator, Stack, StackOptions
-
-T = TypeVar("T")
 
 POSTGRES_ENV: Final = "ORDERHUB_TEST_POSTGRES_URL"
 LOCAL_POSTGRES_URL: Final = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -55,12 +52,6 @@ MODES: Final = [
 # --------------------------------------------------------------------------
 # Services
 # --------------------------------------------------------------------------
-
-
-def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on a private loop in another thread (never pytest-asyncio's)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def _fail_unreachable(what: str, url: str, env: str, problem: str) -> None:
@@ -183,7 +174,7 @@ def stack(
         _running.remove(running)
         cleanup()
     unclean = [
-        f"{p.name} ({p.describe_exit()})\n{p.tail()}"
+        f"{p.name} ({p.describe_exit()})\n{p.log_report()}"
         for p in stopped
         if p.name != "migrate" and not p.stopped_cleanly
     ]
@@ -211,6 +202,5 @@ def pytest_runtest_makereport(
     report = yield
     if report.failed and call.when in ("setup", "call"):
         for running in _running:
-            for process in running.processes:
-                report.sections.append((f"log of {process.name}", process.tail(40)))
+            report.sections.extend(running.processes.report(40))
     return report

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from topi_e2e_support import DEMO_BUDGET_SECONDS
 
+from orderhub.testing.processes import ManagedProcess, NotYet, eventually
 from orderhub_topi import demo as demo_module
 from orderhub_topi.demo import Demo, story_bundle
-from orderhub_topi.demo_support import ManagedProcess, NotYet, eventually
 
 STARTED = re.compile(r"started (\w+)\s+pid (\d+)")
 #: Runs the command after it with SIGINT ignored, as ``make test &`` or nohup from a
@@ -46,14 +46,13 @@ def run_demo(tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
     started: list[ManagedProcess] = []
 
     def start(*args: str, prefix: Sequence[str] = ()) -> ManagedProcess:
-        """ManagedProcess starts it with default SIGINT handling, whatever pytest has;
-        ``prefix`` runs it through a wrapper (:data:`SIGINT_IGNORED`)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERHUB_")}
+        """ManagedProcess starts it with default SIGINT handling, whatever pytest has, and
+        without ORDERHUB_* variables; ``prefix`` runs it through a wrapper
+        (:data:`SIGINT_IGNORED`)."""
         process = ManagedProcess(
             f"demo{len(started)}",
             [*prefix, sys.executable, "-m", "orderhub_topi.demo", *args],
-            log_path=tmp_path / f"demo{len(started)}.out",
-            env=env,
+            tmp_path / f"demo{len(started)}.out",
         )
         started.append(process.start())
         return process
@@ -70,7 +69,7 @@ def test_demo_runs_every_story_and_exits_0_within_its_budget(
     process = run_demo()
     code = process.wait(timeout=DEMO_BUDGET_SECONDS * 2)
     took = time.monotonic() - began
-    output = process.log_text()
+    output = process.text()
     assert code == 0, output
     assert took < DEMO_BUDGET_SECONDS, f"the demo took {took:.1f} s\n{output}"
     for story in ("Story A", "Story B", "Story C"):
@@ -107,9 +106,9 @@ def test_ctrl_c_stops_the_demo_and_both_processes(
     process = run_demo("--hold", prefix=SIGINT_IGNORED if inherited == "ignored" else ())
 
     def story_started() -> str:
-        if process.exited() is not None:
-            raise AssertionError(f"the demo ended early:\n{process.log_text()}")
-        output = process.log_text()
+        if process.returncode is not None:
+            raise AssertionError(f"the demo ended early:\n{process.text()}")
+        output = process.text()
         if "[A1]" not in output:
             raise NotYet(output[-300:])
         return output
@@ -119,8 +118,8 @@ def test_ctrl_c_stops_the_demo_and_both_processes(
     assert set(pids) == {"simulator", "serve"}
 
     os.kill(process.pid, signal.SIGINT)  # what Ctrl-C sends
-    assert process.wait(timeout=40) == 130, process.log_text()
-    output = process.log_text()
+    assert process.wait(timeout=40) == 130, process.text()
+    output = process.text()
     assert "interrupted" in output
     assert "stopped: serve (exit 0)" in output
     assert all(gone(pid) for pid in pids.values()), output
