@@ -1,4 +1,4 @@
-"""``python -m orderhub_topi.simulator`` / ``topi-simulator``: run the topi simulator."""
+"""``python -m orderhub_topi.simulator``: run the topi simulator (the ``simulator`` extra)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from orderhub_topi.wire import ORDER_ACKNOWLEDGED, ORDER_CONFIRMED, WEBHOOK_ORDE
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(
-        prog="topi-simulator", description="An in-memory topi Seller API for tests and demos."
+        prog="python -m orderhub_topi.simulator",
+        description="An in-memory topi Seller API for tests and demos.",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8701)
