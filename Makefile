@@ -47,6 +47,7 @@ bench: env
 
 # The topi simulator and the hub as real processes, three order stories, the feed; < 60 s.
 # Options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--pace 1 --hold" (see --help).
+# Needs orderhub-topi[simulator], which the dev group of `make env` installs.
 demo: env
 	$(PY_RUN) python -m orderhub_topi.demo $(DEMO_ARGS)
 
