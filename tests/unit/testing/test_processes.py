@@ -28,6 +28,7 @@ from orderhub.testing.processes import (
     Watch,
     eventually,
     free_port,
+    pid_gone,
     port_open,
     stop_all,
     wait_for_http,
@@ -90,15 +91,6 @@ def logged(process: ManagedProcess, text: str) -> None:
     wait_until(
         lambda: any(text in line for line in output(process)), f"{text!r} in the log", timeout=20
     )
-
-
-def gone(pid: int) -> bool:
-    """It no longer runs (a zombie waiting for its parent counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
 
 
 # --- failures say which process, its state and its log ------------------------------------
@@ -319,7 +311,7 @@ def test_what_a_stopped_process_leaves_in_its_group_is_killed(python: PythonStar
 
     parent.stop()
 
-    wait_until(lambda: gone(child), "the grandchild to be gone", timeout=10)
+    wait_until(lambda: pid_gone(child), "the grandchild to be gone", timeout=10)
 
 
 def test_kill_ends_the_whole_group_at_once_and_is_no_failure(python: PythonStarter) -> None:
@@ -331,7 +323,7 @@ def test_kill_ends_the_whole_group_at_once_and_is_no_failure(python: PythonStart
 
     assert parent.returncode == -signal.SIGKILL
     assert parent.killed
-    assert gone(child)
+    assert pid_gone(child)
     Watch(parent)()  # expected: a wait on it does not fail
 
 

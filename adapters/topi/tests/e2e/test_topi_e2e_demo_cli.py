@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from topi_e2e_support import DEMO_BUDGET_SECONDS
 
-from orderhub.testing.processes import ManagedProcess, NotYet, eventually
+from orderhub.testing.processes import ManagedProcess, NotYet, eventually, pid_gone
 from orderhub_topi import demo as demo_module
 from orderhub_topi.demo import Demo, story_bundle
 
@@ -29,15 +29,6 @@ SIGINT_IGNORED = ["sh", "-c", "trap '' INT; exec \"$@\"", "sh"]
 
 def started_pids(output: str) -> dict[str, int]:
     return {name: int(pid) for name, pid in STARTED.findall(output)}
-
-
-def gone(pid: int) -> bool:
-    """The process no longer runs (a zombie waiting for its parent counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
 
 
 @pytest.fixture
@@ -80,7 +71,7 @@ def test_demo_runs_every_story_and_exits_0_within_its_budget(
     assert "stopped: serve (exit 0), simulator (ended by SIGTERM)" in output, output
     pids = started_pids(output)
     assert set(pids) == {"simulator", "serve"}
-    assert all(gone(pid) for pid in pids.values())
+    assert all(pid_gone(pid) for pid in pids.values())
 
 
 def test_the_sigint_ignored_wrapper_starts_a_program_with_sigint_ignored() -> None:
@@ -122,7 +113,7 @@ def test_ctrl_c_stops_the_demo_and_both_processes(
     output = process.text()
     assert "interrupted" in output
     assert "stopped: serve (exit 0)" in output
-    assert all(gone(pid) for pid in pids.values()), output
+    assert all(pid_gone(pid) for pid in pids.values()), output
 
 
 def test_a_step_that_does_not_happen_in_time_fails_the_demo_with_exit_1(
@@ -159,4 +150,4 @@ def test_a_step_that_does_not_happen_in_time_fails_the_demo_with_exit_1(
     assert time.monotonic() - began < DEMO_BUDGET_SECONDS
     pids = started_pids(output)
     assert set(pids) == {"simulator", "serve"}
-    assert all(gone(pid) for pid in pids.values())
+    assert all(pid_gone(pid) for pid in pids.values())

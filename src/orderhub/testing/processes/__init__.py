@@ -10,8 +10,8 @@ demos and end-to-end tests (``orderhub_topi.demo``):
   stop several together.
 * Waits with a deadline: :func:`wait_until` (a condition), :func:`eventually` (a probe
   that raises :class:`NotYet`), :func:`wait_for_port`, :func:`wait_for_http`;
-  :func:`free_port`. A wait given the processes it depends on (``alive=Watch(...)``)
-  fails at once when one exits (:class:`ProcessDied`); its timeout
+  :func:`free_port`, :func:`pid_gone`. A wait given the processes it depends on
+  (``alive=Watch(...)``) fails at once when one exits (:class:`ProcessDied`); its timeout
   (:class:`WaitTimedOut`) names each of them with its pid and state or exit code and the
   last :data:`TAIL_LINES` lines of its log. Both are :class:`ProcessFailure`, an
   :class:`AssertionError`.
@@ -39,6 +39,7 @@ from orderhub.testing.processes.managed import (
     TAIL_LINES,
     Launch,
     ManagedProcess,
+    pid_gone,
 )
 from orderhub.testing.processes.sets import ProcessSet, stop_all
 from orderhub.testing.processes.toml import dumps_toml, toml_value, write_toml
@@ -79,6 +80,7 @@ __all__ = [
     "eventually",
     "free_port",
     "orderhub_command",
+    "pid_gone",
     "port_open",
     "run_async",
     "stop_all",

@@ -38,6 +38,7 @@ __all__ = [
     "TAIL_LINES",
     "Launch",
     "ManagedProcess",
+    "pid_gone",
 ]
 
 STOP_SECONDS: Final = 10.0
@@ -344,6 +345,25 @@ class ManagedProcess:
             alive=Watch(self) if alive is None else alive,
             processes=[self],
         )
+
+
+def pid_gone(pid: int) -> bool:
+    """Whether process ``pid`` no longer runs: a zombie waiting for its parent to reap it
+    counts as gone (on Linux, read from ``/proc``; elsewhere any answer to a signal 0
+    counts as running)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _group_alive(pgid: int) -> bool:
