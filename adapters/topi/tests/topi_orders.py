@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import msgspec
 
-from orderhub.channels.spi import ChannelCommand, CommandKind
+from orderhub.channels.spi import ChannelCommand, CommandKind, CommandView
 from orderhub.domain.model import ChannelSnapshot, Line, Order
 from orderhub.testing.fakes import SequentialIds
 from orderhub_topi import wire
@@ -209,17 +209,19 @@ def by_channel_id(order: Order, channel_line_id: str) -> Line:
     return next(line for line in order.lines if line.channel_line_id == channel_line_id)
 
 
-def ship_command(order: Order, payload: dict[str, Any], *, attempts: int = 1) -> ChannelCommand:
-    return ChannelCommand(
-        id="cmd-ship",
-        order_id=order.id,
-        channel="topi",
-        account="default",
-        kind=CommandKind.SHIP,
-        payload=copy.deepcopy(payload),
-        created_at=NOW,
-        attempts=attempts,
-        fence=attempts,
+def ship_command(order: Order, payload: dict[str, Any], *, attempts: int = 1) -> CommandView:
+    return CommandView.of(
+        ChannelCommand(
+            id="cmd-ship",
+            order_id=order.id,
+            channel="topi",
+            account="default",
+            kind=CommandKind.SHIP,
+            payload=copy.deepcopy(payload),
+            created_at=NOW,
+            attempts=attempts,
+            fence=attempts,
+        )
     )
 
 

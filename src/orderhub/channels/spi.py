@@ -4,6 +4,7 @@ configured seller account."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,7 +12,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from orderhub.domain.capabilities import Capabilities
-from orderhub.domain.model import ChannelSnapshot, Order
+from orderhub.domain.errors import DomainError
+from orderhub.domain.model import ChannelSnapshot, Fulfilment, Order
 
 ENTRY_POINT_GROUP = "orderhub.channels"
 
@@ -34,6 +36,8 @@ class CommandKind(StrEnum):
     DELIVER = "deliver"
     CANCEL = "cancel"
     DECIDE_CANCELLATION = "decide_cancellation"
+    CLOSE_FULFILMENT = "close_fulfilment"  # asked for by an adapter when a fulfilment is done
+    INVOICE = "invoice"
 
 
 class CommandState(StrEnum):
@@ -171,6 +175,54 @@ class CommandOutcome:
     data: Mapping[str, Any] = field(default_factory=dict)
     snapshot: ChannelSnapshot | None = None
     """Stored in the inbox with the outcome and applied like any channel message."""
+    channel_ids: Mapping[str, str] = field(default_factory=dict)
+    """The ids the channel gave what the command created, by what: ``shipment`` (a
+    shipment command), ``cancellation`` (a cancellation or a decision on a request),
+    ``invoice``. Stored on that entity, so the channel's later echo of it is merged, not
+    recorded twice."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CommandView:
+    """A command as an adapter sees it: what was decided, frozen (no lease or retry
+    fields). ``fence`` counts every claim ever made (it never restarts); ``attempts`` those
+    since the last operator retry; ``id`` is the channel's idempotency key."""
+
+    id: str
+    order_id: str
+    kind: CommandKind
+    payload: Mapping[str, Any]
+    created_at: datetime
+    seq: int
+    attempts: int
+    fence: int
+
+    @classmethod
+    def of(cls, command: ChannelCommand) -> CommandView:
+        return cls(
+            id=command.id,
+            order_id=command.order_id,
+            kind=command.kind,
+            payload=copy.deepcopy(command.payload),  # a copy: changing it changes nothing
+            created_at=command.created_at,
+            seq=command.seq,
+            attempts=command.attempts,
+            fence=command.fence,
+        )
+
+
+class CommandRefused(DomainError):
+    """An adapter's pre-flight check refuses a command before anything is queued: a rule
+    of the channel that :class:`Capabilities` cannot say (a reason code in the wrong
+    state, an unknown carrier, one parcel per order). ``status``: 409 (the order's state
+    or the channel's rules) or 422 (the request names something the channel does not
+    know)."""
+
+    rule = "refused-by-channel"
+
+    def __init__(self, detail: str, *, rule: str, status: int = 409) -> None:
+        super().__init__(detail, rule=rule)
+        self.status = status
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -222,12 +274,31 @@ class ChannelAccount:
         """Map one stored inbox message to canonical snapshots (may call the channel)."""
         raise NotImplementedError
 
-    async def execute(self, command: ChannelCommand, order: Order) -> CommandOutcome:
+    def capabilities_for(self, snapshot: ChannelSnapshot) -> Capabilities:
+        """What the channel allows for this order (a sales channel's rules; Octopia's
+        line-level management, manual acceptance...), from its snapshot and the account's
+        settings. Stored with the order; every refusal uses it. Default: the account's."""
+        return self.capabilities
+
+    def preflight(
+        self, kind: CommandKind, payload: Mapping[str, Any], order: Order, caps: Capabilities
+    ) -> None:
+        """Refuse a command the channel would refuse, before anything is queued: raise
+        :class:`CommandRefused` naming the rule. Runs in the command's transaction, after
+        the domain's own checks, with the order as the command leaves it. Default: none."""
+
+    def fulfilment_done(self, order: Order, fulfilment: Fulfilment) -> Sequence[FollowUp]:
+        """Commands to issue when a fulfilment is done (shipped whole or closed short,
+        delivered, or cancelled): Spresso's ``in_transit`` with each variant's fulfilled
+        quantity. They are queued after the order's other commands of that moment, with
+        the quantities as they stand then. Default: none."""
+        return ()
+
+    async def execute(self, command: CommandView, order: Order) -> CommandOutcome:
         """Carry one command out at the channel; raise a :class:`ChannelError` on failure.
 
         ``order`` is a copy of the order as it was when the command was claimed: changing
-        it changes nothing. ``command.fence`` is stable across the attempts of one claim
-        and ``command.id`` across all of them: the channel's idempotency key."""
+        it changes nothing. ``command.id`` is the channel's idempotency key."""
         raise NotImplementedError
 
     def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from orderhub.domain.capabilities import Capabilities
 from orderhub.domain.entities import (
     Attention,
     AttentionCode,
@@ -26,7 +27,12 @@ from orderhub.domain.errors import (
 )
 from orderhub.domain.events import EventType, OrderEvent
 from orderhub.domain.snapshots import ChannelSnapshot
-from orderhub.domain.status import STATUS_EVENT, derive_status, fulfilment_status
+from orderhub.domain.status import (
+    FULFILMENT_EVENT,
+    STATUS_EVENT,
+    derive_status,
+    fulfilment_status,
+)
 from orderhub.domain.values import (
     Address,
     Customer,
@@ -80,6 +86,7 @@ class OrderBase:
     extras: dict[str, Any]
     attention: list[Attention]
     channel_view: ChannelView
+    capabilities: Capabilities | None
     events: list[OrderEvent]
 
     # --- reading ---------------------------------------------------------------------
@@ -135,10 +142,36 @@ class OrderBase:
             self.leaf_lines, acceptance_required=self.acceptance_required, released=self.released
         )
         for fulfilment in self.fulfilments:
-            fulfilment.status = fulfilment_status(
-                (line for line in self.leaf_lines if line.fulfilment_id == fulfilment.id),
-                fulfilment.status,
-            )
+            lines = [line for line in self.leaf_lines if line.fulfilment_id == fulfilment.id]
+            previous = fulfilment.status
+            fulfilment.status = fulfilment_status(lines, previous)
+            # only fulfilments the channel names (Spresso's): an order's implicit single
+            # fulfilment says nothing its own status events do not
+            announce_fulfilment = fulfilment.channel_fulfilment_id is not None
+            if (
+                announce_fulfilment
+                and fulfilment.status is not previous
+                and fulfilment.status in FULFILMENT_EVENT
+            ):
+                self._emit(
+                    FULFILMENT_EVENT[fulfilment.status],
+                    fulfilment_id=fulfilment.id,
+                    channel_fulfilment_id=fulfilment.channel_fulfilment_id,
+                    fulfilled_by=fulfilment.fulfilled_by.value,
+                    previous_status=previous.value,
+                    # the quantities as they stand now, frozen in the event
+                    lines=[
+                        {
+                            "line_id": line.id,
+                            "channel_line_id": line.channel_line_id,
+                            "quantity": line.quantity,
+                            "shipped": line.shipped,
+                            "delivered": line.delivered,
+                            "cancelled": line.cancelled,
+                        }
+                        for line in lines
+                    ],
+                )
         self.updated_at = now
         if announce:
             self._announce_status(before)

@@ -48,12 +48,30 @@ class Capabilities:
         default_factory=_no_reasons
     )
     cancellation_requests: bool = False  # the seller decides customer cancellation requests
+    cancellation_decision: Scope = Scope.ORDER  # LINE: a request is decided line by line
+    refusal_ships: bool = False  # refusing a request means shipping anyway (Cdiscount)
     release_on_accept: bool = True  # False: after acceptance the channel still has to release
     multiple_fulfilments: bool = False
     short_ship: bool = False  # shipping fewer units closes the rest (cancelled, out_of_stock)
+    invoices: bool = False  # the channel takes the seller's invoices
     intake: frozenset[str] = frozenset({"webhook"})  # webhook, polling, reconciliation
     # command ("accept", "reject", "ship", "deliver", "cancel") -> what to do instead
     refusals: Mapping[str, str] = field(default_factory=_no_refusals)
+
+    def __post_init__(self) -> None:
+        # read-only, however they were given (a stored order's come back as dicts)
+        for name in ("cancellation_reasons", "refusals"):
+            value = getattr(self, name)
+            if not isinstance(value, MappingProxyType):
+                object.__setattr__(self, name, MappingProxyType(dict(value)))
+        if not isinstance(self.intake, frozenset):
+            object.__setattr__(self, "intake", frozenset(self.intake))
+
+    def __copy__(self) -> Capabilities:
+        return self  # immutable all the way down
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Capabilities:
+        return self
 
     def explain(self, command: str, default: str) -> str:
         return self.refusals.get(command, default)
@@ -72,6 +90,9 @@ class Capabilities:
                 for reason, states in self.cancellation_reasons.items()
             },
             "cancellation_requests": self.cancellation_requests,
+            "cancellation_decision": self.cancellation_decision.value,
+            "refusal_ships": self.refusal_ships,
+            "invoices": self.invoices,
             "release_on_accept": self.release_on_accept,
             "multiple_fulfilments": self.multiple_fulfilments,
             "short_ship": self.short_ship,

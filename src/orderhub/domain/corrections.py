@@ -41,10 +41,21 @@ class Corrections(ChannelMerge):
         (``undo``), undo the decision it carried, if any; raise attention either way. True
         when a decision was undone."""
         before = self.status
+        undone = self.undo_decision(kind=kind, payload=payload, now=now) if undo else False
+        self._refresh(now, announce=False)
+        detail = f"{kind} failed at {self.channel}: {error}"
+        if undone:
+            detail += "; the hub undid the decision and shows the channel's state"
+        self.raise_attention(AttentionCode.COMMAND_FAILED, detail, now=now, ref=ref)
+        self._announce_status(before)
+        return undone
+
+    def undo_decision(self, *, kind: str, payload: Mapping[str, Any], now: datetime) -> bool:
+        """Take back the decision a command of ``kind`` carried (it will never reach the
+        channel, or the channel refused it) and take the channel's last word again. True
+        when something was undone; facts (shipments, deliveries) are never undone."""
         undone = False
-        if not undo:
-            pass
-        elif kind == "accept":
+        if kind == "accept":
             undone = self._take_back(payload, "accepted")
         elif kind == "reject":
             undone = self._take_back(payload, "rejected")
@@ -52,12 +63,7 @@ class Corrections(ChannelMerge):
             undone = self._reopen_cancellation(str(payload.get("cancellation_id", "")), kind)
         if undone:
             self.rebase_on_channel(now)
-        self._refresh(now, announce=False)
-        detail = f"{kind} failed at {self.channel}: {error}"
-        if undone:
-            detail += "; the hub undid the decision and shows the channel's state"
-        self.raise_attention(AttentionCode.COMMAND_FAILED, detail, now=now, ref=ref)
-        self._announce_status(before)
+            self._refresh(now)
         return undone
 
     def _take_back(self, payload: Mapping[str, Any], counter: str) -> bool:
@@ -92,6 +98,28 @@ class Corrections(ChannelMerge):
         if was_accepted:
             self._restore_units(cancellation)
         return True
+
+    def link_channel_ids(
+        self, *, kind: str, payload: Mapping[str, Any], ids: Mapping[str, str]
+    ) -> bool:
+        """Keep the ids the channel gave what a command created (its answer said), so
+        that the channel's later echo of it is recognised. True when one was stored."""
+        linked = False
+        shipment_id = ids.get("shipment")
+        if kind == "ship" and shipment_id:
+            for shipment in self.shipments:
+                if shipment.id == payload.get("shipment_id") and not shipment.channel_shipment_id:
+                    shipment.channel_shipment_id = shipment_id
+                    linked = True
+        cancellation_id = ids.get("cancellation")
+        if kind in ("cancel", "decide_cancellation") and cancellation_id:
+            for cancellation in self.cancellations:
+                if cancellation.id == payload.get("cancellation_id") and (
+                    not cancellation.channel_cancellation_id
+                ):
+                    cancellation.channel_cancellation_id = cancellation_id
+                    linked = True
+        return linked
 
     def redo_decision(
         self, *, kind: str, payload: Mapping[str, Any], caps: Capabilities, now: datetime

@@ -24,6 +24,9 @@ class EventType(StrEnum):
     ORDER_UPDATED = "order.updated"
     ORDER_ATTENTION_REQUIRED = "order.attention_required"
     ORDER_ATTENTION_CLEARED = "order.attention_cleared"
+    FULFILMENT_SHIPPED = "fulfilment.shipped"
+    FULFILMENT_DELIVERED = "fulfilment.delivered"
+    FULFILMENT_CANCELLED = "fulfilment.cancelled"
     COMMAND_SUCCEEDED = "command.succeeded"
     COMMAND_FAILED = "command.failed"
 

@@ -71,6 +71,8 @@ class Order(Corrections, Shipping, OrderBase):
     extras: dict[str, Any] = field(default_factory=dict)
     attention: list[Attention] = field(default_factory=list)
     channel_view: ChannelView = field(default_factory=ChannelView)
+    # what the channel allows for this order (a sales channel's rules); None: the account's
+    capabilities: Capabilities | None = None
     version: int = 0
     last_seq: int = 0  # the feed sequence of the order's newest event (kept by persistence)
     events: list[OrderEvent] = field(default_factory=list)
@@ -125,6 +127,7 @@ class Order(Corrections, Shipping, OrderBase):
             for ls in snapshot.lines
         ]
         order = cls(
+            capabilities=caps,
             id=order_id,
             channel=channel,
             account=account,

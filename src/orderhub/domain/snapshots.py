@@ -59,6 +59,20 @@ class CancellationSnapshot:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ShipmentSnapshot:
+    """A parcel the channel reports: one it shipped itself (a line fulfilled by the
+    channel) or the echo of one the seller sent (matched by ``channel_shipment_id`` to the
+    id the shipment command's answer gave)."""
+
+    channel_shipment_id: str
+    lines: tuple[tuple[str, int], ...]  # (channel_line_id, quantity)
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    shipped_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ChannelSnapshot:
     """Everything an adapter knows about one order at one moment, in canonical terms.
 
@@ -82,3 +96,4 @@ class ChannelSnapshot:
     cancellations: tuple[CancellationSnapshot, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
     updated_at: datetime | None = None
+    shipments: tuple[ShipmentSnapshot, ...] = ()

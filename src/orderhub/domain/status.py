@@ -18,6 +18,14 @@ STATUS_EVENT: Final = {
 }
 """The feed event announcing that an order reached a status (where it has one)."""
 
+FULFILMENT_EVENT: Final = {
+    FulfilmentStatus.SHIPPED: EventType.FULFILMENT_SHIPPED,
+    FulfilmentStatus.DELIVERED: EventType.FULFILMENT_DELIVERED,
+    FulfilmentStatus.CANCELLED: EventType.FULFILMENT_CANCELLED,
+}
+"""The feed event announcing that a fulfilment is done (shipped whole, or closed short),
+delivered, or cancelled."""
+
 
 def derive_status(
     lines: Iterable[Line], *, acceptance_required: bool, released: bool

@@ -93,11 +93,11 @@ import msgspec
 from orderhub.channels.spi import (
     AccountConfig,
     ChannelAccount,
-    ChannelCommand,
     ChannelConfigurationError,
     ChannelError,
     CommandKind,
     CommandOutcome,
+    CommandView,
     FollowUp,
     IntakeMessage,
     PermanentChannelError,
@@ -621,7 +621,7 @@ class TestChannelAccount(ChannelAccount):
             return [FollowUp(kind=CommandKind.ACKNOWLEDGE)]
         return ()
 
-    async def execute(self, command: ChannelCommand, order: Order) -> CommandOutcome:
+    async def execute(self, command: CommandView, order: Order) -> CommandOutcome:
         payload = self._wire_payload(command, order)
         if self.base_url is None:
             return await self._execute_in_memory(command, order, payload)
@@ -634,7 +634,7 @@ class TestChannelAccount(ChannelAccount):
 
     # internals
 
-    def _wire_payload(self, command: ChannelCommand, order: Order) -> dict[str, Any]:
+    def _wire_payload(self, command: CommandView, order: Order) -> dict[str, Any]:
         """The command's payload as the channel needs it: its own line ids and codes."""
         channel_ids = {line.id: line.channel_line_id for line in order.lines}
         payload = json.loads(json.dumps(command.payload, default=str))
@@ -652,7 +652,7 @@ class TestChannelAccount(ChannelAccount):
         return dict(payload)
 
     async def _execute_in_memory(
-        self, command: ChannelCommand, order: Order, payload: dict[str, Any]
+        self, command: CommandView, order: Order, payload: dict[str, Any]
     ) -> CommandOutcome:
         memory = self._memory
         memory.calls.append(
@@ -683,7 +683,7 @@ class TestChannelAccount(ChannelAccount):
         return self._client
 
     async def _execute_http(
-        self, command: ChannelCommand, order: Order, payload: dict[str, Any]
+        self, command: CommandView, order: Order, payload: dict[str, Any]
     ) -> CommandOutcome:
         body = {
             "command_id": command.id,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from orderhub.domain.capabilities import Capabilities
+from orderhub.domain.events import OrderEvent
 from orderhub.domain.model import (
     CancellationSnapshot,
     ChannelSnapshot,
@@ -47,6 +48,9 @@ CONTRACT_EVENTS: Final = frozenset(
         "order.updated",
         "order.attention_required",
         "order.attention_cleared",
+        "fulfilment.shipped",
+        "fulfilment.delivered",
+        "fulfilment.cancelled",
         "command.succeeded",
         "command.failed",
     }
@@ -183,9 +187,20 @@ def counters(order: Order, channel_line_id: str) -> dict[str, int]:
     }
 
 
-def take_events(order: Order) -> list[str]:
-    """The types of the events raised since the last call, which it forgets (as a commit)."""
-    types = [event.type.value for event in order.events]
+def own_events(order: Order) -> list[OrderEvent]:
+    """The order's events without the ``fulfilment.*`` ones (tested on their own)."""
+    return [e for e in order.events if not e.type.value.startswith("fulfilment.")]
+
+
+def take_events(order: Order, *, fulfilments: bool = False) -> list[str]:
+    """The types of the events raised since the last call, which it forgets (as a commit);
+    the order's own, and with ``fulfilments`` the ``fulfilment.*`` ones too (they have
+    tests of their own)."""
+    types = [
+        event.type.value
+        for event in order.events
+        if fulfilments or not event.type.value.startswith("fulfilment.")
+    ]
     order.events.clear()
     return types
 

@@ -7,6 +7,7 @@ from orderhub.application.ports import CommandState
 from .support import Harness, auth, commanding
 
 ORDER_FIELDS = {
+    "capabilities",
     "needs_attention",
     "attention",
     "last_seq",
@@ -139,6 +140,7 @@ async def test_the_whole_order(harness: Harness) -> None:
         }
     ]
     assert (body["needs_attention"], body["attention"]) == (False, [])
+    assert body["capabilities"]["acceptance"] == "line"  # this order's rules, stored with it
     assert body["last_seq"] == max(e.seq for e in harness.db.feed if e.order_id == order.id)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from orderhub.application.ports import ChannelCommand
+from orderhub.channels.spi import CommandView
 from orderhub.domain.model import (
     CancellationSnapshot,
     ChannelSnapshot,
@@ -310,7 +310,7 @@ def _line_keys(line: Line) -> set[str]:
 
 
 def shipment_request(
-    command: ChannelCommand, order: Order, *, reference_source: str | None
+    command: CommandView, order: Order, *, reference_source: str | None
 ) -> wire.ShipmentRequest:
     """One ``serial_numbers`` entry per shipped unit, by seller product reference; ``""``
     for a unit without a serial number. Raises ValueError when a line cannot be shipped by
@@ -346,7 +346,7 @@ def shipment_request(
 def already_shipped(
     topi_order: wire.FullOrderResult,
     request: wire.ShipmentRequest,
-    command: ChannelCommand,
+    command: CommandView,
     order: Order,
 ) -> bool:
     """Whether topi already holds this shipment (a retry after a lost answer).

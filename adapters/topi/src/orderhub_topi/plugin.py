@@ -25,12 +25,13 @@ from typing import Any, Final, TypeVar
 
 import structlog
 
-from orderhub.application.ports import ChannelCommand, CommandKind
+from orderhub.application.ports import CommandKind
 from orderhub.channels.spi import (
     AccountConfig,
     ChannelAccount,
     ChannelConfigurationError,
     CommandOutcome,
+    CommandView,
     FollowUp,
     IntakeMessage,
     JobContext,
@@ -132,7 +133,7 @@ class TopiAccount(ChannelAccount):
             return [FollowUp(kind=CommandKind.ACKNOWLEDGE)]
         return ()
 
-    async def execute(self, command: ChannelCommand, order: Order) -> CommandOutcome:
+    async def execute(self, command: CommandView, order: Order) -> CommandOutcome:
         topi_id = order.channel_order_id
         match command.kind:
             case CommandKind.ACKNOWLEDGE:
@@ -166,7 +167,7 @@ class TopiAccount(ChannelAccount):
             data=data, snapshot=to_snapshot(full, reference_source=self.reference_source)
         )
 
-    async def _ship(self, command: ChannelCommand, order: Order) -> CommandOutcome:
+    async def _ship(self, command: CommandView, order: Order) -> CommandOutcome:
         try:
             request = shipment_request(command, order, reference_source=self.reference_source)
         except ValueError as exc:  # no reference to ship by: no retry will fix it

@@ -3,6 +3,7 @@ error translation into the SPI's errors, the shipment retry check, reconciliatio
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from orderhub.channels.spi import (
     ChannelCommand,
     ChannelConfigurationError,
     CommandKind,
+    CommandView,
     IntakeMessage,
     JobContext,
     PermanentChannelError,
@@ -84,18 +86,19 @@ def account(recorder: Recorder, **settings: Any) -> TopiAccount:
     return TopiAccount(config, client=client)
 
 
-def command(
-    order: Order, kind: CommandKind, payload: dict[str, Any] | None = None
-) -> ChannelCommand:
-    return ChannelCommand(
-        id=f"cmd-{kind.value}",
-        order_id=order.id,
-        channel="topi",
-        account="default",
-        kind=kind,
-        payload=payload or {},
-        created_at=dt.datetime(2026, 2, 3, tzinfo=dt.UTC),
-        attempts=1,
+def command(order: Order, kind: CommandKind, payload: dict[str, Any] | None = None) -> CommandView:
+    return CommandView.of(
+        ChannelCommand(
+            id=f"cmd-{kind.value}",
+            order_id=order.id,
+            channel="topi",
+            account="default",
+            kind=kind,
+            payload=payload or {},
+            created_at=dt.datetime(2026, 2, 3, tzinfo=dt.UTC),
+            attempts=1,
+            fence=1,
+        )
     )
 
 
@@ -345,8 +348,7 @@ async def test_after_an_operators_retry_topi_is_checked_before_shipping(confirme
         }
     )
     payload = {"shipment_id": "s1", "items": [item(confirmed, "1.0", 2, "SN-L1", "SN-L2")]}
-    retried = ship_command(confirmed, payload, attempts=1)
-    retried.fence = 4
+    retried = dataclasses.replace(ship_command(confirmed, payload, attempts=1), fence=4)
 
     outcome = await account(recorder).execute(retried, confirmed)
 

@@ -72,9 +72,18 @@ def _from_columns(row: Row, type_: type[T]) -> T:
 # --- the order -----------------------------------------------------------------------------
 
 
+def _builtin(value: Any) -> Any:
+    """What msgspec cannot encode by itself: read-only mappings (capability tables)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise NotImplementedError(f"cannot store a {type(value).__name__}")
+
+
 def order_to_row(order: Order) -> dict[str, Any]:
     """The ``orders`` row of ``order`` (``version`` as the order carries it)."""
-    document = msgspec.to_builtins({name: getattr(order, name) for name in _DOCUMENT_FIELDS})
+    document = msgspec.to_builtins(
+        {name: getattr(order, name) for name in _DOCUMENT_FIELDS}, enc_hook=_builtin
+    )
     document["v"] = DOCUMENT_VERSION
     row = {name: getattr(order, name) for name in ORDER_COLUMNS}
     row["status"] = order.status.value

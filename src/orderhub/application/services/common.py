@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from orderhub.application.hub import Hub
 from orderhub.application.ports import ChannelCommand, CommandKind, StoredResponse, UnitOfWork
+from orderhub.channels.spi import ChannelAccount, FollowUp
 from orderhub.domain.capabilities import Capabilities
 from orderhub.domain.errors import ConcurrencyConflict, DomainError, OrderNotFound
 from orderhub.domain.model import Order
@@ -90,6 +91,22 @@ def clip(error: str) -> str:
     return error[:MAX_ERROR_LENGTH]
 
 
+def fulfilments_done(account: ChannelAccount, order: Order) -> list[FollowUp]:
+    """What the adapter asks to send for each fulfilment the change just finished (its
+    ``fulfilment.*`` event among the order's new events)."""
+    done = {
+        event.data["fulfilment_id"]
+        for event in order.events
+        if event.type.value.startswith("fulfilment.")
+    }
+    return [
+        follow_up
+        for fulfilment in order.fulfilments
+        if fulfilment.id in done
+        for follow_up in account.fulfilment_done(order, fulfilment)
+    ]
+
+
 Change = Callable[[Order, Capabilities, datetime], "tuple[dict[str, Any], dict[str, Any]]"]
 Replay = Callable[[Order, Sequence[ChannelCommand]], "CommandReceipt | None"]
 
@@ -109,7 +126,7 @@ async def run_order_command(
     ``replay`` may recognise the request as one already carried out (a shipment sent
     twice) and return the first answer instead."""
 
-    async def attempt() -> tuple[CommandReceipt, str | None]:
+    async def attempt() -> tuple[CommandReceipt, list[str]]:
         async with hub.uow() as uow:
             if idempotency is not None:
                 stored = await uow.idempotency.get(idempotency.key)
@@ -118,16 +135,22 @@ async def run_order_command(
                         raise IdempotencyKeyReused(
                             "this Idempotency-Key was used for another request"
                         )
-                    return CommandReceipt(**stored.body), None
+                    return CommandReceipt(**stored.body), []
             order = await load_order(uow, order_id)
             if replay is not None:
                 first = replay(order, await uow.commands.for_order(order.id))
                 if first is not None:
-                    return first, None
+                    return first, []
             account = hub.channels.account(order.channel, order.account)
+            caps = order.capabilities or account.capabilities
             now = hub.clock.now()
-            payload, details = change(order, account.capabilities, now)
+            payload, details = change(order, caps, now)
+            account.preflight(kind, payload, order, caps)  # the channel's own rules
             command = await new_command(uow, hub, order, kind, payload, now)
+            queued = [command.id]
+            for follow_up in fulfilments_done(account, order):  # after the command
+                later = await new_command(uow, hub, order, follow_up.kind, follow_up.payload, now)
+                queued.append(later.id)
             receipt = CommandReceipt(
                 command_id=command.id,
                 order_id=order.id,
@@ -146,9 +169,9 @@ async def run_order_command(
                     )
                 )
             await uow.commit()
-            return receipt, command.id
+            return receipt, queued
 
-    receipt, command_id = await with_conflict_retry(attempt)
-    if command_id is not None:
+    receipt, queued = await with_conflict_retry(attempt)
+    for command_id in queued:
         hub.queue.enqueue_command(command_id)
     return receipt

@@ -39,6 +39,7 @@ from orderhub.channels.spi import (
     ChannelConfigurationError,
     ChannelError,
     CommandOutcome,
+    CommandView,
     TransientChannelError,
 )
 from orderhub.domain.events import EventType
@@ -73,7 +74,7 @@ async def dispatch_command(hub: Hub, command_id: str) -> Dispatched:
         return claimed
     command = claimed.command
     try:
-        outcome = await claimed.account.execute(command, claimed.order)
+        outcome = await claimed.account.execute(CommandView.of(command), claimed.order)
     except TransientChannelError as exc:
         return await _retry(hub, command, exc.message, exc.retry_after, status=exc.status)
     except ChannelConfigurationError as exc:  # our credentials, not the channel's answer
@@ -150,6 +151,12 @@ async def _succeed(hub: Hub, command: ChannelCommand, outcome: CommandOutcome) -
             if not await uow.commands.save(stored, fence=command.fence):
                 return Dispatched.STALE, [], None
             message_id = None
+            if outcome.channel_ids:  # the channel's ids for what the command created
+                created = await uow.orders.get(stored.order_id)
+                if created is not None:
+                    created.link_channel_ids(
+                        kind=stored.kind.value, payload=stored.payload, ids=outcome.channel_ids
+                    )
             if outcome.snapshot is not None:
                 message_id = await command_answer(uow, hub, stored, outcome.snapshot)
             order = await uow.orders.get(stored.order_id)

@@ -30,7 +30,12 @@ from enum import StrEnum
 from orderhub.application import snapshot_codec
 from orderhub.application.hub import Hub
 from orderhub.application.ports import ChannelCommand, InboxMessage, InboxState, UnitOfWork
-from orderhub.application.services.common import clip, new_command, with_conflict_retry
+from orderhub.application.services.common import (
+    clip,
+    fulfilments_done,
+    new_command,
+    with_conflict_retry,
+)
 from orderhub.channels.registry import ChannelNotFound
 from orderhub.channels.spi import ChannelAccount, TransientChannelError
 from orderhub.domain.errors import ConcurrencyConflict, DomainError
@@ -315,22 +320,25 @@ async def apply_in(
     )
     now = hub.clock.now()
     new = order is None
+    caps = account.capabilities_for(snapshot)  # this order's rules (its sales channel's)
     if order is None:
         order = Order.receive(
             snapshot,
             order_id=hub.ids(),
             channel=account.channel,
             account=account.name,
-            caps=account.capabilities,
+            caps=caps,
             now=now,
             new_id=hub.ids,
             seq=seq,
         )
         uow.orders.add(order)
     else:
-        order.apply(snapshot, caps=account.capabilities, now=now, new_id=hub.ids, seq=seq)
+        order.capabilities = caps
+        order.apply(snapshot, caps=caps, now=now, new_id=hub.ids, seq=seq)
+    follow_ups = [*account.follow_ups(order, new=new), *fulfilments_done(account, order)]
     queued = []
-    for follow_up in account.follow_ups(order, new=new):
+    for follow_up in follow_ups:
         command = await new_command(uow, hub, order, follow_up.kind, follow_up.payload, now)
         queued.append(command.id)
     return order, queued

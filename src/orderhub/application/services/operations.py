@@ -19,6 +19,7 @@ from orderhub.application.ports import (
 from orderhub.application.services.common import load_order, with_conflict_retry
 from orderhub.application.services.intake import Stored, store_message
 from orderhub.channels.spi import ChannelError, TransientChannelError
+from orderhub.domain.corrections import DECISION_KINDS
 from orderhub.domain.entities import AttentionCode
 from orderhub.domain.errors import DomainError, InvalidTransition, NotSupportedByChannel
 
@@ -81,7 +82,8 @@ async def retry_command(hub: Hub, command_id: str) -> ChannelCommand:
             now = hub.clock.now()
             order = await load_order(uow, command.order_id)
             if command.result.get("decision_undone"):
-                caps = hub.channels.account(order.channel, order.account).capabilities
+                account = hub.channels.account(order.channel, order.account)
+                caps = order.capabilities or account.capabilities
                 order.redo_decision(
                     kind=command.kind.value, payload=command.payload, caps=caps, now=now
                 )
@@ -114,6 +116,10 @@ async def abandon_command(hub: Hub, command_id: str) -> ChannelCommand:
             now = hub.clock.now()
             order = await load_order(uow, command.order_id)
             order.clear_attention(now=now, code=AttentionCode.COMMAND_FAILED, ref=command.id)
+            if command.kind.value in DECISION_KINDS and not command.result.get(
+                "decision_undone"
+            ):  # a decision that will never reach the channel: the channel's word stands
+                order.undo_decision(kind=command.kind.value, payload=command.payload, now=now)
             if command.kind.value in FACT_KINDS:  # it happened; the channel will never know
                 order.raise_attention(
                     AttentionCode.CHANNEL_REPORTS_LESS,

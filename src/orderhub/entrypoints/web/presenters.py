@@ -37,13 +37,27 @@ def receipt_out(receipt: CommandReceipt) -> CommandReceiptOut:
     return _shown(receipt, CommandReceiptOut)
 
 
+class _OrderShown:
+    """The order as the schemas read it: its capabilities as the table ``GET /channels``
+    shows (everything else as it is)."""
+
+    def __init__(self, order: Order) -> None:
+        self._order = order
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "capabilities":
+            caps = self._order.capabilities
+            return caps.as_dict() if caps is not None else None
+        return getattr(self._order, name)
+
+
 def order_out(order: Order) -> OrderOut:
-    return _shown(order, OrderOut)
+    return _shown(_OrderShown(order), OrderOut)
 
 
 def order_detail_out(order: Order, commands: Sequence[ChannelCommand]) -> OrderDetailOut:
     return msgspec.structs.replace(
-        _shown(order, OrderDetailOut),
+        _shown(_OrderShown(order), OrderDetailOut),
         pending_commands=[
             _shown(c, ChannelCommandOut) for c in commands if c.state is CommandState.PENDING
         ],

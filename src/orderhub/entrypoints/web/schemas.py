@@ -270,6 +270,9 @@ class OrderOut(_Response):
     attention: list[AttentionOut]
     last_seq: int
     """The feed sequence of the order's newest event (the orders list pages by it)."""
+    capabilities: dict[str, Any] | None = None
+    """What the channel allows for this order (its sales channel's rules), as
+    ``GET /channels`` shows an account's; null for an order stored before it was kept."""
 
 
 class OrderDetailOut(OrderOut):
