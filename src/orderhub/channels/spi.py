@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+from urllib.parse import quote
 
 from orderhub.domain.capabilities import Capabilities
 from orderhub.domain.errors import DomainError
@@ -233,6 +234,100 @@ class FollowUp:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
+WebhookAckStatus = Literal[200, 202]
+"""What a stored webhook is answered with: 202 (the default) or 200 (a duplicate: always 200)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookVerdict:
+    """What an adapter's own webhook signature check found.
+
+    ``scheme`` and ``variant`` name what matched (``"spresso-hmac"``; ``"raw"`` or
+    ``"compact"``): constants of the adapter, counted as metric labels, never ids.
+    ``reason`` says why a request is refused, without any secret."""
+
+    accepted: bool
+    scheme: str
+    variant: str = "default"
+    reason: str = ""
+
+    @classmethod
+    def accept(cls, scheme: str, variant: str = "default") -> WebhookVerdict:
+        return cls(accepted=True, scheme=scheme, variant=variant)
+
+    @classmethod
+    def refuse(cls, scheme: str, reason: str) -> WebhookVerdict:
+        return cls(accepted=False, scheme=scheme, reason=reason)
+
+
+class SetupAction(StrEnum):
+    """What :meth:`ChannelAccount.setup` did about one thing at the channel."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    UNCHANGED = "unchanged"  # already as wanted
+    MANUAL = "manual"  # an operator must do it; the step's detail says how
+
+    @property
+    def changes(self) -> bool:
+        return self in (SetupAction.CREATED, SetupAction.UPDATED, SetupAction.DELETED)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SetupStep:
+    """One thing set up at the channel (``what``: "webhook order_fulfillable")."""
+
+    what: str
+    action: SetupAction
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SetupReport:
+    """What setting an account up did, step by step; no steps: nothing to set up."""
+
+    steps: tuple[SetupStep, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """Something at the channel was changed (a second run of an idempotent setup: no)."""
+        return any(step.action.changes for step in self.steps)
+
+
+class CheckStatus(StrEnum):
+    """The result of one check, from best to worst: skipped, ok, failed, misconfigured."""
+
+    SKIPPED = "skipped"  # not checked
+    OK = "ok"
+    FAILED = "failed"  # the channel could not be reached, or answered wrongly
+    MISCONFIGURED = "misconfigured"  # the account's settings or credentials are wrong
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckItem:
+    """One check (``what``: "credentials", "api", "webhook order_fulfillable")."""
+
+    what: str
+    status: CheckStatus
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckReport:
+    """What checking an account found; changes nothing at the channel."""
+
+    items: tuple[CheckItem, ...] = ()
+
+    @property
+    def status(self) -> CheckStatus:
+        """The worst item's status (no item: skipped)."""
+        order = list(CheckStatus)
+        return max(
+            (item.status for item in self.items), key=order.index, default=CheckStatus.SKIPPED
+        )
+
+
 class ChannelAccount:
     """One seller account on one channel. Override what the channel needs; the optional
     hooks do nothing by default."""
@@ -311,6 +406,39 @@ class ChannelAccount:
 
     async def aclose(self) -> None:
         """Release connections."""
+
+    @property
+    def webhook_ack_status(self) -> WebhookAckStatus:
+        """The status a new webhook is answered with once stored; a duplicate gets 200."""
+        return 202
+
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> WebhookVerdict | None:
+        """The channel's own signature check; None: not its scheme, ``config.webhook`` decides."""
+        return None
+
+    def webhook_url(self, public_url: str) -> str:
+        """Where the channel must send this account's webhooks (with the path token, if any)."""
+        url = f"{public_url.rstrip('/')}/webhooks/{quote(self.channel)}/{quote(self.name)}"
+        tokens = self.config.webhook.path_tokens
+        return f"{url}?token={quote(tokens[0], safe='')}" if tokens else url
+
+    async def setup(self, public_url: str) -> SetupReport:
+        """Set the account up at the channel (webhooks to :meth:`webhook_url`), idempotently."""
+        return SetupReport()
+
+    async def check(self) -> CheckReport:
+        """Verify credentials and reachability without changing anything at the channel."""
+        return CheckReport(
+            items=(
+                CheckItem(
+                    what="account",
+                    status=CheckStatus.SKIPPED,
+                    detail=f"the {self.channel} adapter does not check its accounts",
+                ),
+            )
+        )
 
 
 class ChannelPlugin(Protocol):
