@@ -351,16 +351,23 @@ def test_spresso_order_with_fulfilments_short_ship_and_delivery(
         "order.received",
         "order.ready_to_ship",
         "order.shipment_recorded",
+        "fulfilment.shipped",  # F1, whole
         "command.succeeded",
         "order.shipment_recorded",
+        "fulfilment.shipped",  # F2, closed short
         "order.lines_cancelled",
         "order.shipped",
         "command.succeeded",
+        "fulfilment.delivered",  # F1
         "order.updated",  # F1 delivered: part of the order
         "command.succeeded",
+        "fulfilment.delivered",  # F2
         "order.delivered",
         "command.succeeded",
     ]
+    closed = [e for e in events if e["type"] == "fulfilment.shipped"][1]["data"]
+    assert closed["channel_fulfilment_id"] == "F2"
+    assert [(x["shipped"], x["cancelled"]) for x in closed["lines"]] == [(1, 2)]  # frozen
     lines_cancelled = next(e for e in events if e["type"] == "order.lines_cancelled")
     assert lines_cancelled["data"]["reason"] == "out_of_stock"
     assert lines_cancelled["data"]["initiator"] == "seller"
