@@ -46,6 +46,7 @@ __all__ = [
     "STALE_OUTCOMES",
     "SWEEP_REQUEUED",
     "WEBHOOKS_RECEIVED",
+    "WEBHOOK_SIGNATURES",
     "render",
 ]
 
@@ -58,6 +59,13 @@ WEBHOOKS_RECEIVED: Final = Counter(
     "orderhub_webhooks_received",
     "Webhook requests, by channel and outcome (stored, duplicate, unauthorized, rejected).",
     ["channel", "outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_SIGNATURES: Final = Counter(
+    "orderhub_webhook_signatures_matched",
+    "Webhooks accepted by an adapter's own signature scheme, by channel, scheme and the "
+    "variant that matched (raw body, or the compact re-serialisation fallback).",
+    ["channel", "scheme", "variant"],
     registry=REGISTRY,
 )
 INBOX_PROCESSED: Final = Counter(

@@ -11,7 +11,12 @@ Three ways, each sufficient on its own when the account configures it:
 * a secret path token: ``?token=<token>``.
 
 An account that configures none refuses everything. Every comparison is constant-time.
-Nothing here knows about HTTP frameworks: headers come in as a lower-cased mapping."""
+Nothing here knows about HTTP frameworks: headers come in as a lower-cased mapping.
+
+Before these, :func:`authenticate` asks the adapter's own scheme
+(:meth:`ChannelAccount.verify_webhook`, e.g. Spresso's ``X-Spresso-Hmac-SHA256``): its
+verdict, accepted or refused, is final; only when it says "not my scheme" (None) do the
+account's configured methods decide. An adapter's check that raises refuses the request."""
 
 from __future__ import annotations
 
@@ -20,11 +25,12 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from orderhub.channels.spi import WebhookAuth
+from orderhub.channels.spi import ChannelAccount, WebhookAuth
 
 SECRET_PREFIX: Final = "whsec_"
 SIGNATURE_VERSION: Final = "v1"
@@ -197,3 +203,42 @@ def _methods(auth: WebhookAuth) -> str:
     if auth.path_tokens:
         methods.append("?token=")
     return ", ".join(methods)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Authenticated:
+    """How a webhook was authenticated: a configured method, or the adapter's own scheme
+    (``method`` is then its name, and ``variant`` says which form of it matched)."""
+
+    method: str
+    variant: str | None = None
+
+    @property
+    def by_adapter(self) -> bool:
+        return self.variant is not None
+
+
+def authenticate(
+    account: ChannelAccount,
+    *,
+    headers: Mapping[str, str],
+    query_token: str | None,
+    body: bytes,
+    now: datetime,
+) -> Authenticated:
+    """The adapter's own scheme first, then the account's configured methods.
+
+    ``headers`` must have lower-case names. Raises :class:`WebhookAuthError`; when the
+    adapter's check itself raised, that exception is the error's ``__cause__``."""
+    try:
+        verdict = account.verify_webhook(headers, body, now)
+    except Exception as exc:  # hostile input must never reach the sender as a 5xx
+        raise WebhookAuthError(f"the {account.channel} signature check failed") from exc
+    if verdict is None:
+        method = verify_webhook(
+            account.config.webhook, headers=headers, query_token=query_token, body=body, now=now
+        )
+        return Authenticated(method=method.value)
+    if not verdict.accepted:
+        raise WebhookAuthError(verdict.reason or f"the {verdict.scheme} signature does not match")
+    return Authenticated(method=verdict.scheme, variant=verdict.variant)

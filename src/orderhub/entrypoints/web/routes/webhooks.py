@@ -2,7 +2,13 @@
 
 The raw body is stored in the inbox before the 2xx, whatever it holds: a body that
 cannot be parsed is stored too, and the worker marks it failed for an operator. A
-failed authentication stores nothing."""
+failed authentication stores nothing, and whatever the credentials hold, it is a 401.
+
+The adapter decides what its channel expects: its own signature scheme
+(``verify_webhook``, else the account's configured methods), the status of the
+acknowledgement (``webhook_ack_status``: 202 by default, Spresso 200; a duplicate is
+always 200) and the dedupe key (``dedupe_key``: the sender's message id or a natural
+key; else a hash of the body). The answer's body is a :class:`WebhookAck` either way."""
 
 from __future__ import annotations
 
@@ -15,14 +21,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
 from orderhub.application.services import intake
+from orderhub.channels.spi import ChannelAccount
 from orderhub.entrypoints.web.problems import ProblemError, problem_responses
 from orderhub.entrypoints.web.routes._params import HubDep
 from orderhub.entrypoints.web.schemas import WebhookAck
-from orderhub.entrypoints.web.webhook_auth import WebhookAuthError, verify_webhook
-from orderhub.metrics import WEBHOOKS_RECEIVED
+from orderhub.entrypoints.web.webhook_auth import Authenticated, WebhookAuthError, authenticate
+from orderhub.metrics import WEBHOOK_SIGNATURES, WEBHOOKS_RECEIVED
 
 # Credentials are never stored with a message.
 UNSTORED_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+ACK_STATUSES: Final = frozenset({200, 202})
+DUPLICATE_STATUS: Final = 200
 
 log = structlog.get_logger(__name__)
 
@@ -34,9 +43,11 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
 @post(
     "/webhooks/{channel:str}/{account:str}",
     summary="Receive a channel's webhook",
-    description="Authenticated per account: Standard Webhooks HMAC signature headers, "
-    "`Authorization: Bearer <token>`, or `?token=<token>`. Answers 202 once the message is "
-    "stored, 200 for a message already received (not applied twice).",
+    description="Authenticated per account: the channel's own signature scheme where its "
+    "adapter has one (Spresso: `X-Spresso-Hmac-SHA256`), else Standard Webhooks HMAC "
+    "signature headers, `Authorization: Bearer <token>`, or `?token=<token>`. Answers once "
+    "the message is stored: 202, or 200 for channels that expect it; 200 for a message "
+    "already received (not applied twice).",
     responses={
         200: ResponseSpec(
             WebhookAck, description="Already received: acknowledged, not applied twice"
@@ -56,17 +67,14 @@ async def receive_webhook(
     body = await request.body()
     headers = {name.lower(): value for name, value in request.headers.items()}
     try:
-        method = verify_webhook(
-            configured.config.webhook,
-            headers=headers,
-            query_token=token,
-            body=body,
-            now=hub.clock.now(),
+        auth = authenticate(
+            configured, headers=headers, query_token=token, body=body, now=hub.clock.now()
         )
     except WebhookAuthError as exc:
-        log.warning("webhook refused", reason=exc.reason)
+        log.warning("webhook refused", reason=exc.reason, exc_info=exc.__cause__)
         WEBHOOKS_RECEIVED.labels(channel=configured.channel, outcome="unauthorized").inc()
         raise ProblemError(401, "unauthorized", f"webhook not authenticated: {exc.reason}") from exc
+    _count_signature(configured, auth)
     stored = await intake.store_message(
         hub, channel=channel, account=account, body=body, headers=stored_headers(headers)
     )
@@ -76,10 +84,29 @@ async def receive_webhook(
         "webhook stored",
         message_id=stored.message_id,
         duplicate=stored.duplicate,
-        auth=method.value,
+        auth=auth.method,
+        variant=auth.variant,
         size=len(body),
     )
     return Response(
         WebhookAck(message_id=stored.message_id, duplicate=stored.duplicate),
-        status_code=200 if stored.duplicate else 202,
+        status_code=DUPLICATE_STATUS if stored.duplicate else ack_status(configured),
     )
+
+
+def ack_status(account: ChannelAccount) -> int:
+    """The adapter's acknowledgement of a new message: 200 or 202 (anything else: 202)."""
+    status = account.webhook_ack_status
+    if status in ACK_STATUSES:
+        return status
+    log.error(
+        "webhook ack status not allowed, 202 sent", status=status, allowed=sorted(ACK_STATUSES)
+    )
+    return 202
+
+
+def _count_signature(account: ChannelAccount, auth: Authenticated) -> None:
+    if auth.variant is not None:
+        WEBHOOK_SIGNATURES.labels(
+            channel=account.channel, scheme=auth.method, variant=auth.variant
+        ).inc()
