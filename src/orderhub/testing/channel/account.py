@@ -1,0 +1,338 @@
+"""A test channel account: intake, the channel's rules, and calls (in memory or HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+
+import httpx
+
+from orderhub.channels.spi import (
+    AccountConfig,
+    ChannelAccount,
+    ChannelConfigurationError,
+    ChannelError,
+    CommandKind,
+    CommandOutcome,
+    CommandView,
+    FollowUp,
+    IntakeMessage,
+    PermanentChannelError,
+    TransientChannelError,
+)
+from orderhub.domain.capabilities import Capabilities
+from orderhub.domain.model import (
+    ChannelSnapshot,
+    Order,
+)
+from orderhub.domain.values import (
+    Reason,
+)
+from orderhub.testing.channel.documents import (
+    TestOrderDocument,
+    decode_orders,
+    encode_order,
+    to_snapshot,
+)
+from orderhub.testing.channel.profiles import (
+    NAME,
+    OCTOPIA_CODE_FOR_REASON,
+    Profile,
+    capabilities_for,
+    profile_of,
+)
+
+DEFAULT_TIMEOUT_SECONDS: Final = 5.0
+TRANSIENT_STATUSES: Final = frozenset({408, 409, 429})
+
+# --- outbound -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordedCall:
+    """One call an in-memory account received (every attempt, retries included)."""
+
+    command_id: str
+    kind: str
+    order: str
+    payload: dict[str, Any]
+
+
+@dataclass(kw_only=True, slots=True)
+class _Fault:
+    error: Exception
+    times: int
+
+
+@dataclass(kw_only=True)
+class _MemoryChannel:
+    calls: list[RecordedCall] = field(default_factory=list)
+    faults: list[_Fault] = field(default_factory=list)
+    intake_faults: list[_Fault] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    orders: dict[str, bytes] = field(default_factory=dict)  # what refresh reads
+
+
+def _play(faults: list[_Fault]) -> None:
+    """Raise the first planned fault, if any, and count it down."""
+    if not faults:
+        return
+    fault = faults[0]
+    fault.times -= 1
+    if fault.times <= 0:
+        faults.pop(0)
+    raise fault.error
+
+
+class TestChannelAccount(ChannelAccount):
+    """One account of the test channel."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(
+        self,
+        config: AccountConfig,
+        capabilities: Capabilities,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(config, capabilities)
+        self.profile = profile_of(config)
+        self.base_url: str | None = config.settings.get("base_url")
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._memory = _MemoryChannel()
+
+    # in-memory channel (no base_url): what unit tests look at and steer
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        return self._memory.calls
+
+    def fail_next(self, error: Exception, *, times: int = 1) -> None:
+        """The next ``times`` in-memory calls raise ``error`` (recorded all the same)."""
+        self._memory.faults.append(_Fault(error=error, times=times))
+
+    def fail_next_intake(self, error: Exception, *, times: int = 1) -> None:
+        """The next ``times`` messages mapped by ``snapshots`` raise ``error`` (as a channel
+        that must be asked for the full order and does not answer)."""
+        self._memory.intake_faults.append(_Fault(error=error, times=times))
+
+    async def wait_for_calls(self, count: int = 1) -> None:
+        """Until ``count`` in-memory calls have arrived (a held one counts on arrival)."""
+        while len(self._memory.calls) < count:
+            self._memory.arrived.clear()
+            await self._memory.arrived.wait()
+
+    def hold_calls(self) -> asyncio.Event:
+        """In-memory calls wait (after being recorded) until the returned event is set."""
+        self._memory.gate = asyncio.Event()
+        return self._memory.gate
+
+    def channel_shows(self, doc: TestOrderDocument | Mapping[str, Any]) -> None:
+        """What the in-memory channel answers when asked for this order (``refresh``)."""
+        body = encode_order(doc)
+        [decoded] = decode_orders(body)
+        self._memory.orders[decoded.id] = body
+
+    # ChannelAccount
+
+    async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
+        _play(self._memory.intake_faults)
+        return [to_snapshot(doc) for doc in decode_orders(body)]
+
+    def order_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        ids = {doc.id for doc in decode_orders(body)}
+        return ids.pop() if len(ids) == 1 else None
+
+    def independent(self, earlier: CommandKind, later: CommandKind) -> bool:
+        """topi: the acknowledgement and the decision that follows need not wait for each
+        other (an acknowledge that loses the race is moot)."""
+        pair = {earlier, later}
+        return (
+            self.profile is Profile.TOPI
+            and CommandKind.ACKNOWLEDGE in pair
+            and bool(pair & {CommandKind.ACCEPT, CommandKind.REJECT})
+        )
+
+    async def refresh(self, order: Order) -> IntakeMessage | None:
+        if self.base_url is None:
+            _play(self._memory.intake_faults)
+            body = self._memory.orders.get(order.channel_order_id)
+        else:
+            body = await self._fetch(order.channel_order_id)
+        if body is None:
+            raise PermanentChannelError(f"the test channel has no order {order.channel_order_id}")
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        return IntakeMessage(
+            dedupe_key=f"refresh:{order.channel_order_id}:{digest}",
+            body=body,
+            headers={"x-orderhub-source": "refresh"},
+        )
+
+    async def _fetch(self, channel_order_id: str) -> bytes | None:
+        try:
+            response = await self._http().get(f"/orders/{channel_order_id}")
+        except httpx.HTTPError as exc:
+            raise TransientChannelError(f"test channel unreachable: {exc!r}") from exc
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise _error_for(response)
+        return response.content
+
+    def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:
+        if new and self.config.settings.get("acknowledge_on_receipt"):
+            return [FollowUp(kind=CommandKind.ACKNOWLEDGE)]
+        return ()
+
+    async def execute(self, command: CommandView, order: Order) -> CommandOutcome:
+        payload = self._wire_payload(command, order)
+        if self.base_url is None:
+            return await self._execute_in_memory(command, order, payload)
+        return await self._execute_http(command, order, payload)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # internals
+
+    def _wire_payload(self, command: CommandView, order: Order) -> dict[str, Any]:
+        """The command's payload as the channel needs it: its own line ids and codes."""
+        channel_ids = {line.id: line.channel_line_id for line in order.lines}
+        payload = json.loads(json.dumps(command.payload, default=str))
+        for key in ("items", "lines"):
+            for item in payload.get(key) or ():
+                if isinstance(item, dict) and "line_id" in item:
+                    item["channel_line_id"] = channel_ids.get(item["line_id"])
+        if self.profile is Profile.OCTOPIA and command.kind is CommandKind.CANCEL:
+            try:
+                payload["reason_code"] = OCTOPIA_CODE_FOR_REASON[Reason(payload["reason"])]
+            except (KeyError, ValueError):
+                raise PermanentChannelError(
+                    f"no Octopia reason code for {payload.get('reason')!r}"
+                ) from None
+        return dict(payload)
+
+    async def _execute_in_memory(
+        self, command: CommandView, order: Order, payload: dict[str, Any]
+    ) -> CommandOutcome:
+        memory = self._memory
+        memory.calls.append(
+            RecordedCall(
+                command_id=command.id,
+                kind=command.kind.value,
+                order=order.channel_order_id,
+                payload=payload,
+            )
+        )
+        memory.arrived.set()
+        if memory.gate is not None:
+            await memory.gate.wait()
+        _play(memory.faults)
+        return CommandOutcome(data={"recorded": len(memory.calls)})
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            headers = {}
+            if token := self.config.settings.get("token"):
+                headers["Authorization"] = f"Bearer {token}"
+            self._client = httpx.AsyncClient(
+                base_url=str(self.base_url),
+                timeout=float(self.config.settings.get("timeout", DEFAULT_TIMEOUT_SECONDS)),
+                headers=headers,
+                transport=self._transport,
+            )
+        return self._client
+
+    async def _execute_http(
+        self, command: CommandView, order: Order, payload: dict[str, Any]
+    ) -> CommandOutcome:
+        body = {
+            "command_id": command.id,
+            "kind": command.kind.value,
+            "order": order.channel_order_id,
+            "payload": payload,
+        }
+        try:
+            response = await self._http().post(
+                "/calls", json=body, headers={"Idempotency-Key": command.id}
+            )
+        except httpx.TimeoutException as exc:
+            raise TransientChannelError(f"test channel timed out: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            raise TransientChannelError(f"test channel unreachable: {exc!r}") from exc
+        if response.is_success:
+            data = response.json() if response.content else {}
+            return CommandOutcome(data=data if isinstance(data, dict) else {"answer": data})
+        raise _error_for(response)
+
+
+def _error_for(response: httpx.Response) -> ChannelError:
+    status = response.status_code
+    message = f"test channel answered {status}: {_message(response)}"
+    if status == 401:
+        return ChannelConfigurationError(message, status=status)
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return TransientChannelError(
+            message, status=status, retry_after=_retry_after(response.headers.get("Retry-After"))
+        )
+    return PermanentChannelError(message, status=status)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return response.text[:500]
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+# --- the plugin ---------------------------------------------------------------------------
+
+
+class TestChannelPlugin:
+    """What the ``testchannel`` entry point points at."""
+
+    __test__ = False  # not a pytest class
+
+    name = NAME
+
+    def capabilities(self, config: AccountConfig) -> Capabilities:
+        return capabilities_for(config)
+
+    def open_account(
+        self, config: AccountConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> TestChannelAccount:
+        return TestChannelAccount(config, capabilities_for(config), transport=transport)
+
+
+plugin: Final = TestChannelPlugin()
