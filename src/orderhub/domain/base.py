@@ -109,6 +109,23 @@ class OrderBase:
     def needs_attention(self) -> bool:
         return bool(self.attention)
 
+    @property
+    def fulfilled_by(self) -> str:
+        """``seller`` (our warehouse ships everything), ``channel`` (someone else ships
+        everything: Octopia's Fulfillment and Xdock), or ``mixed``."""
+        kinds = {self._seller_fulfilled(line) for line in self.leaf_lines}
+        if kinds == {False}:
+            return "channel"
+        return "mixed" if len(kinds) > 1 else "seller"
+
+    @property
+    def status_lines(self) -> list[Line]:
+        """The lines the status is the warehouse's view of: those our warehouse ships (all
+        of them when the channel ships everything). Lines fulfilled by the channel never
+        make an order ready to ship for the warehouse."""
+        ours = [line for line in self.leaf_lines if self._seller_fulfilled(line)]
+        return ours or self.leaf_lines
+
     def line(self, line_id: str) -> Line:
         for line in self.lines:
             if line.id == line_id:
@@ -139,7 +156,7 @@ class OrderBase:
         """Re-derive status and fulfilment states; announce a status that has an event."""
         before = self.status
         self.status = derive_status(
-            self.leaf_lines, acceptance_required=self.acceptance_required, released=self.released
+            self.status_lines, acceptance_required=self.acceptance_required, released=self.released
         )
         for fulfilment in self.fulfilments:
             lines = [line for line in self.leaf_lines if line.fulfilment_id == fulfilment.id]
@@ -177,9 +194,13 @@ class OrderBase:
             self._announce_status(before)
 
     def _announce_status(self, before: OrderStatus) -> None:
-        """The event of a status reached since ``before``, if that status has one."""
-        if self.status is not before and self.status in STATUS_EVENT:
-            self._emit(STATUS_EVENT[self.status], previous_status=before.value)
+        """The event of a status reached since ``before``, if that status has one (never
+        ready_to_ship for an order the channel ships: nothing for the warehouse to do)."""
+        if self.status is before or self.status not in STATUS_EVENT:
+            return
+        if self.status is OrderStatus.READY_TO_SHIP and self.fulfilled_by == "channel":
+            return
+        self._emit(STATUS_EVENT[self.status], previous_status=before.value)
 
     def _ensure_open(self) -> None:
         if self.status.is_terminal:

@@ -146,14 +146,16 @@ class Order(Corrections, Shipping, OrderBase):
         order._remember(snapshot, older=False)  # what the channel said, as first heard
         order._stamp(snapshot, seq, older=False)
         order.status = derive_status(
-            order.leaf_lines, acceptance_required=order.acceptance_required, released=order.released
+            order.status_lines,
+            acceptance_required=order.acceptance_required,
+            released=order.released,
         )
         order._emit(
             EventType.ORDER_RECEIVED,
             channel_order_id=order.channel_order_id,
             status=order.status.value,
         )
-        if order.status is OrderStatus.READY_TO_SHIP:
+        if order.status is OrderStatus.READY_TO_SHIP and order.fulfilled_by != "channel":
             order._emit(EventType.ORDER_READY_TO_SHIP, previous_status=None)
         order.apply(snapshot, caps=caps, now=now, new_id=new_id, seq=seq)
         return order

@@ -361,7 +361,26 @@ def test_a_channel_fulfilled_line_is_not_ours_to_ship() -> None:
         ),
     )
     assert counters(order, "L2")["shipped"] == 1
-    assert order.status is OrderStatus.PARTIALLY_SHIPPED
+    # the status is the warehouse's view: its own line is still to ship
+    assert order.status is OrderStatus.READY_TO_SHIP
+    assert order.fulfilled_by == "mixed"
+    ship(order, CAPS, [lq(order, "L1", 1)])
+    assert order.status is OrderStatus.SHIPPED
+
+
+def test_an_order_the_channel_ships_is_never_ready_to_ship_for_the_warehouse() -> None:
+    order = receive(
+        CAPS,
+        doc(
+            status="InPreparation",
+            released=True,
+            fulfilments=(("F2", FulfilledBy.CHANNEL),),
+            lines=(L(id="L2", quantity=1, fulfilment="F2", accepted=1),),
+        ),
+    )
+    assert order.fulfilled_by == "channel"
+    assert order.status is OrderStatus.READY_TO_SHIP  # derived from every line, as the channel says
+    assert "order.ready_to_ship" not in [e.type.value for e in order.events]
 
 
 # --- cancellation requests ----------------------------------------------------------------
