@@ -187,14 +187,20 @@ class Demo:
         return self.wait(what, probe, timeout)
 
     def command_outcome(
-        self, command_id: str, *, state: str = "succeeded", timeout: float | None = None
+        self,
+        command_id: str,
+        *,
+        state: str = "succeeded",
+        timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Wait for the command's ``command.*`` feed event; it must say ``state``."""
+        """Wait for the command's ``command.*`` feed event; it must say ``state`` (a
+        timeout says where the order's pending commands are)."""
+        order_id = self.hub.command_orders.get(command_id)
 
         def probe() -> dict[str, Any]:
             event = self.hub.command_event(command_id)
             if event is None:
-                raise NotYet("no command event on the feed yet")
+                raise NotYet("no command event on the feed yet" + self._pending(order_id))
             return event
 
         event = self.wait(f"command {command_id} to finish", probe, timeout)
@@ -204,6 +210,14 @@ class Demo:
                 f", expected {state}: {event['data'].get('error')}"
             )
         return event
+
+    def _pending(self, order_id: str | None) -> str:
+        if order_id is None:
+            return ""
+        pending = self.hub.order(order_id)["pending_commands"]
+        keys = ("kind", "seq", "attempts", "last_error", "next_attempt_at", "held_by")
+        shown = [{k: c[k] for k in keys} for c in pending]
+        return f"; the order's pending commands: {shown}"
 
     def hub_command(self, order_id: str, kind: str, timeout: float | None = None) -> str:
         """Wait for a command the hub issued by itself (``acknowledge``) to succeed."""

@@ -445,6 +445,7 @@ class HubApi:
             timeout=timeout,
         )
         self._events: list[dict[str, Any]] = []
+        self.command_orders: dict[str, str] = {}  # command id -> order id, for diagnostics
 
     def close(self) -> None:
         self.http.close()
@@ -518,6 +519,7 @@ class HubApi:
                 f"expected 202: {_problem(resp)}"
             )
         receipt: dict[str, Any] = resp.json()
+        self.command_orders[receipt["command_id"]] = order_id
         return receipt
 
 
