@@ -18,7 +18,7 @@ from orderhub.channels.spi import (
     IdGenerator,
 )
 from orderhub.domain.model import Order
-from orderhub.domain.values import OrderStatus
+from orderhub.domain.values import OrderFulfilledBy, OrderStatus
 
 __all__ = [
     "ChannelCommand",
@@ -83,6 +83,7 @@ class OrderFilter:
     updated_after: datetime | None = None
     ship_by_before: datetime | None = None
     attention: bool | None = None
+    fulfilled_by: OrderFulfilledBy | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -39,6 +39,7 @@ from orderhub.domain.values import (
     FulfilledBy,
     Initiator,
     LineQuantity,
+    OrderFulfilledBy,
     OrderStatus,
     Reason,
 )
@@ -110,13 +111,12 @@ class OrderBase:
         return bool(self.attention)
 
     @property
-    def fulfilled_by(self) -> str:
-        """``seller`` (our warehouse ships everything), ``channel`` (someone else ships
-        everything: Octopia's Fulfillment and Xdock), or ``mixed``."""
+    def fulfilled_by(self) -> OrderFulfilledBy:
+        """Who ships the order's lines: our warehouse, the channel, or both."""
         kinds = {self._seller_fulfilled(line) for line in self.leaf_lines}
         if kinds == {False}:
-            return "channel"
-        return "mixed" if len(kinds) > 1 else "seller"
+            return OrderFulfilledBy.CHANNEL
+        return OrderFulfilledBy.MIXED if len(kinds) > 1 else OrderFulfilledBy.SELLER
 
     @property
     def status_lines(self) -> list[Line]:
@@ -198,7 +198,8 @@ class OrderBase:
         ready_to_ship for an order the channel ships: nothing for the warehouse to do)."""
         if self.status is before or self.status not in STATUS_EVENT:
             return
-        if self.status is OrderStatus.READY_TO_SHIP and self.fulfilled_by == "channel":
+        channel_ships = self.fulfilled_by is OrderFulfilledBy.CHANNEL
+        if self.status is OrderStatus.READY_TO_SHIP and channel_ships:
             return
         self._emit(STATUS_EVENT[self.status], previous_status=before.value)
 

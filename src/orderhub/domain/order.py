@@ -40,7 +40,7 @@ from orderhub.domain.events import EventType, OrderEvent
 from orderhub.domain.shipping import Shipping
 from orderhub.domain.snapshots import ChannelSnapshot
 from orderhub.domain.status import derive_status
-from orderhub.domain.values import Address, Customer, OrderStatus
+from orderhub.domain.values import Address, Customer, OrderFulfilledBy, OrderStatus
 
 
 @dataclass(kw_only=True, slots=True)
@@ -155,7 +155,8 @@ class Order(Corrections, Shipping, OrderBase):
             channel_order_id=order.channel_order_id,
             status=order.status.value,
         )
-        if order.status is OrderStatus.READY_TO_SHIP and order.fulfilled_by != "channel":
+        ours = order.fulfilled_by is not OrderFulfilledBy.CHANNEL
+        if order.status is OrderStatus.READY_TO_SHIP and ours:
             order._emit(EventType.ORDER_READY_TO_SHIP, previous_status=None)
         order.apply(snapshot, caps=caps, now=now, new_id=new_id, seq=seq)
         return order

@@ -58,6 +58,15 @@ class FulfilledBy(StrEnum):
     CHANNEL = "channel"
 
 
+class OrderFulfilledBy(StrEnum):
+    """Who ships an order's lines: ``seller`` (our warehouse, every line), ``channel``
+    (someone else, every line: Octopia's Fulfillment and Xdock), or ``mixed``."""
+
+    SELLER = "seller"
+    CHANNEL = "channel"
+    MIXED = "mixed"
+
+
 class FulfilmentStatus(StrEnum):
     OPEN = "open"
     SHIPPED = "shipped"

@@ -106,6 +106,7 @@ class _Orders:
                     or (order.ship_by is not None and order.ship_by < filters.ship_by_before)
                 )
                 and (filters.attention is None or order.needs_attention is filters.attention)
+                and (filters.fulfilled_by is None or order.fulfilled_by is filters.fulfilled_by)
                 and (after_seq is None or order.last_seq > after_seq)
             )
 

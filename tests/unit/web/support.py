@@ -33,11 +33,12 @@ from orderhub.domain.capabilities import Capabilities, DeliveryConfirmation, Sco
 from orderhub.domain.model import (
     CancellationSnapshot,
     ChannelSnapshot,
+    FulfilmentSnapshot,
     LineSnapshot,
     Order,
     Unit,
 )
-from orderhub.domain.values import Initiator, Money, Price, Reason, RequestState
+from orderhub.domain.values import FulfilledBy, Initiator, Money, Price, Reason, RequestState
 from orderhub.entrypoints.web import ApiKey
 from orderhub.entrypoints.web.webhook_auth import sign
 from orderhub.testing.fakes import (
@@ -102,7 +103,8 @@ def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:
      "order_number": "N-1", "currency": "EUR",
      "lines": [{"id": "a", "sku": "SKU-A", "quantity": 2, "price": 1999,
                 "serial": true, "parent": null, "units": ["u1", "u2"]}],
-     "cancellation": {"id": "c1", "state": "requested"}}
+     "cancellation": {"id": "c1", "state": "requested"},
+     "fulfilments": {"F1": "channel"}}  (a line names its own with "fulfilment": "F1")
     """
     currency = data.get("currency", "EUR")
     lines = tuple(
@@ -117,6 +119,7 @@ def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:
             parent_channel_line_id=line.get("parent"),
             requires_serial_number=line.get("serial", False),
             units=tuple(Unit(channel_unit_id=u) for u in line.get("units", ())),
+            channel_fulfilment_id=line.get("fulfilment"),
         )
         for line in data["lines"]
     )
@@ -139,6 +142,10 @@ def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:
         ship_by=datetime.fromisoformat(data["ship_by"]) if data.get("ship_by") else None,
         released=data.get("released", False),
         cancellations=cancellations,
+        fulfilments=tuple(
+            FulfilmentSnapshot(channel_fulfilment_id=fid, fulfilled_by=FulfilledBy(by))
+            for fid, by in data.get("fulfilments", {}).items()
+        ),
     )
 
 

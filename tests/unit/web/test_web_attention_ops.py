@@ -127,3 +127,33 @@ async def test_resolving_attention_clears_what_a_person_handled(harness: Harness
         f"/api/v1/ops/orders/{order.id}/attention/resolve", headers=auth("writer")
     )
     assert_problem(forbidden, 403, "forbidden")
+
+
+async def test_orders_the_channel_ships_can_be_left_out_of_the_warehouse_s_list(
+    harness: Harness,
+) -> None:
+    ours = await harness.seed()
+    theirs = await harness.seed(
+        lines=({"id": "a", "quantity": 1, "fulfilment": "FBC"},),
+        fulfilments={"FBC": "channel"},
+    )
+    both = await harness.seed(
+        lines=(
+            {"id": "a", "quantity": 1, "fulfilment": "OWN"},
+            {"id": "b", "quantity": 1, "fulfilment": "FBC"},
+        ),
+        fulfilments={"OWN": "seller", "FBC": "channel"},
+    )
+
+    async def listed(query: str) -> list[str]:
+        response = await harness.client.get(f"/api/v1/orders?{query}", headers=auth("reader"))
+        assert response.status_code == 200, response.text
+        return [o["id"] for o in response.json()["orders"]]
+
+    assert await listed("fulfilled_by=seller") == [ours.id]
+    assert await listed("fulfilled_by=channel") == [theirs.id]
+    assert await listed("fulfilled_by=mixed") == [both.id]
+    body = (await harness.client.get(f"/api/v1/orders/{both.id}", headers=auth("reader"))).json()
+    assert body["fulfilled_by"] == "mixed"
+    wrong = await harness.client.get("/api/v1/orders?fulfilled_by=amazon", headers=auth("reader"))
+    assert_problem(wrong, 422, "validation-error")

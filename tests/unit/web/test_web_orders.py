@@ -9,6 +9,7 @@ from .support import Harness, auth, commanding
 ORDER_FIELDS = {
     "capabilities",
     "needs_attention",
+    "fulfilled_by",
     "attention",
     "last_seq",
     "id",
@@ -140,6 +141,7 @@ async def test_the_whole_order(harness: Harness) -> None:
         }
     ]
     assert (body["needs_attention"], body["attention"]) == (False, [])
+    assert body["fulfilled_by"] == "seller"
     assert body["capabilities"]["acceptance"] == "line"  # this order's rules, stored with it
     assert body["last_seq"] == max(e.seq for e in harness.db.feed if e.order_id == order.id)
 

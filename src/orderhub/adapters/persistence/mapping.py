@@ -92,6 +92,7 @@ def order_to_row(order: Order) -> dict[str, Any]:
     row["ship_by"] = None if order.ship_by is None else _utc(order.ship_by)
     row["cancellation_requested"] = order.cancellation_requested
     row["needs_attention"] = order.needs_attention
+    row["fulfilled_by"] = order.fulfilled_by.value
     row["document"] = document
     return row
 

@@ -156,6 +156,8 @@ class SqlOrderRepository:
             query = query.where(o.ship_by < filters.ship_by_before)
         if filters.attention is not None:
             query = query.where(o.needs_attention == filters.attention)
+        if filters.fulfilled_by is not None:
+            query = query.where(o.fulfilled_by == filters.fulfilled_by.value)
         if after_seq is not None:
             query = query.where(o.last_seq > after_seq)
         result = await self._tx.conn().execute(query.order_by(o.last_seq).limit(limit))

@@ -47,6 +47,8 @@ orders = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("document", json_type(), nullable=False),
     sa.Column("needs_attention", sa.Boolean(), server_default=sa.false(), nullable=False),
+    # who ships the lines (seller, channel, mixed): the orders list filters by it
+    sa.Column("fulfilled_by", sa.String(ENUM), server_default="seller", nullable=False),
     # the feed sequence of the order's newest event, set in the commit that writes it: the
     # orders list pages by it, as gapless as the feed
     sa.Column("last_seq", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
@@ -58,6 +60,7 @@ orders = sa.Table(
     sa.Index("ix_orders_ship_by", "ship_by"),
     sa.Index("ix_orders_last_seq", "last_seq"),
     sa.Index("ix_orders_needs_attention_last_seq", "needs_attention", "last_seq"),
+    sa.Index("ix_orders_fulfilled_by_last_seq", "fulfilled_by", "last_seq"),
 )
 
 channel_commands = sa.Table(

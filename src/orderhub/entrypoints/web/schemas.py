@@ -268,6 +268,9 @@ class OrderOut(_Response):
     updated_at: datetime
     needs_attention: bool
     attention: list[AttentionOut]
+    fulfilled_by: str
+    """Who ships the lines: ``seller`` (the warehouse, every line), ``channel`` (the
+    marketplace, every line: nothing for the warehouse to do) or ``mixed``."""
     last_seq: int
     """The feed sequence of the order's newest event (the orders list pages by it)."""
     capabilities: dict[str, Any] | None = None

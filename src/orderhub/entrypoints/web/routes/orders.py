@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from orderhub.application.ports import OrderFilter
 from orderhub.application.services import queries
-from orderhub.domain.values import OrderStatus
+from orderhub.domain.values import OrderFulfilledBy, OrderStatus
 from orderhub.entrypoints.web.auth import requires
 from orderhub.entrypoints.web.pagination import InvalidCursor, decode_cursor, encode_cursor
 from orderhub.entrypoints.web.presenters import order_detail_out, order_out
@@ -64,7 +64,8 @@ def _after(cursor: str | None) -> int | None:
     description="Orders in the order of their newest change (the feed sequence of their "
     "newest event: an order that changes while you page shows up again, later), filtered; "
     "follow next_cursor until it is null. `attention=true` lists the orders a person must "
-    "look at (the hub and the channel disagree).",
+    "look at (the hub and the channel disagree); `fulfilled_by=seller` leaves out the "
+    "orders the marketplace ships itself.",
     responses=problem_responses(401, 403, 422),
 )
 async def list_orders(
@@ -75,6 +76,7 @@ async def list_orders(
     updated_after: FromQuery[datetime | None] = None,
     ship_by_before: FromQuery[datetime | None] = None,
     attention: FromQuery[bool | None] = None,
+    fulfilled_by: FromQuery[OrderFulfilledBy | None] = None,
     cursor: FromQuery[str | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> OrderPage:
@@ -85,6 +87,7 @@ async def list_orders(
         updated_after=_aware("updated_after", updated_after),
         ship_by_before=_aware("ship_by_before", ship_by_before),
         attention=attention,
+        fulfilled_by=fulfilled_by,
     )
     after = _after(cursor)
     found = await queries.list_orders(hub, filters, after_seq=after, limit=limit + 1)
