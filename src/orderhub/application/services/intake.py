@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Final
 
 from orderhub.application import snapshot_codec
 from orderhub.application.hub import Hub
@@ -42,6 +43,7 @@ from orderhub.domain.errors import ConcurrencyConflict, DomainError
 from orderhub.domain.model import ChannelSnapshot, Order
 
 COMMAND_SOURCE = "command"  # a channel's answer to a command, stored by the dispatcher
+MAX_OWN_KEY: Final = 200  # an adapter's dedupe key longer than this is stored hashed
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -65,11 +67,31 @@ class Processed(StrEnum):
 
 
 def dedupe_key(account: ChannelAccount, body: bytes, headers: Mapping[str, str]) -> str:
-    own = account.dedupe_key(body, headers)
-    if own:
+    """The adapter's key (a message id, or a natural key read off the body), else the
+    body's hash. A key the database could not index as it is (a NUL, a lone surrogate,
+    over :data:`MAX_OWN_KEY` characters: it comes from what the sender wrote) is hashed;
+    an adapter whose key raises on an odd body leaves it to the body's hash."""
+    try:
+        own = account.dedupe_key(body, headers)
+    except Exception:  # the message is stored all the same, and fails when mapped
+        own = None
+    if own and _storable(own):
         return f"{account.channel}:{account.name}:id:{own}"
+    if own:
+        digest = hashlib.sha256(own.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{account.channel}:{account.name}:id-sha256:{digest}"
     digest = hashlib.sha256(body).hexdigest()
     return f"{account.channel}:{account.name}:sha256:{digest}"
+
+
+def _storable(key: str) -> bool:
+    if len(key) > MAX_OWN_KEY or "\x00" in key:
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _order_key(account: ChannelAccount, body: bytes, headers: Mapping[str, str]) -> str | None:
