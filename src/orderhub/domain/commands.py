@@ -190,16 +190,69 @@ class Decisions(OrderBase):
         decision: Decision,
         now: datetime,
         cancellation_id: str | None = None,
+        lines: Sequence[LineQuantity] | None = None,
+        part_id: str | None = None,
     ) -> Cancellation:
+        """Decide an open request, whole or (``lines``, where the channel decides line by
+        line) for some of its lines: those are split off as a request of their own
+        (``part_id``, the channel's request id kept) and decided; the rest stays open."""
         self._ensure_open()
         if not caps.cancellation_requests:
             raise NotSupportedByChannel(
                 f"{self.channel} does not let the seller decide cancellation requests",
                 rule="cancellation-decision-not-supported",
             )
+        if lines and caps.cancellation_decision is not Scope.LINE:
+            raise NotSupportedByChannel(
+                caps.explain(
+                    "decide_cancellation",
+                    f"{self.channel} decides a cancellation request whole for this order",
+                ),
+                rule="cancellation-decision-whole-only",
+            )
         request = self._open_request(cancellation_id)
+        if lines:
+            request = self._split_request(request, lines, part_id or f"{request.id}:part")
         self._decide(request, decision, now)
         return request
+
+    def _split_request(
+        self, request: Cancellation, lines: Sequence[LineQuantity], part_id: str
+    ) -> Cancellation:
+        """The part of ``request`` that ``lines`` names (the request itself when they name
+        all of it); checked before anything changes."""
+        asked = {
+            i.line_id: i.quantity
+            for i in request.lines
+            or [LineQuantity(line_id=line.id, quantity=line.live) for line in self.leaf_lines]
+        }
+        wanted: dict[str, int] = {}
+        for item in lines:
+            self.line(item.line_id)  # an unknown line is a 404, as everywhere
+            wanted[item.line_id] = wanted.get(item.line_id, 0) + item.quantity
+        for line_id, quantity in wanted.items():
+            if quantity < 1 or quantity > asked.get(line_id, 0):
+                raise InvalidInput(
+                    f"cancellation {request.id} asks for {asked.get(line_id, 0)} units of line "
+                    f"{line_id}, not {quantity}",
+                    rule="line-not-in-cancellation-request",
+                )
+        rest = {k: q - wanted.get(k, 0) for k, q in asked.items() if q - wanted.get(k, 0) > 0}
+        if not rest:
+            return request
+        request.lines = [LineQuantity(line_id=k, quantity=q) for k, q in rest.items()]
+        part = Cancellation(
+            id=part_id,
+            initiator=request.initiator,
+            reason=request.reason,
+            state=RequestState.REQUESTED,
+            requested_at=request.requested_at,
+            lines=[LineQuantity(line_id=k, quantity=q) for k, q in wanted.items()],
+            channel_reason=request.channel_reason,
+            channel_cancellation_id=request.channel_cancellation_id,
+        )
+        self.cancellations.append(part)
+        return part
 
     def _open_request(self, cancellation_id: str | None) -> Cancellation:
         open_requests = [c for c in self.cancellations if c.state is RequestState.REQUESTED]

@@ -19,6 +19,7 @@ from orderhub.domain.errors import (
 )
 from orderhub.domain.events import EventType
 from orderhub.domain.values import (
+    FulfilledBy,
     Initiator,
     LineQuantity,
     OrderStatus,
@@ -211,6 +212,33 @@ class Shipping(OrderBase):
                 seen.add(serial)
             serials[line.id] = serials.get(line.id, ()) + given
         return serials
+
+    def close_fulfilment(
+        self, caps: Capabilities, *, fulfilment_id: str, now: datetime
+    ) -> Cancellation:
+        """The warehouse ships no more of a fulfilment it shipped in part: the rest is
+        cancelled as ``out_of_stock`` and the fulfilment is done (a short ship without a
+        parcel). Returns the cancellation of the rest."""
+        self._ensure_open()
+        fulfilment = self.fulfilment(fulfilment_id)
+        if fulfilment.fulfilled_by is not FulfilledBy.SELLER:
+            raise NotSupportedByChannel(
+                f"fulfilment {fulfilment.id} is shipped by the channel, not by our warehouse",
+                rule="channel-fulfilled-line",
+            )
+        lines = [line for line in self.leaf_lines if line.fulfilment_id == fulfilment.id]
+        if not any(line.unshipped for line in lines):
+            raise InvalidTransition(
+                f"fulfilment {fulfilment.id} has nothing left to ship", rule="nothing-to-close"
+            )
+        if not any(line.shipped for line in lines):
+            raise InvalidTransition(
+                f"nothing of fulfilment {fulfilment.id} has shipped: cancel it instead",
+                rule="close-before-shipment",
+            )
+        self._check_short_ship(caps, fulfilment, [])
+        self._close_short(fulfilment, now, self.status)
+        return self.cancellations[-1]
 
     def _close_short(
         self, fulfilment: Fulfilment | None, now: datetime, before: OrderStatus

@@ -188,6 +188,8 @@ async def test_decide_writes_and_queues() -> None:
         "cancellation_id": order.cancellations[0].id,
         "channel_cancellation_id": "X1",
         "decision": "refuse",
+        "lines": [],  # the whole request, as the channel sent it
+        "refusal": "call",  # this channel takes a refusal by a call of its own
     }
     assert not world.order().cancellation_requested
     assert world.queue.commands == [(command.id, 0)]

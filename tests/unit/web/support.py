@@ -76,6 +76,8 @@ FULL = Capabilities(
     delivery_confirmation=DeliveryConfirmation.SELLER,
     seller_cancellation=Scope.LINE,
     cancellation_requests=True,
+    cancellation_decision=Scope.LINE,
+    refusal_ships=True,
     short_ship=True,
 )
 # Orders arrive ready to ship; nothing can be accepted, rejected, cancelled or delivered.
@@ -103,7 +105,7 @@ def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:
      "order_number": "N-1", "currency": "EUR",
      "lines": [{"id": "a", "sku": "SKU-A", "quantity": 2, "price": 1999,
                 "serial": true, "parent": null, "units": ["u1", "u2"]}],
-     "cancellation": {"id": "c1", "state": "requested"},
+     "cancellation": {"id": "c1", "state": "requested", "lines": [["a", 1]]},
      "fulfilments": {"F1": "channel"}}  (a line names its own with "fulfilment": "F1")
     """
     currency = data.get("currency", "EUR")
@@ -131,6 +133,7 @@ def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:
                 initiator=Initiator.CUSTOMER,
                 reason=Reason.CUSTOMER_REQUEST,
                 state=RequestState(cancellation.get("state", "requested")),
+                lines=tuple((cid, q) for cid, q in cancellation.get("lines", ())),
             ),
         )
     return ChannelSnapshot(

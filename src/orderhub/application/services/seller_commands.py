@@ -215,18 +215,34 @@ async def decide_cancellation(
     order_id: str,
     decision: Decision,
     cancellation_id: str | None = None,
+    lines: Sequence[LineQuantity] | None = None,
     idempotency: Idempotency | None = None,
 ) -> CommandReceipt:
+    """Accept or refuse an open cancellation request, whole or for ``lines`` of it (where
+    the channel decides line by line: the rest stays open for a later decision)."""
+    part_id = hub.ids()
+
     def change(
         order: Order, caps: Capabilities, now: datetime
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         request = order.decide_cancellation(
-            caps, decision=decision, now=now, cancellation_id=cancellation_id
+            caps,
+            decision=decision,
+            now=now,
+            cancellation_id=cancellation_id,
+            lines=lines,
+            part_id=part_id,
         )
+        refused = decision is Decision.REFUSE
         payload = {
             "cancellation_id": request.id,
             "channel_cancellation_id": request.channel_cancellation_id,
             "decision": decision.value,
+            # the lines decided (empty: the whole request, as the channel sent it)
+            "lines": _lines(request.lines),
+            # how the channel takes a refusal: "ship" (the line's shipment carries it:
+            # Cdiscount) or "call" (a refusal call of its own)
+            "refusal": ("ship" if caps.refusal_ships else "call") if refused else None,
         }
         return payload, {"cancellation_id": request.id}
 
@@ -236,4 +252,35 @@ async def decide_cancellation(
         kind=CommandKind.DECIDE_CANCELLATION,
         change=change,
         idempotency=idempotency,
+    )
+
+
+async def close_fulfilment(
+    hub: Hub,
+    *,
+    order_id: str,
+    fulfilment_id: str,
+    idempotency: Idempotency | None = None,
+) -> CommandReceipt:
+    """The warehouse closes a fulfilment short: the unshipped rest is cancelled as
+    ``out_of_stock`` at the channel (a seller cancellation of those units, marked
+    ``closes_fulfilment``; an adapter that closes fulfilments with their own call, asked
+    for by ``fulfilment_done``, has nothing more to send for it)."""
+
+    def change(
+        order: Order, caps: Capabilities, now: datetime
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        closed = order.close_fulfilment(caps, fulfilment_id=fulfilment_id, now=now)
+        payload = {
+            "cancellation_id": closed.id,
+            "reason": closed.reason.value,
+            "lines": _lines(closed.units),
+            "whole_order": False,
+            "after_shipment": False,
+            "closes_fulfilment": fulfilment_id,
+        }
+        return payload, {"cancellation_id": closed.id, "fulfilment_id": fulfilment_id}
+
+    return await run_order_command(
+        hub, order_id=order_id, kind=CommandKind.CANCEL, change=change, idempotency=idempotency
     )

@@ -83,9 +83,14 @@ class DeliveryRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     fulfilment_id: str | None = None
 
 
+class CloseFulfilmentRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """No fields: the fulfilment is named in the path."""
+
+
 class CancellationRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Either the seller cancels (``reason``, optional ``lines``) or decides an open
-    cancellation request (``decision``, optional ``cancellation_id``)."""
+    cancellation request (``decision``, optional ``cancellation_id``, and ``lines`` where
+    the channel decides line by line: the lines of the request this decision is for)."""
 
     reason: Reason | None = None
     lines: list[LineQuantityIn] | None = None

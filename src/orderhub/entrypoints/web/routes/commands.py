@@ -25,6 +25,7 @@ from orderhub.entrypoints.web.routes._params import HubDep
 from orderhub.entrypoints.web.schemas import (
     AcceptRequest,
     CancellationRequest,
+    CloseFulfilmentRequest,
     CommandReceiptOut,
     DeliveryRequest,
     LineQuantityIn,
@@ -194,7 +195,9 @@ async def deliver(
     summary="Cancel, or decide an open cancellation request",
     description="With `reason` (and optional `lines`) the seller cancels. With `decision` "
     "(`accept` or `refuse`, and `cancellation_id` when several are open) the seller "
-    "decides a cancellation request from the customer or the channel.",
+    "decides a cancellation request from the customer or the channel; where the channel "
+    "decides line by line (`capabilities.cancellation_decision` `line`), `lines` names "
+    "the lines (and units) of the request this decision is for, the rest stays open.",
     responses=RESPONSES,
 )
 async def cancel(
@@ -206,13 +209,16 @@ async def cancel(
 ) -> CommandReceiptOut:
     idempotency = _idempotency(request, idempotency_key, data)
     if data.decision is not None:
-        if data.reason is not None or data.lines is not None:
-            raise invalid_field("decision", "a decision takes no reason and no lines")
+        if data.reason is not None:
+            raise invalid_field("decision", "a decision takes no reason")
+        if data.lines is not None and not data.lines:
+            raise invalid_field("lines", "name at least one line, or leave lines out")
         receipt = await seller_commands.decide_cancellation(
             hub,
             order_id=order_id,
             decision=data.decision,
             cancellation_id=data.cancellation_id,
+            lines=_lines(data.lines),
             idempotency=idempotency,
         )
     else:
@@ -230,4 +236,32 @@ async def cancel(
     return receipt_out(receipt)
 
 
-COMMAND_HANDLERS: Final = (accept, reject, ship, deliver, cancel)
+@post(
+    "/orders/{order_id:str}/fulfilments/{fulfilment_id:str}/close",
+    status_code=202,
+    opt=requires(WRITE),
+    summary="Close a fulfilment short: ship no more of it",
+    description="The units of the fulfilment not shipped yet are cancelled as "
+    "`out_of_stock` and the fulfilment is done (where the channel allows short shipping: "
+    "`capabilities.short_ship`). Something of it must have shipped; else cancel instead.",
+    responses=RESPONSES,
+)
+async def close_fulfilment(
+    hub: HubDep,
+    request: Request[Any, Any, Any],
+    order_id: FromPath[str],
+    fulfilment_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None,
+    data: JSONBody[CloseFulfilmentRequest | None] = None,
+) -> CommandReceiptOut:
+    body = data or CloseFulfilmentRequest()
+    receipt = await seller_commands.close_fulfilment(
+        hub,
+        order_id=order_id,
+        fulfilment_id=fulfilment_id,
+        idempotency=_idempotency(request, idempotency_key, body),
+    )
+    return receipt_out(receipt)
+
+
+COMMAND_HANDLERS: Final = (accept, reject, ship, deliver, cancel, close_fulfilment)
