@@ -268,6 +268,7 @@ class SetupAction(StrEnum):
     DELETED = "deleted"
     UNCHANGED = "unchanged"  # already as wanted
     MANUAL = "manual"  # an operator must do it; the step's detail says how
+    FAILED = "failed"  # the channel refused or could not be reached; the detail says why
 
     @property
     def changes(self) -> bool:
@@ -293,6 +294,11 @@ class SetupReport:
     def changed(self) -> bool:
         """Something at the channel was changed (a second run of an idempotent setup: no)."""
         return any(step.action.changes for step in self.steps)
+
+    @property
+    def failed(self) -> bool:
+        """A step failed (the steps before it may have changed things: run it again)."""
+        return any(step.action is SetupAction.FAILED for step in self.steps)
 
 
 class CheckStatus(StrEnum):

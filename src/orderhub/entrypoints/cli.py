@@ -1,4 +1,4 @@
-"""``orderhub``: serve, worker, scheduler, migrate, check-config.
+"""``orderhub``: serve, worker, scheduler, migrate, check-config, channels setup|check.
 
 Exit codes: 0 success; 1 an unexpected failure (logged with its traceback); 2 bad usage
 (argparse); 78 (``EX_CONFIG``) invalid configuration or a command that the configuration
@@ -27,6 +27,7 @@ from orderhub.application.hub import Hub
 from orderhub.bootstrap import aclose, bootstrap, ready_checks
 from orderhub.channels.registry import PluginLoadError, discover
 from orderhub.config import ConfigError, Settings, load_settings
+from orderhub.entrypoints.cli_channels import add_channels_parser, run_channels
 from orderhub.entrypoints.scheduler import Scheduler, run_scheduler
 from orderhub.entrypoints.web import ApiKey, WebSettings, create_app
 from orderhub.entrypoints.worker import EmbeddedBrokerError, run_worker
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="validate the configuration and print it with secrets masked",
     )
+    add_channels_parser(commands, common)
     return parser
 
 
@@ -130,13 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return check_config(settings)
     configure_logging(level=settings.logging.level, json=settings.logging.json)
-    log.info(
-        "orderhub.start",
-        command=args.command,
-        version=__version__,
-        config=config_path or os.environ.get("ORDERHUB_CONFIG"),
-        settings=settings.redacted(),
-    )
+    if args.command != "channels":  # an operator's one-off command: its report is enough
+        log.info(
+            "orderhub.start",
+            command=args.command,
+            version=__version__,
+            config=config_path or os.environ.get("ORDERHUB_CONFIG"),
+            settings=settings.redacted(),
+        )
     try:
         return run(args, settings, config_path=config_path)
     except (EmbeddedBrokerError, PluginLoadError) as exc:
@@ -171,6 +174,8 @@ def run(args: argparse.Namespace, settings: Settings, *, config_path: str | None
         asyncio.run(run_scheduler(settings))
     elif args.command == "migrate":
         asyncio.run(migrate(settings))
+    elif args.command == "channels":
+        return run_channels(args, settings)
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -200,7 +201,7 @@ async def test_the_same_event_delivered_twice_is_200_both_times_and_stored_once(
     ids=["status", "updated_at", "event", "order"],
 )
 async def test_another_state_of_the_order_is_a_new_message(
-    harness: Harness, change: dict[str, str]
+    harness: Harness, change: dict[str, Any]
 ) -> None:
     later = order_body(**change)
 
