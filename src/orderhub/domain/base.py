@@ -118,14 +118,6 @@ class OrderBase:
             return OrderFulfilledBy.CHANNEL
         return OrderFulfilledBy.MIXED if len(kinds) > 1 else OrderFulfilledBy.SELLER
 
-    @property
-    def status_lines(self) -> list[Line]:
-        """The lines the status is the warehouse's view of: those our warehouse ships (all
-        of them when the channel ships everything). Lines fulfilled by the channel never
-        make an order ready to ship for the warehouse."""
-        ours = [line for line in self.leaf_lines if self._seller_fulfilled(line)]
-        return ours or self.leaf_lines
-
     def line(self, line_id: str) -> Line:
         for line in self.lines:
             if line.id == line_id:
@@ -156,7 +148,7 @@ class OrderBase:
         """Re-derive status and fulfilment states; announce a status that has an event."""
         before = self.status
         self.status = derive_status(
-            self.status_lines, acceptance_required=self.acceptance_required, released=self.released
+            self.leaf_lines, acceptance_required=self.acceptance_required, released=self.released
         )
         for fulfilment in self.fulfilments:
             lines = [line for line in self.leaf_lines if line.fulfilment_id == fulfilment.id]

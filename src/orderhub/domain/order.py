@@ -146,7 +146,7 @@ class Order(Corrections, Shipping, OrderBase):
         order._remember(snapshot, older=False)  # what the channel said, as first heard
         order._stamp(snapshot, seq, older=False)
         order.status = derive_status(
-            order.status_lines,
+            order.leaf_lines,
             acceptance_required=order.acceptance_required,
             released=order.released,
         )

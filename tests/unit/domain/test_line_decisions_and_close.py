@@ -68,7 +68,8 @@ def test_one_line_of_a_request_is_accepted_the_other_stays_open(order: Order) ->
 
     # the rest refused: nothing more is cancelled, the line stays to ship
     refused = order.decide_cancellation(LINE_DECISIONS, decision=Decision.REFUSE, now=LATER)
-    assert refused is rest and rest.state is RequestState.REFUSED
+    assert refused is rest
+    assert rest.state is RequestState.REFUSED
     assert counters(order, "L1")["cancelled"] == 0
     assert not order.cancellation_requested
     assert order.status is OrderStatus.READY_TO_SHIP
@@ -155,7 +156,8 @@ def test_a_fulfilment_shipped_in_part_is_closed_short() -> None:
     f1 = next(f for f in order.fulfilments if f.channel_fulfilment_id == "F1")
     assert f1.status is FulfilmentStatus.SHIPPED
     events = take_events(order, fulfilments=True)
-    assert "order.lines_cancelled" in events and "fulfilment.shipped" in events
+    assert "order.lines_cancelled" in events
+    assert "fulfilment.shipped" in events
     assert order.status is OrderStatus.PARTIALLY_SHIPPED  # F2 still to ship
 
 
@@ -195,3 +197,34 @@ def test_a_fulfilment_the_channel_ships_is_not_the_warehouse_s_to_close() -> Non
     with pytest.raises(NotSupportedByChannel) as caught:
         order.close_fulfilment(SHORT, fulfilment_id=fid(order, "F2"), now=LATER)
     assert caught.value.rule == "channel-fulfilled-line"
+
+
+# --- a refusal carried out by shipping (Cdiscount) -----------------------------------------
+
+SHIPS_REFUSAL = dataclasses.replace(LINE_DECISIONS, refusal_ships=True)
+
+
+def test_shipping_a_line_a_customer_asked_to_cancel_refuses_that_part(order: Order) -> None:
+    ids = iter(["P1", "P2"])
+    items = [lq(order, "L1", 1)]
+    ship(order, SHIPS_REFUSAL, items)
+    refused = order.refuse_by_shipment(SHIPS_REFUSAL, items, now=LATER, new_id=lambda: next(ids))
+
+    assert [(c.id, c.state, c.channel_cancellation_id) for c in refused] == [
+        ("P1", RequestState.REFUSED, "CR-1")
+    ]
+    assert [(i.line_id, i.quantity) for i in refused[0].lines] == [(items[0].line_id, 1)]
+    (rest,) = [c for c in order.cancellations if c.state is RequestState.REQUESTED]
+    assert sorted((i.line_id, i.quantity) for i in rest.lines) == sorted(
+        [(items[0].line_id, 1), (lq(order, "L2", 1).line_id, 1)]
+    )
+    assert "order.cancellation_refused" in take_events(order)
+
+
+def test_without_refusal_ships_a_shipment_leaves_the_request_to_the_channel(
+    order: Order,
+) -> None:
+    items = [lq(order, "L1", 1)]
+    ship(order, LINE_DECISIONS, items)
+    assert order.refuse_by_shipment(LINE_DECISIONS, items, now=LATER, new_id=lambda: "P1") == []
+    assert [c.state for c in order.cancellations] == [RequestState.REQUESTED]
