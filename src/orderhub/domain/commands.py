@@ -4,7 +4,7 @@ changes; a refusal names its rule."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -215,6 +215,42 @@ class Decisions(OrderBase):
             request = self._split_request(request, lines, part_id or f"{request.id}:part")
         self._decide(request, decision, now)
         return request
+
+    def refuse_by_shipment(
+        self,
+        caps: Capabilities,
+        items: Sequence[LineQuantity],
+        *,
+        now: datetime,
+        new_id: Callable[[], str],
+    ) -> list[Cancellation]:
+        """Where the channel takes a refusal as a shipment (``refusal_ships``: Cdiscount
+        lets the seller ship a line a customer asked to cancel), shipping units of an open
+        customer request refuses that part of it; the rest of the request stays open."""
+        if not caps.refusal_ships:
+            return []
+        refused = []
+        shipped: dict[str, int] = {}
+        for item in items:
+            shipped[item.line_id] = shipped.get(item.line_id, 0) + item.quantity
+        for request in list(self.cancellations):
+            if request.state is not RequestState.REQUESTED:
+                continue
+            if request.initiator is not Initiator.CUSTOMER:
+                continue
+            asked = {i.line_id: i.quantity for i in request.lines} or {
+                line.id: line.live for line in self.leaf_lines
+            }
+            touched = [
+                LineQuantity(line_id=line_id, quantity=min(quantity, asked[line_id]))
+                for line_id, quantity in shipped.items()
+                if asked.get(line_id, 0) > 0
+            ]
+            if touched:
+                part = self._split_request(request, touched, new_id())
+                self._decide(part, Decision.REFUSE, now)
+                refused.append(part)
+        return refused
 
     def _split_request(
         self, request: Cancellation, lines: Sequence[LineQuantity], part_id: str

@@ -121,3 +121,28 @@ async def test_closing_an_unknown_or_unshipped_fulfilment_is_a_problem(harness: 
     )
     assert_problem(bad_body, 422, "validation-error")
     assert harness.state() == before
+
+
+async def test_a_parcel_refuses_the_request_for_what_it_carries(harness: Harness) -> None:
+    """The stub channel takes a refusal as a shipment (Cdiscount): shipping a line the
+    customer asked to cancel refuses that part, in the shipment's own command."""
+    order = await harness.seed(
+        lines=TWO_LINES, released=True, cancellation={"id": "CR-1", "lines": [["a", 2]]}
+    )
+    assert (await post(harness, f"/api/v1/orders/{order.id}/accept")).status_code == 202
+    shipped = await post(
+        harness,
+        f"/api/v1/orders/{order.id}/shipments",
+        {
+            "carrier": "dhl",
+            "tracking_number": "T-1",
+            "items": [{"line_id": line(order, "a"), "quantity": 2}],
+        },
+    )
+    assert shipped.status_code == 202, shipped.text
+    command = harness.db.commands[shipped.json()["command_id"]]
+    [refused] = command.payload["refuses_cancellations"]
+    assert refused["channel_cancellation_id"] == "CR-1"
+    body = (await harness.client.get(f"/api/v1/orders/{order.id}", headers=auth("reader"))).json()
+    assert [c["state"] for c in body["cancellations"]] == ["refused"]
+    assert body["cancellation_requested"] is False

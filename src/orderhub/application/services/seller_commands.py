@@ -134,6 +134,7 @@ async def record_shipment(
             tracking_url=tracking_url,
             final=final,
         )
+        refused = order.refuse_by_shipment(caps, items, now=now, new_id=hub.ids)
         payload = {
             "shipment_id": shipment.id,
             "fulfilment_id": shipment.fulfilment_id,
@@ -142,6 +143,11 @@ async def record_shipment(
             "tracking_url": tracking_url,
             "final": final,
             "items": _lines(shipment.items),
+            # the customer's cancellation requests this parcel refuses (refusal_ships)
+            "refuses_cancellations": [
+                {"cancellation_id": c.id, "channel_cancellation_id": c.channel_cancellation_id}
+                for c in refused
+            ],
         }
         return payload, {"shipment_id": shipment.id}
 
