@@ -291,3 +291,16 @@ def test_an_adapter_key_that_raises_leaves_it_to_the_bodys_hash(body: bytes) -> 
     key = intake.dedupe_key(account, body, {})
 
     assert key == f"raising:main:sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+@pytest.mark.parametrize("order_id", ["CH-\u0000-1", "CH-\ud800-1", "CH-" + "9" * 5000])
+def test_an_order_key_the_database_cannot_index_is_hashed_the_same_everywhere(
+    order_id: str,
+) -> None:
+    key = intake.storable_order_key(order_id)
+
+    assert key.startswith("sha256:")
+    assert len(key) < 100
+    key.encode("utf-8")
+    assert key == intake.storable_order_key(order_id)  # webhook and command answers agree
+    assert intake.storable_order_key("CH-1") == "CH-1"

@@ -96,9 +96,20 @@ def _storable(key: str) -> bool:
 
 def _order_key(account: ChannelAccount, body: bytes, headers: Mapping[str, str]) -> str | None:
     try:
-        return account.order_key(body, headers)
+        key = account.order_key(body, headers)
     except Exception:  # an unreadable body is stored all the same, and fails when mapped
         return None
+    return None if key is None else storable_order_key(key)
+
+
+def storable_order_key(channel_order_id: str) -> str:
+    """The inbox's order key for a channel order id: the id itself, or its hash when the
+    database could not index it as it is (the same hash wherever the id comes from, so
+    the messages of one order still line up)."""
+    if _storable(channel_order_id):
+        return channel_order_id
+    digest = hashlib.sha256(channel_order_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest}"
 
 
 async def store_message(
@@ -152,7 +163,7 @@ async def command_answer(
         headers={"x-orderhub-command": command.id},
         received_at=now,
         source=COMMAND_SOURCE,
-        order_key=snapshot.channel_order_id,
+        order_key=storable_order_key(snapshot.channel_order_id),
         next_attempt_at=now,
         queued_at=now,
     )
