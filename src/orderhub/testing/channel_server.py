@@ -23,7 +23,10 @@ through control endpoints:
 ``POST /_send_order``
     ``{"order": {...}, "webhook_url": "...", "token": "...", "webhook_id": "..."}`` posts the
     order document to the hub's webhook (``Authorization: Bearer``, ``webhook-id``) and
-    answers ``{"status", "body"}`` with the hub's response.
+    answers ``{"status", "body"}`` with the hub's response. With ``"spresso_secret"`` it
+    sends as Spresso does: the compact JSON body signed in ``X-Spresso-Hmac-SHA256``
+    (base64 HMAC-SHA256 of the bytes sent, keyed with that client secret), and no
+    ``webhook-id`` (Spresso has no message id); ``"spresso_secret": ""`` sends it unsigned.
 ``GET /orders/{id}``
     the order document last sent (``/_send_order``) or set (``PUT /_orders/{id}``) for that
     id: what the hub reads when it resyncs an order. ``404`` for an unknown id.
@@ -54,6 +57,8 @@ import httpx
 from litestar import Litestar, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath
+
+from orderhub.testing.channel import spresso
 
 JSON: Final = "application/json"
 STATE_VERSION: Final = 1
@@ -279,17 +284,22 @@ async def send_order(request: Request[Any, Any, Any]) -> Response[Any]:
         return _problem(400, "give the order document as 'order' and the hub's 'webhook_url'")
     if not isinstance(body.get("order"), dict | list):
         return _problem(400, "'order' must be an order document (or a list of them)")
-    headers = {
-        "Content-Type": JSON,
-        "webhook-id": str(body.get("webhook_id") or uuid.uuid4()),
-    }
+    spresso_secret = body.get("spresso_secret")
+    headers = {"Content-Type": JSON}
+    if spresso_secret is None:
+        headers["webhook-id"] = str(body.get("webhook_id") or uuid.uuid4())
     if body.get("token"):
         headers["Authorization"] = f"Bearer {body['token']}"
     for doc in body["order"] if isinstance(body["order"], list) else [body["order"]]:
         if isinstance(doc, dict) and isinstance(doc.get("id"), str):
             server.orders[doc["id"]] = doc
     server.save()
-    content = json.dumps(body["order"]).encode()
+    if spresso_secret is None:
+        content = json.dumps(body["order"]).encode()
+    else:
+        content = json.dumps(body["order"], separators=(",", ":")).encode()
+        if spresso_secret:
+            headers.update(spresso.sign(str(spresso_secret), content))
     try:
         async with httpx.AsyncClient(transport=server.webhook_transport, timeout=10.0) as client:
             answer = await client.post(body["webhook_url"], content=content, headers=headers)
@@ -299,7 +309,7 @@ async def send_order(request: Request[Any, Any, Any]) -> Response[Any]:
         content={
             "status": answer.status_code,
             "body": answer.text,
-            "webhook_id": headers["webhook-id"],
+            "webhook_id": headers.get("webhook-id"),
         },
         status_code=200,
         media_type=JSON,

@@ -11,11 +11,16 @@ picks a **profile** that mimics one real channel's capabilities:
     acceptance, rejection and shipment per line; acceptance does not release the order (the
     channel releases it: ``released``), delivery reported by the channel, seller cancellation
     with Octopia's reason codes (each allowed only in some statuses), decidable cancellation
-    requests, lines fulfilled by the channel, polling intake.
+    requests, lines fulfilled by the channel, polling intake. Capabilities per sales
+    channel (``sales_channels``) and Octopia's own refusals before anything is queued
+    (:mod:`orderhub.testing.channel.octopia`); supply modes per line; the channel's parcels.
 ``spresso``
     no acceptance or rejection (orders arrive ready), several fulfilments, shipment per
     fulfilment, short ships (``final``) cancel the rest as ``out_of_stock``, the seller
-    reports delivery, no cancellation, webhook intake.
+    reports delivery, no cancellation, webhook intake. Spresso's Order as a webhook body
+    (lines keyed ``F:V``), its ``X-Spresso-Hmac-SHA256`` signature, a natural dedupe key,
+    the 200 ack, and ``in_transit`` with the frozen fulfilled quantities once a fulfilment
+    is shipped (:mod:`orderhub.testing.channel.spresso`).
 
 Account settings (``AccountConfig.settings``):
 
@@ -33,6 +38,13 @@ Account settings (``AccountConfig.settings``):
 ``capabilities``
     optional overrides of the profile's :class:`Capabilities` fields, e.g.
     ``{"shipment": "order", "short_ship": true}`` (scopes by value, booleans, ``intake`` list).
+``sales_channels``
+    octopia: per sales channel ``line_level``, ``manual_acceptance``,
+    ``one_parcel_per_order``, ``line_cancellation``, ``refusal_ships`` (see the module).
+``carriers``
+    the carrier labels the channel knows; a shipment naming another is refused (422).
+``client_secrets``
+    spresso: the client secret(s) webhooks are signed with (several: a rotation).
 
 Intake document (one JSON object, or a JSON array of them, per message)::
 
@@ -43,8 +55,12 @@ Intake document (one JSON object, or a JSON array of them, per message)::
         {"id": "L1", "title": "Phone", "quantity": 2,     # required per line
          "sku": "SKU-1", "price": 19900,                  # unit price in minor units
          "requires_serial": false, "parent": null,        # parent: bundle line id
-         "fulfilment": "F1"}                              # fulfilment id
+         "fulfilment": "F1",                              # fulfilment id
+         "supply_mode": "Seller",                         # octopia: Seller|Fulfillment|Xdock
+         "parcels": [{"number": "P1", "carrier": "DHL",   # parcels the channel reports
+                      "tracking_url": null, "quantity": 1}]}
       ],
+      "sales_channel": "CDISFR",           # octopia: the order's sales channel
       "fulfilments": [{"id": "F1", "fulfilled_by": "seller"}],   # or "channel"
       "counters": {"L1": {"accepted": 2, "rejected": 0, "shipped": 1, "delivered": 0}},
       "released": false,                   # the channel allows dispatch

@@ -7,8 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any, Final
 
 import httpx
@@ -16,8 +15,6 @@ import httpx
 from orderhub.channels.spi import (
     AccountConfig,
     ChannelAccount,
-    ChannelConfigurationError,
-    ChannelError,
     CommandKind,
     CommandOutcome,
     CommandView,
@@ -25,21 +22,27 @@ from orderhub.channels.spi import (
     IntakeMessage,
     PermanentChannelError,
     TransientChannelError,
+    WebhookAckStatus,
+    WebhookVerdict,
 )
 from orderhub.domain.capabilities import Capabilities
 from orderhub.domain.model import (
     ChannelSnapshot,
+    Fulfilment,
     Order,
 )
 from orderhub.domain.values import (
     Reason,
 )
+from orderhub.testing.channel import octopia, spresso
 from orderhub.testing.channel.documents import (
+    InvalidTestOrder,
     TestOrderDocument,
     decode_orders,
     encode_order,
     to_snapshot,
 )
+from orderhub.testing.channel.http_errors import error_for
 from orderhub.testing.channel.profiles import (
     NAME,
     OCTOPIA_CODE_FOR_REASON,
@@ -49,7 +52,6 @@ from orderhub.testing.channel.profiles import (
 )
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
-TRANSIENT_STATUSES: Final = frozenset({408, 409, 429})
 
 # --- outbound -----------------------------------------------------------------------------
 
@@ -109,6 +111,9 @@ class TestChannelAccount(ChannelAccount):
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._memory = _MemoryChannel()
+        self.sales_channels = octopia.sales_channels(config)
+        self.carriers = octopia.carriers(config)
+        self.client_secrets = spresso.client_secrets(config)
 
     # in-memory channel (no base_url): what unit tests look at and steer
 
@@ -146,11 +151,63 @@ class TestChannelAccount(ChannelAccount):
 
     async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
         _play(self._memory.intake_faults)
-        return [to_snapshot(doc) for doc in decode_orders(body)]
+        if self._spresso_body(body):
+            return [spresso.to_snapshot(spresso.decode(body))]
+        docs = decode_orders(body)
+        if self.profile is Profile.OCTOPIA and self.sales_channels:
+            for doc in docs:
+                if doc.sales_channel not in self.sales_channels:
+                    raise InvalidTestOrder(
+                        f"order {doc.id}: sales channel {doc.sales_channel!r} is not set up "
+                        f"for account {self.name} ({', '.join(self.sales_channels)})"
+                    )
+        return [to_snapshot(doc) for doc in docs]
 
     def order_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        if self._spresso_body(body):
+            return spresso.decode(body).id
         ids = {doc.id for doc in decode_orders(body)}
         return ids.pop() if len(ids) == 1 else None
+
+    def dedupe_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        if self._spresso_body(body):  # Spresso sends no message id: a natural key
+            return spresso.dedupe_key(spresso.decode(body))
+        return super().dedupe_key(body, headers)
+
+    def capabilities_for(self, snapshot: ChannelSnapshot) -> Capabilities:
+        """Octopia: the rules of the order's sales channel (``sales_channels``)."""
+        sc = self.sales_channels.get(snapshot.extras.get(octopia.SALES_CHANNEL_EXTRA) or "")
+        if self.profile is not Profile.OCTOPIA or sc is None:
+            return self.capabilities
+        return octopia.sales_channel_caps(self.capabilities, sc)
+
+    def preflight(
+        self, kind: CommandKind, payload: Mapping[str, Any], order: Order, caps: Capabilities
+    ) -> None:
+        if kind is CommandKind.SHIP:
+            octopia.check_carrier(payload, self.carriers)
+        if self.profile is Profile.OCTOPIA:
+            sc = octopia.sales_channel_of(order, self.sales_channels)
+            octopia.preflight(kind, payload, order, caps, sc)
+
+    def fulfilment_done(self, order: Order, fulfilment: Fulfilment) -> Sequence[FollowUp]:
+        if self.profile is Profile.SPRESSO:
+            return spresso.close_fulfilment(order, fulfilment)
+        return ()
+
+    @property
+    def webhook_ack_status(self) -> WebhookAckStatus:
+        return 200 if self.profile is Profile.SPRESSO else 202
+
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> WebhookVerdict | None:
+        if self.profile is not Profile.SPRESSO:
+            return None
+        return spresso.verify(headers, body, self.client_secrets)
+
+    def _spresso_body(self, body: bytes) -> bool:
+        return self.profile is Profile.SPRESSO and spresso.is_spresso(body)
 
     def independent(self, earlier: CommandKind, later: CommandKind) -> bool:
         """topi: the acknowledgement and the decision that follows need not wait for each
@@ -185,7 +242,7 @@ class TestChannelAccount(ChannelAccount):
         if response.status_code == 404:
             return None
         if not response.is_success:
-            raise _error_for(response)
+            raise error_for(response)
         return response.content
 
     def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:
@@ -195,9 +252,19 @@ class TestChannelAccount(ChannelAccount):
 
     async def execute(self, command: CommandView, order: Order) -> CommandOutcome:
         payload = self._wire_payload(command, order)
+        if self.profile is Profile.SPRESSO and payload.get("closes_fulfilment"):
+            # Spresso takes no cancellation: the in_transit that follows carries the short
+            return CommandOutcome(data={"sent": False, "carried_by": "in_transit"})
         if self.base_url is None:
-            return await self._execute_in_memory(command, order, payload)
-        return await self._execute_http(command, order, payload)
+            outcome = await self._execute_in_memory(command, order, payload)
+        else:
+            outcome = await self._execute_http(command, order, payload)
+        if self.profile is Profile.OCTOPIA and command.kind is CommandKind.SHIP:
+            # Octopia's parcel number is the tracking number: its echo of the parcel merges
+            number = payload.get("tracking_number")
+            if number:
+                return CommandOutcome(data=outcome.data, channel_ids={"shipment": str(number)})
+        return outcome
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -214,6 +281,10 @@ class TestChannelAccount(ChannelAccount):
             for item in payload.get(key) or ():
                 if isinstance(item, dict) and "line_id" in item:
                     item["channel_line_id"] = channel_ids.get(item["line_id"])
+        if self.profile is Profile.SPRESSO:
+            wire = spresso.request(command.kind, payload, order)
+            if wire is not None:
+                payload["request"] = wire
         if self.profile is Profile.OCTOPIA and command.kind is CommandKind.CANCEL:
             try:
                 payload["reason_code"] = OCTOPIA_CODE_FOR_REASON[Reason(payload["reason"])]
@@ -274,46 +345,7 @@ class TestChannelAccount(ChannelAccount):
         if response.is_success:
             data = response.json() if response.content else {}
             return CommandOutcome(data=data if isinstance(data, dict) else {"answer": data})
-        raise _error_for(response)
-
-
-def _error_for(response: httpx.Response) -> ChannelError:
-    status = response.status_code
-    message = f"test channel answered {status}: {_message(response)}"
-    if status == 401:
-        return ChannelConfigurationError(message, status=status)
-    if status in TRANSIENT_STATUSES or status >= 500:
-        return TransientChannelError(
-            message, status=status, retry_after=_retry_after(response.headers.get("Retry-After"))
-        )
-    return PermanentChannelError(message, status=status)
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:500] or response.reason_phrase
-    if isinstance(body, dict):
-        for key in ("message", "detail", "error"):
-            if isinstance(body.get(key), str):
-                return str(body[key])
-    return response.text[:500]
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+        raise error_for(response)
 
 
 # --- the plugin ---------------------------------------------------------------------------

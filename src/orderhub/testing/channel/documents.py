@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final
@@ -14,6 +15,7 @@ from orderhub.domain.model import (
     FulfilmentSnapshot,
     LineSnapshot,
 )
+from orderhub.domain.snapshots import ShipmentSnapshot
 from orderhub.domain.values import (
     Address,
     Customer,
@@ -24,7 +26,7 @@ from orderhub.domain.values import (
     Reason,
     RequestState,
 )
-from orderhub.testing.channel.profiles import OCTOPIA_REASON_CODES
+from orderhub.testing.channel.profiles import OCTOPIA_REASON_CODES, OCTOPIA_SUPPLY_MODES
 
 # --- intake -------------------------------------------------------------------------------
 
@@ -37,6 +39,16 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
 
+class _Parcel(msgspec.Struct, kw_only=True):
+    """A parcel the channel reports on a line (Octopia ``lines[].parcels[]``: the parcel
+    number is the tracking number). ``quantity``: the line's units in it (default all)."""
+
+    number: str
+    carrier: str | None = None
+    tracking_url: str | None = None
+    quantity: Positive | None = None
+
+
 class _Line(msgspec.Struct, kw_only=True):
     id: str
     title: str
@@ -46,6 +58,8 @@ class _Line(msgspec.Struct, kw_only=True):
     requires_serial: bool = False
     parent: str | None = None
     fulfilment: str | None = None
+    supply_mode: str | None = None  # Octopia: Seller, Fulfillment, Xdock
+    parcels: list[_Parcel] = msgspec.field(default_factory=list)
 
 
 class _Fulfilment(msgspec.Struct, kw_only=True):
@@ -113,6 +127,8 @@ class TestOrderDocument(msgspec.Struct, kw_only=True):
     shipping_address: _Address | None = None
     updated_at: datetime | None = None
     """The channel's update stamp, if it gives one: the newer stamp wins."""
+    sales_channel: str | None = None
+    """Octopia: the sales channel the order was placed on (``CDISFR``...)."""
 
 
 _decoder: Final = msgspec.json.Decoder(TestOrderDocument | list[TestOrderDocument])
@@ -141,6 +157,9 @@ def to_snapshot(doc: TestOrderDocument) -> ChannelSnapshot:
                     f"{item.line!r}"
                 )
     lines = tuple(_line_snapshot(doc, line) for line in doc.lines)
+    fulfilments = _fulfilments(doc)
+    if any(line.supply_mode for line in doc.lines):
+        lines = tuple(_by_supply_mode(line, ls) for line, ls in zip(doc.lines, lines, strict=True))
     return ChannelSnapshot(
         channel_order_id=doc.id,
         channel_status=doc.status,
@@ -157,13 +176,72 @@ def to_snapshot(doc: TestOrderDocument) -> ChannelSnapshot:
         placed_at=doc.placed_at,
         ship_by=doc.ship_by,
         updated_at=doc.updated_at,
-        fulfilments=tuple(
-            FulfilmentSnapshot(channel_fulfilment_id=f.id, fulfilled_by=f.fulfilled_by)
-            for f in doc.fulfilments
-        ),
+        fulfilments=fulfilments,
         released=doc.released,
         cancellations=tuple(_cancellation_snapshot(doc, c) for c in doc.cancellations),
+        shipments=_shipments(doc),
+        extras={"sales_channel": doc.sales_channel} if doc.sales_channel else {},
     )
+
+
+def _fulfilments(doc: TestOrderDocument) -> tuple[FulfilmentSnapshot, ...]:
+    """The document's fulfilments, or (Octopia) one per supply mode of its lines: the
+    seller's first, so that it stays the order's default."""
+    modes = [line.supply_mode for line in doc.lines if line.supply_mode]
+    if not modes:
+        return tuple(
+            FulfilmentSnapshot(channel_fulfilment_id=f.id, fulfilled_by=f.fulfilled_by)
+            for f in doc.fulfilments
+        )
+    if doc.fulfilments or any(line.fulfilment for line in doc.lines):
+        raise InvalidTestOrder(f"order {doc.id}: give supply modes or fulfilments, not both")
+    if len(modes) != len(doc.lines):
+        raise InvalidTestOrder(f"order {doc.id}: a supply mode for every line, or for none")
+    unknown = sorted(set(modes) - set(OCTOPIA_SUPPLY_MODES))
+    if unknown:
+        known = ", ".join(OCTOPIA_SUPPLY_MODES)
+        raise InvalidTestOrder(f"order {doc.id}: unknown supply mode {unknown[0]!r} ({known})")
+    ordered = sorted(set(modes), key=list(OCTOPIA_SUPPLY_MODES).index)
+    return tuple(
+        FulfilmentSnapshot(
+            channel_fulfilment_id=mode,
+            fulfilled_by=OCTOPIA_SUPPLY_MODES[mode],
+            extras={"supply_mode": mode},
+        )
+        for mode in ordered
+    )
+
+
+def _by_supply_mode(line: _Line, ls: LineSnapshot) -> LineSnapshot:
+    return dataclasses.replace(
+        ls,
+        channel_fulfilment_id=line.supply_mode,
+        extras={**ls.extras, "supply_mode": line.supply_mode},
+    )
+
+
+def _shipments(doc: TestOrderDocument) -> tuple[ShipmentSnapshot, ...]:
+    """The parcels the channel reports, one per parcel number (a parcel may carry several
+    lines): the channel's own for lines it ships, or its echo of the seller's."""
+    parcels: dict[str, list[tuple[_Parcel, _Line]]] = {}
+    for line in doc.lines:
+        for parcel in line.parcels:
+            parcels.setdefault(parcel.number, []).append((parcel, line))
+    shipments = []
+    for number, entries in parcels.items():
+        first = entries[0][0]
+        shipments.append(
+            ShipmentSnapshot(
+                channel_shipment_id=number,
+                lines=tuple(
+                    (line.id, parcel.quantity or line.quantity) for parcel, line in entries
+                ),
+                carrier=first.carrier,
+                tracking_number=number,
+                tracking_url=first.tracking_url,
+            )
+        )
+    return tuple(shipments)
 
 
 def _line_snapshot(doc: TestOrderDocument, line: _Line) -> LineSnapshot:

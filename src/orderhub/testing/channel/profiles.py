@@ -13,6 +13,7 @@ from orderhub.channels.spi import (
 )
 from orderhub.domain.capabilities import Capabilities, DeliveryConfirmation, Scope
 from orderhub.domain.values import (
+    FulfilledBy,
     OrderStatus,
     Reason,
 )
@@ -64,6 +65,16 @@ OCTOPIA_REASON_CODES: Final[Mapping[str, tuple[Reason, frozenset[OrderStatus]]]]
             Reason.NOT_COLLECTED_AT_PICKUP_POINT,
             _SHIPPED_OR_DELIVERED,
         ),
+    }
+)
+#: Octopia's supply modes (``lines[].offer.supplyMode``) and who ships such a line:
+#: ``Fulfillment`` (Octopia's logistics partner) and ``Xdock`` (the sales channel's
+#: warehouse) are shipped by the channel and never reach our warehouse.
+OCTOPIA_SUPPLY_MODES: Final[Mapping[str, FulfilledBy]] = MappingProxyType(
+    {
+        "Seller": FulfilledBy.SELLER,
+        "Fulfillment": FulfilledBy.CHANNEL,
+        "Xdock": FulfilledBy.CHANNEL,
     }
 )
 #: canonical reason -> Octopia code (the table is one to one)
