@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,7 +59,12 @@ def bootstrap(
     if uow is None:
         engine = create_engine(settings.database.url)
         resources.engine = engine
-        uow = SqlUnitOfWorkFactory(engine, clock=the_clock)
+        directory = settings.documents.directory
+        uow = SqlUnitOfWorkFactory(
+            engine,
+            clock=the_clock,
+            documents_directory=Path(directory).expanduser() if directory else None,
+        )
     if registry is None:
         registry = build_registry(settings)
     if queue is None:
@@ -71,6 +77,7 @@ def bootstrap(
         ids=uuid7,
         queue=queue,
         retry=settings.retry.policy(),
+        invoices=settings.invoices.policy(settings.documents),
     )
     _resources[id(hub)] = (hub, resources)
     log.debug(

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from orderhub.application.hub import RetryPolicy
+from orderhub.application.hub import InvoicePolicy, RetryPolicy
 from orderhub.application.services.retention import RetentionPolicy
 from orderhub.channels.spi import AccountConfig, WebhookAuth
 
@@ -33,6 +33,8 @@ __all__ = [
     "ChannelsSettings",
     "ConfigError",
     "DatabaseSettings",
+    "DocumentSettings",
+    "InvoiceSettings",
     "LoggingSettings",
     "RetentionSettings",
     "RetrySettings",
@@ -226,6 +228,34 @@ class RetentionSettings(_Section, frozen=True):
         )
 
 
+class DocumentSettings(_Section, frozen=True):
+    """Where invoice documents are kept: in the database (default) or in ``directory``."""
+
+    directory: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    max_bytes: PositiveInt = 10 * 1024 * 1024
+    """The largest invoice document the API takes (413 beyond)."""
+
+
+class InvoiceSettings(_Section, frozen=True):
+    """How the hub asks a channel that decides on an invoice later."""
+
+    check_seconds: Positive = 300.0
+    max_checks: PositiveInt = 12
+    """After this many checks without a verdict: ``invoice_unconfirmed``, a person looks."""
+    check_lease_seconds: Positive = 120.0
+    check_limit: PositiveInt = 50
+    job_interval_seconds: Positive = 60.0
+
+    def policy(self, documents: DocumentSettings) -> InvoicePolicy:
+        return InvoicePolicy(
+            max_document_bytes=documents.max_bytes,
+            check_seconds=self.check_seconds,
+            max_checks=self.max_checks,
+            check_lease_seconds=self.check_lease_seconds,
+            check_limit=self.check_limit,
+        )
+
+
 class LoggingSettings(_Section, frozen=True):
     level: LogLevel = "INFO"
     json: bool | None = None
@@ -240,6 +270,8 @@ class Settings(_Section, frozen=True):
     retry: RetrySettings = msgspec.field(default_factory=RetrySettings)
     scheduler: SchedulerSettings = msgspec.field(default_factory=SchedulerSettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    documents: DocumentSettings = msgspec.field(default_factory=DocumentSettings)
+    invoices: InvoiceSettings = msgspec.field(default_factory=InvoiceSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
     def redacted(self) -> dict[str, Any]:

@@ -26,6 +26,18 @@ class RetryPolicy:
         return jittered
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InvoicePolicy:
+    """Invoices: how big a document may be, and how the hub asks a channel that decides
+    later (``check_seconds`` apart, at most ``max_checks`` times, then a person looks)."""
+
+    max_document_bytes: int = 10 * 1024 * 1024
+    check_seconds: float = 300.0
+    max_checks: int = 12
+    check_lease_seconds: float = 120.0  # a check not recorded by then may be taken again
+    check_limit: int = 50  # invoices checked per scheduler run
+
+
 @dataclass(kw_only=True, slots=True)
 class Hub:
     uow: UnitOfWorkFactory
@@ -34,4 +46,5 @@ class Hub:
     ids: IdGenerator
     queue: CommandQueue
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    invoices: InvoicePolicy = field(default_factory=InvoicePolicy)
     rng: random.Random = field(default_factory=random.Random)

@@ -97,6 +97,19 @@ class StoredResponse:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class StoredDocument:
+    """A document the hub keeps (an invoice's PDF): what it is, not its bytes."""
+
+    id: str
+    order_id: str
+    content_type: str
+    size: int
+    sha256: str  # hex digest of the bytes
+    created_at: datetime
+    filename: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Pruned:
     """What one retention pass removed."""
 
@@ -129,6 +142,11 @@ class OrderRepository(Protocol):
         ...
 
     async def mark_refreshed(self, order_id: str, at: datetime) -> None: ...
+
+    async def invoice_checks_due(self, *, now: datetime, limit: int) -> Sequence[str]:
+        """Ids of orders with an invoice whose next check (``next_invoice_check``) has
+        come, the longest overdue first."""
+        ...
 
 
 class CommandRepository(Protocol):
@@ -236,6 +254,21 @@ class IdempotencyStore(Protocol):
     async def prune(self, *, before: datetime) -> int: ...
 
 
+class DocumentStore(Protocol):
+    """Documents (invoice PDFs), written with the unit of work's transaction: a document
+    stored in a unit that is not committed is not kept (its bytes may linger where the
+    store keeps them outside the database, unreferenced and harmless)."""
+
+    async def put(self, document: StoredDocument, content: bytes) -> None: ...
+
+    async def get(self, document_id: str) -> StoredDocument | None: ...
+
+    async def read(self, document_id: str) -> bytes | None:
+        """The bytes, checked against the stored digest; None when there is no such
+        document."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless committed; commit writes the events of every
     order it saw to the feed, in the same transaction as the orders and commands."""
@@ -257,6 +290,9 @@ class UnitOfWork(Protocol):
 
     @property
     def idempotency(self) -> IdempotencyStore: ...
+
+    @property
+    def documents(self) -> DocumentStore: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -12,9 +12,11 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
+from orderhub.channels.invoicing import CommandDocument as CommandDocument
+from orderhub.channels.invoicing import InvoiceVerdict as InvoiceVerdict
 from orderhub.domain.capabilities import Capabilities
 from orderhub.domain.errors import DomainError
-from orderhub.domain.model import ChannelSnapshot, Fulfilment, Order
+from orderhub.domain.model import ChannelSnapshot, Fulfilment, Invoice, Order
 
 ENTRY_POINT_GROUP = "orderhub.channels"
 
@@ -181,6 +183,9 @@ class CommandOutcome:
     shipment command), ``cancellation`` (a cancellation or a decision on a request),
     ``invoice``. Stored on that entity, so the channel's later echo of it is merged, not
     recorded twice."""
+    invoice: InvoiceVerdict | None = None
+    """An ``invoice`` command's verdict: accepted (also when None), rejected, or sent
+    (the channel decides later: :meth:`ChannelAccount.invoice_status`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -197,6 +202,8 @@ class CommandView:
     seq: int
     attempts: int
     fence: int
+    document: CommandDocument | None = None
+    """The document the command carries (an ``invoice``'s PDF), read when it was claimed."""
 
     @classmethod
     def of(cls, command: ChannelCommand) -> CommandView:
@@ -401,6 +408,12 @@ class ChannelAccount:
         ``order`` is a copy of the order as it was when the command was claimed: changing
         it changes nothing. ``command.id`` is the channel's idempotency key."""
         raise NotImplementedError
+
+    async def invoice_status(self, order: Order, invoice: Invoice) -> InvoiceVerdict | None:
+        """The channel's verdict on an invoice it took for processing (``sent``: its
+        ``channel_invoice_id`` names the import); None or ``processing``: not yet.
+        Default: None (the hub stops asking after its checks and a person looks)."""
+        return None
 
     def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:
         """Commands to issue after an order was received or updated."""

@@ -14,6 +14,7 @@ from orderhub.domain.entities import (
     Cancellation,
     ChannelView,
     Fulfilment,
+    Invoice,
     Line,
     Return,
     Shipment,
@@ -84,6 +85,7 @@ class OrderBase:
     shipments: list[Shipment]
     cancellations: list[Cancellation]
     returns: list[Return]
+    invoices: list[Invoice]
     extras: dict[str, Any]
     attention: list[Attention]
     channel_view: ChannelView

@@ -118,6 +118,44 @@ class Return:
     channel_return_id: str | None = None
 
 
+class InvoiceState(StrEnum):
+    """Where an invoice is: ``pending`` (its command on its way to the channel), ``sent``
+    (the channel took it for processing and decides later: the hub asks until it does),
+    ``accepted`` or ``rejected`` (the channel's final word, with its reason)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (InvoiceState.ACCEPTED, InvoiceState.REJECTED)
+
+
+@dataclass(kw_only=True, slots=True)
+class Invoice:
+    """The seller's invoice for the order: a number and a stored document (``document_id``;
+    the bytes live in the document store, as long as the order)."""
+
+    id: str
+    number: str
+    document_id: str
+    content_type: str
+    size: int
+    sha256: str
+    state: InvoiceState
+    recorded_at: datetime
+    filename: str | None = None
+    channel_invoice_id: str | None = None  # the channel's id (Octopia: the import id)
+    channel_reason: str | None = None  # why the channel rejected it
+    sent_at: datetime | None = None
+    decided_at: datetime | None = None
+    checks: int = 0  # how often the hub asked the channel for its verdict
+    next_check_at: datetime | None = None  # when the hub asks next (state sent)
+    check_fence: int = 0  # claims of a check ever made; a check records only under its own
+
+
 class AttentionCode(StrEnum):
     """Why a person must look at an order: the hub and its channel disagree."""
 
@@ -125,6 +163,8 @@ class AttentionCode(StrEnum):
     CHANNEL_OVERRODE_DECISION = "channel_overrode_decision"  # the channel says otherwise
     CHANNEL_EDITED_LINES = "channel_edited_lines"  # a line added, a quantity changed
     CHANNEL_REPORTS_LESS = "channel_reports_less"  # a fact of ours the channel does not show
+    INVOICE_REJECTED = "invoice_rejected"  # the channel refused an invoice (its reason says why)
+    INVOICE_UNCONFIRMED = "invoice_unconfirmed"  # no verdict on an invoice after every check
 
 
 @dataclass(kw_only=True, slots=True)

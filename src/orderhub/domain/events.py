@@ -27,6 +27,9 @@ class EventType(StrEnum):
     FULFILMENT_SHIPPED = "fulfilment.shipped"
     FULFILMENT_DELIVERED = "fulfilment.delivered"
     FULFILMENT_CANCELLED = "fulfilment.cancelled"
+    INVOICE_RECORDED = "invoice.recorded"
+    INVOICE_ACCEPTED = "invoice.accepted"
+    INVOICE_REJECTED = "invoice.rejected"
     COMMAND_SUCCEEDED = "command.succeeded"
     COMMAND_FAILED = "command.failed"
 

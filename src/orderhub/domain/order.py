@@ -13,7 +13,8 @@ Three kinds of change arrive, each in its own module:
   updates converge, a late update never moves an order backwards, and the channel's word on
   a decision wins over the hub's (:mod:`orderhub.domain.merge`);
 * corrections: a decision the channel refused is undone, and the order says so in its
-  ``attention`` list until a person resolves it (:mod:`orderhub.domain.corrections`).
+  ``attention`` list until a person resolves it (:mod:`orderhub.domain.corrections`);
+* the seller's invoices and the channel's verdict on them (:mod:`orderhub.domain.invoices`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from orderhub.domain.entities import (
     Cancellation,
     ChannelView,
     Fulfilment,
+    Invoice,
     Line,
     Return,
     Shipment,
@@ -37,6 +39,7 @@ from orderhub.domain.entities import (
 )
 from orderhub.domain.errors import AmbiguousSnapshot, InvalidInput
 from orderhub.domain.events import EventType, OrderEvent
+from orderhub.domain.invoices import Invoices
 from orderhub.domain.shipping import Shipping
 from orderhub.domain.snapshots import ChannelSnapshot
 from orderhub.domain.status import derive_status
@@ -44,7 +47,7 @@ from orderhub.domain.values import Address, Customer, OrderFulfilledBy, OrderSta
 
 
 @dataclass(kw_only=True, slots=True)
-class Order(Corrections, Shipping, OrderBase):
+class Order(Corrections, Shipping, Invoices, OrderBase):
     id: str
     channel: str
     account: str
@@ -68,6 +71,7 @@ class Order(Corrections, Shipping, OrderBase):
     shipments: list[Shipment] = field(default_factory=list)
     cancellations: list[Cancellation] = field(default_factory=list)
     returns: list[Return] = field(default_factory=list)
+    invoices: list[Invoice] = field(default_factory=list)  # the seller's, oldest first
     extras: dict[str, Any] = field(default_factory=dict)
     attention: list[Attention] = field(default_factory=list)
     channel_view: ChannelView = field(default_factory=ChannelView)

@@ -225,6 +225,7 @@ def web_settings(settings: Settings) -> WebSettings:
             for key in settings.api.keys
         ),
         metrics_renderer=lambda: render()[0],
+        max_document_bytes=settings.documents.max_bytes,
     )
 
 
@@ -236,7 +237,12 @@ async def embedded_runtime(hub: Hub, settings: Settings) -> AsyncIterator[None]:
     if not isinstance(queue, InProcessQueue):
         yield
         return
-    scheduler = Scheduler(hub, settings.scheduler, retention=settings.retention.policy())
+    scheduler = Scheduler(
+        hub,
+        settings.scheduler,
+        retention=settings.retention.policy(),
+        invoice_interval_seconds=settings.invoices.job_interval_seconds,
+    )
     await queue.start(hub)
     await scheduler.start()
     try:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from orderhub.adapters.persistence.leadership import Elect, Term, elector, sole_leadership
 from orderhub.application.hub import Hub
-from orderhub.application.services import intake, operations, retention
+from orderhub.application.services import intake, invoices, operations, retention
 from orderhub.application.services.cursors import UnitOfWorkCursorStore
 from orderhub.application.services.retention import RetentionPolicy
 from orderhub.bootstrap import aclose, bootstrap, resources
@@ -45,6 +45,7 @@ log = get_logger(__name__)
 SWEEP_JOB = "sweep"
 REFRESH_JOB = "refresh"
 RETENTION_JOB = "retention"
+INVOICES_JOB = "invoices"
 #: Only one scheduler runs per database; a second one stands by until the first is gone.
 LEADERSHIP_LOCK = "orderhub.scheduler"
 
@@ -69,12 +70,14 @@ class Scheduler:
         rng: random.Random | None = None,
         sweep: bool = True,
         retention: RetentionPolicy | None = None,
+        invoice_interval_seconds: float = 60.0,
     ) -> None:
         self.hub = hub
         self.settings = settings
         self.rng = rng or random.Random()
         self.sweep = sweep  # the hub's own jobs: sweep, refresh, retention
         self.retention = retention or RetentionPolicy()
+        self.invoice_interval_seconds = invoice_interval_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._active: asyncio.Event | None = None  # set while the current tasks may run
 
@@ -86,6 +89,7 @@ class Scheduler:
                 (SWEEP_JOB, self.settings.sweep_interval_seconds, self._sweep),
                 (REFRESH_JOB, self.settings.refresh_interval_seconds, self._refresh),
                 (RETENTION_JOB, self.settings.retention_interval_seconds, self._prune),
+                (INVOICES_JOB, self.invoice_interval_seconds, self._check_invoices),
             )
             found.extend(
                 Periodic(name=name, channel="", account="", interval_seconds=every, run=run)
@@ -135,6 +139,13 @@ class Scheduler:
         )
         if refreshed or failed:
             log.info("refresh.done", refreshed=refreshed, failed=failed)
+
+    async def _check_invoices(self) -> None:
+        done = await invoices.check_invoices(self.hub)
+        if done.checked:
+            log.info(
+                "invoices.checked", checked=done.checked, decided=done.decided, failed=done.failed
+            )
 
     async def _prune(self) -> None:
         pruned = await retention.prune(self.hub, self.retention)
@@ -278,7 +289,12 @@ async def _any_set(*events: asyncio.Event, within: float) -> bool:
 async def run_scheduler(settings: Settings) -> None:
     """``orderhub scheduler``: run until SIGINT or SIGTERM, then stop cleanly."""
     hub = bootstrap(settings)
-    scheduler = Scheduler(hub, settings.scheduler, retention=settings.retention.policy())
+    scheduler = Scheduler(
+        hub,
+        settings.scheduler,
+        retention=settings.retention.policy(),
+        invoice_interval_seconds=settings.invoices.job_interval_seconds,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -21,6 +21,7 @@ from orderhub.application.ports import (
     InboxMessage,
     InboxState,
     OrderFilter,
+    StoredDocument,
     StoredResponse,
 )
 from orderhub.domain.errors import ConcurrencyConflict
@@ -63,6 +64,7 @@ class FakeDatabase:
     idempotency: dict[str, StoredResponse] = field(default_factory=dict)
     idempotency_at: dict[str, datetime] = field(default_factory=dict)
     refreshed: dict[str, datetime] = field(default_factory=dict)
+    documents: dict[str, tuple[StoredDocument, bytes]] = field(default_factory=dict)
     last_seq: int = 0  # the feed counter
     inbox_seq: int = 0  # the inbox's arrival numbers
     commits: int = 0
@@ -132,6 +134,14 @@ class _Orders:
 
     async def mark_refreshed(self, order_id: str, at: datetime) -> None:
         self._uow.pending_refreshed[order_id] = at
+
+    async def invoice_checks_due(self, *, now: datetime, limit: int) -> Sequence[str]:
+        due = [
+            (check, o.id)
+            for o in self._uow.db.orders.values()
+            if (check := o.next_invoice_check) is not None and check <= now
+        ]
+        return [order_id for _, order_id in sorted(due)[:limit]]
 
 
 class _Commands:
@@ -372,6 +382,31 @@ class _Idempotency:
         return len(gone)
 
 
+class FakeDocumentStore:
+    """Documents in memory, kept only when the unit of work commits."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def put(self, document: StoredDocument, content: bytes) -> None:
+        if document.id in self._uow.db.documents or document.id in self._uow.pending_documents:
+            raise ValueError(f"document {document.id} is stored already")
+        self._uow.pending_documents[document.id] = (document, bytes(content))
+
+    def _find(self, document_id: str) -> tuple[StoredDocument, bytes] | None:
+        return self._uow.pending_documents.get(document_id) or self._uow.db.documents.get(
+            document_id
+        )
+
+    async def get(self, document_id: str) -> StoredDocument | None:
+        found = self._find(document_id)
+        return found[0] if found else None
+
+    async def read(self, document_id: str) -> bytes | None:
+        found = self._find(document_id)
+        return found[1] if found else None
+
+
 class FakeUnitOfWork:
     def __init__(self, db: FakeDatabase, clock: FixedClock | None = None) -> None:
         self.db = db
@@ -382,6 +417,7 @@ class FakeUnitOfWork:
         self.feed = _Feed(self)
         self.cursors = _Cursors(self)
         self.idempotency = _Idempotency(self)
+        self.documents = FakeDocumentStore(self)
         self.seen: dict[str, tuple[Order, int, Order]] = {}
         self.new_orders: list[Order] = []
         self.pending_commands: dict[str, ChannelCommand] = {}
@@ -390,6 +426,7 @@ class FakeUnitOfWork:
         self.pending_cursors: dict[tuple[str, str, str], str] = {}
         self.pending_idempotency: dict[str, StoredResponse] = {}
         self.pending_refreshed: dict[str, datetime] = {}
+        self.pending_documents: dict[str, tuple[StoredDocument, bytes]] = {}
         self.fences: dict[tuple[str, str], int] = {}
         self.deleted_commands: set[str] = set()
         self.deleted_messages: set[str] = set()
@@ -471,6 +508,7 @@ class FakeUnitOfWork:
             db.idempotency_at.pop(key, None)
         db.feed = [e for e in db.feed if e.seq not in self.pruned_feed]
         db.refreshed.update(self.pending_refreshed)
+        db.documents.update(self.pending_documents)
         db.commits += 1
         self.committed = True
 

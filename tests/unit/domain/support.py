@@ -51,6 +51,9 @@ CONTRACT_EVENTS: Final = frozenset(
         "fulfilment.shipped",
         "fulfilment.delivered",
         "fulfilment.cancelled",
+        "invoice.recorded",
+        "invoice.accepted",
+        "invoice.rejected",
         "command.succeeded",
         "command.failed",
     }

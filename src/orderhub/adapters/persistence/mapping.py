@@ -93,6 +93,8 @@ def order_to_row(order: Order) -> dict[str, Any]:
     row["cancellation_requested"] = order.cancellation_requested
     row["needs_attention"] = order.needs_attention
     row["fulfilled_by"] = order.fulfilled_by.value
+    check = order.next_invoice_check
+    row["next_invoice_check"] = None if check is None else _utc(check)
     row["document"] = document
     return row
 

@@ -187,6 +187,18 @@ class SqlOrderRepository:
             sa.update(orders).where(orders.c.id == order_id).values(refreshed_at=at)
         )
 
+    async def invoice_checks_due(self, *, now: datetime, limit: int) -> Sequence[str]:
+        if limit <= 0:
+            return []
+        o = orders.c
+        result = await self._tx.conn().execute(
+            sa.select(o.id)
+            .where(o.next_invoice_check.is_not(None), o.next_invoice_check <= now)
+            .order_by(o.next_invoice_check, o.id)
+            .limit(limit)
+        )
+        return [str(order_id) for order_id in result.scalars()]
+
 
 class SqlFeedReader:
     def __init__(self, tx: Transaction) -> None:

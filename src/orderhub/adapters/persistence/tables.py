@@ -54,6 +54,8 @@ orders = sa.Table(
     sa.Column("last_seq", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
     # when the scheduler last asked the channel for the order (not part of the aggregate)
     sa.Column("refreshed_at", UTCDateTime(), nullable=True),
+    # when an invoice the channel has not decided is to be checked next (the earliest)
+    sa.Column("next_invoice_check", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("channel", "account", "channel_order_id"),
     sa.Index("ix_orders_updated_at_id", "updated_at", "id"),
     sa.Index("ix_orders_status_updated_at_id", "status", "updated_at", "id"),
@@ -61,6 +63,23 @@ orders = sa.Table(
     sa.Index("ix_orders_last_seq", "last_seq"),
     sa.Index("ix_orders_needs_attention_last_seq", "needs_attention", "last_seq"),
     sa.Index("ix_orders_fulfilled_by_last_seq", "fulfilled_by", "last_seq"),
+    sa.Index("ix_orders_next_invoice_check", "next_invoice_check"),
+)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("order_id", sa.String(ID), sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("content_type", sa.String(NAME), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("filename", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # where the bytes are: "database" (``content``) or "directory" (a file named by id)
+    sa.Column("storage", sa.String(ENUM), nullable=False),
+    sa.Column("content", sa.LargeBinary(), nullable=True),
+    sa.Index("ix_documents_order_id", "order_id"),
 )
 
 channel_commands = sa.Table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -11,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orderhub.adapters.persistence import feed
+from orderhub.adapters.persistence.documents import DirectoryDocumentStore, SqlDocumentStore
 from orderhub.adapters.persistence.feed import PendingEvent
 from orderhub.adapters.persistence.mapping import order_to_row
 from orderhub.adapters.persistence.outbox import SqlCommandRepository, SqlInboxRepository
@@ -67,7 +69,13 @@ class SqlUnitOfWork:
     of work that touch the database run one at a time (see ``engine.py``).
     """
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock | None = None,
+        documents_directory: Path | None = None,
+    ) -> None:
         self._engine = engine
         self._clock: Clock = clock or SystemClock()
         self._tx = Transaction(clock=self._clock)
@@ -78,6 +86,11 @@ class SqlUnitOfWork:
         self.feed = SqlFeedReader(self._tx)
         self.cursors = SqlCursorStore(self._tx)
         self.idempotency = SqlIdempotencyStore(self._tx)
+        self.documents: SqlDocumentStore = (
+            SqlDocumentStore(self._tx)
+            if documents_directory is None
+            else DirectoryDocumentStore(self._tx, directory=documents_directory)
+        )
 
     async def __aenter__(self) -> Self:
         if self._tx.connection is not None:
@@ -237,14 +250,24 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
 
 
 class SqlUnitOfWorkFactory:
-    """:class:`~orderhub.application.ports.UnitOfWorkFactory`: a new unit per call."""
+    """:class:`~orderhub.application.ports.UnitOfWorkFactory`: a new unit per call.
+    ``documents_directory``: documents are written there (else in the database)."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock | None = None,
+        documents_directory: Path | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        self.documents_directory = documents_directory
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, clock=self.clock)
+        return SqlUnitOfWork(
+            self.engine, clock=self.clock, documents_directory=self.documents_directory
+        )
 
 
 if TYPE_CHECKING:

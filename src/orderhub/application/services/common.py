@@ -109,6 +109,7 @@ def fulfilments_done(account: ChannelAccount, order: Order) -> list[FollowUp]:
 
 Change = Callable[[Order, Capabilities, datetime], "tuple[dict[str, Any], dict[str, Any]]"]
 Replay = Callable[[Order, Sequence[ChannelCommand]], "CommandReceipt | None"]
+Also = Callable[[UnitOfWork, Order], Awaitable[None]]
 
 
 async def run_order_command(
@@ -119,12 +120,14 @@ async def run_order_command(
     change: Change,
     idempotency: Idempotency | None = None,
     replay: Replay | None = None,
+    also: Also | None = None,
 ) -> CommandReceipt:
     """Apply ``change`` to the order and queue the channel call in the same transaction.
 
     ``change`` returns (payload for the channel call, details for the receipt).
     ``replay`` may recognise the request as one already carried out (a shipment sent
-    twice) and return the first answer instead."""
+    twice) and return the first answer instead. ``also`` writes what else the command
+    needs in the same transaction (an invoice's document)."""
 
     async def attempt() -> tuple[CommandReceipt, list[str]]:
         async with hub.uow() as uow:
@@ -146,6 +149,8 @@ async def run_order_command(
             now = hub.clock.now()
             payload, details = change(order, caps, now)
             account.preflight(kind, payload, order, caps)  # the channel's own rules
+            if also is not None:
+                await also(uow, order)
             command = await new_command(uow, hub, order, kind, payload, now)
             queued = [command.id]
             for follow_up in fulfilments_done(account, order):  # after the command

@@ -30,7 +30,8 @@ from datetime import timedelta
 from enum import StrEnum
 
 from orderhub.application.hub import Hub
-from orderhub.application.ports import ChannelCommand, CommandState, UnitOfWork
+from orderhub.application.ports import ChannelCommand, CommandKind, CommandState, UnitOfWork
+from orderhub.application.services import invoices
 from orderhub.application.services.common import clip, with_conflict_retry
 from orderhub.application.services.intake import command_answer
 from orderhub.channels.registry import ChannelNotFound
@@ -73,8 +74,14 @@ async def dispatch_command(hub: Hub, command_id: str) -> Dispatched:
     if not isinstance(claimed, Claim):
         return claimed
     command = claimed.command
+    view = CommandView.of(command)
+    if command.kind is CommandKind.INVOICE:  # the adapter gets the document's bytes
+        try:
+            view = await invoices.with_document(hub, view)
+        except invoices.DocumentUnreadable as exc:
+            return await _give_up(hub, command, str(exc), status=None)
     try:
-        outcome = await claimed.account.execute(CommandView.of(command), claimed.order)
+        outcome = await claimed.account.execute(view, claimed.order)
     except TransientChannelError as exc:
         return await _retry(hub, command, exc.message, exc.retry_after, status=exc.status)
     except ChannelConfigurationError as exc:  # our credentials, not the channel's answer
@@ -160,6 +167,8 @@ async def _succeed(hub: Hub, command: ChannelCommand, outcome: CommandOutcome) -
             if outcome.snapshot is not None:
                 message_id = await command_answer(uow, hub, stored, outcome.snapshot)
             order = await uow.orders.get(stored.order_id)
+            if order is not None and stored.kind is CommandKind.INVOICE:
+                invoices.take_outcome(hub, order, stored, outcome, hub.clock.now())
             uow.record(EventType.COMMAND_SUCCEEDED.value, order=order, data=event_data(stored))
             later = await _release(uow, stored)
             await uow.commit()

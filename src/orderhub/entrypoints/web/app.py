@@ -20,6 +20,7 @@ from orderhub.entrypoints.web.routes.channels import list_channels
 from orderhub.entrypoints.web.routes.commands import COMMAND_HANDLERS
 from orderhub.entrypoints.web.routes.feed import read_feed
 from orderhub.entrypoints.web.routes.health import health_router
+from orderhub.entrypoints.web.routes.invoices import invoice_handlers
 from orderhub.entrypoints.web.routes.ops import OPS_HANDLERS
 from orderhub.entrypoints.web.routes.orders import get_order, list_orders
 from orderhub.entrypoints.web.routes.webhooks import receive_webhook
@@ -47,6 +48,7 @@ def create_app(
             list_orders,
             get_order,
             *COMMAND_HANDLERS,
+            *invoice_handlers(max_document_bytes=settings.max_document_bytes),
             read_feed,
             list_channels,
             *OPS_HANDLERS,

@@ -25,9 +25,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Scope
 
 from orderhub.application.services.common import IdempotencyKeyReused
+from orderhub.application.services.invoices import DocumentTooLarge, UnsupportedDocumentType
 from orderhub.application.services.operations import ChannelUnavailable, NotFound
 from orderhub.application.services.queries import FeedCursorExpired
 from orderhub.channels.registry import ChannelNotFound
+from orderhub.channels.spi import CommandRefused
 from orderhub.domain.errors import (
     ConcurrencyConflict,
     DomainError,
@@ -56,6 +58,8 @@ DOMAIN_STATUS: Final[tuple[tuple[type[DomainError], int], ...]] = (
     (ConcurrencyConflict, 409),
     (ChannelUnavailable, 503),
     (FeedCursorExpired, 410),
+    (DocumentTooLarge, 413),
+    (UnsupportedDocumentType, 415),
 )
 DOMAIN_DEFAULT_STATUS: Final = 409
 
@@ -113,6 +117,8 @@ def invalid_field(field: str, message: str, *, source: str = "body") -> ProblemE
 
 
 def domain_status(error: DomainError) -> int:
+    if isinstance(error, CommandRefused):  # the adapter says: 409 (its rules) or 422
+        return error.status
     for cls, status in DOMAIN_STATUS:
         if isinstance(error, cls):
             return status

@@ -219,6 +219,30 @@ class ReturnOut(_Response):
     channel_return_id: str | None
 
 
+class InvoiceOut(_Response):
+    """The seller's invoice and the channel's word on it."""
+
+    id: str
+    number: str
+    state: str
+    """pending (on its way), sent (the channel decides later), accepted or rejected."""
+    document_id: str
+    content_type: str
+    size: int
+    sha256: str
+    filename: str | None
+    recorded_at: datetime
+    sent_at: datetime | None
+    decided_at: datetime | None
+    channel_invoice_id: str | None
+    """The channel's id for it (Octopia: the import id)."""
+    channel_reason: str | None
+    """Why the channel rejected it."""
+    checks: int
+    """How often the hub asked the channel for its verdict."""
+    next_check_at: datetime | None
+
+
 class ChannelCommandOut(_Response):
     id: str
     seq: int
@@ -281,6 +305,8 @@ class OrderOut(_Response):
     capabilities: dict[str, Any] | None = None
     """What the channel allows for this order (its sales channel's rules), as
     ``GET /channels`` shows an account's; null for an order stored before it was kept."""
+    invoices: list[InvoiceOut] = []
+    """The seller's invoices, oldest first (``GET .../invoices/{id}/document``: the PDF)."""
 
 
 class OrderDetailOut(OrderOut):

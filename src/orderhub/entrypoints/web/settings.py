@@ -40,6 +40,7 @@ class WebSettings:
     api_keys: tuple[ApiKey, ...] = ()
     metrics_renderer: MetricsRenderer | None = None
     max_body_bytes: int = 1_048_576
+    max_document_bytes: int = 10 * 1024 * 1024  # an invoice's PDF (its route's own limit)
     ready_check_timeout_seconds: float = 5.0
     title: str = "Orderhub"
     version: str = "1.0.0"
@@ -50,5 +51,5 @@ class WebSettings:
             raise ValueError("API key names must be unique")
         if len({key.key for key in self.api_keys}) != len(self.api_keys):
             raise ValueError("two API keys share one secret")
-        if self.max_body_bytes <= 0:
-            raise ValueError("max_body_bytes must be positive")
+        if self.max_body_bytes <= 0 or self.max_document_bytes <= 0:
+            raise ValueError("max_body_bytes and max_document_bytes must be positive")

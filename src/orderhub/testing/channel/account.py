@@ -20,6 +20,7 @@ from orderhub.channels.spi import (
     CommandView,
     FollowUp,
     IntakeMessage,
+    InvoiceVerdict,
     PermanentChannelError,
     TransientChannelError,
     WebhookAckStatus,
@@ -29,6 +30,7 @@ from orderhub.domain.capabilities import Capabilities
 from orderhub.domain.model import (
     ChannelSnapshot,
     Fulfilment,
+    Invoice,
     Order,
 )
 from orderhub.domain.values import (
@@ -43,6 +45,7 @@ from orderhub.testing.channel.documents import (
     to_snapshot,
 )
 from orderhub.testing.channel.http_errors import error_for
+from orderhub.testing.channel.invoices import InvoiceImports
 from orderhub.testing.channel.profiles import (
     NAME,
     OCTOPIA_CODE_FOR_REASON,
@@ -113,6 +116,7 @@ class TestChannelAccount(ChannelAccount):
         self._memory = _MemoryChannel()
         self.sales_channels = octopia.sales_channels(config)
         self.carriers = octopia.carriers(config)
+        self.invoice_imports = InvoiceImports.of(config)
         self.client_secrets = spresso.client_secrets(config)
 
     # in-memory channel (no base_url): what unit tests look at and steer
@@ -259,12 +263,17 @@ class TestChannelAccount(ChannelAccount):
             outcome = await self._execute_in_memory(command, order, payload)
         else:
             outcome = await self._execute_http(command, order, payload)
+        if command.kind is CommandKind.INVOICE:
+            return self.invoice_imports.taken(command, outcome)
         if self.profile is Profile.OCTOPIA and command.kind is CommandKind.SHIP:
             # Octopia's parcel number is the tracking number: its echo of the parcel merges
             number = payload.get("tracking_number")
             if number:
                 return CommandOutcome(data=outcome.data, channel_ids={"shipment": str(number)})
         return outcome
+
+    async def invoice_status(self, order: Order, invoice: Invoice) -> InvoiceVerdict | None:
+        return self.invoice_imports.status(invoice)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -122,6 +122,7 @@ def octopia_like() -> Capabilities:
         release_on_accept=False,
         multiple_fulfilments=False,
         short_ship=False,
+        invoices=True,  # taken asynchronously (testing/channel/invoices.py)
         intake=frozenset({"polling"}),
         refusals=MappingProxyType(
             {"deliver": "Octopia reports delivery itself: the seller does not confirm it"}

@@ -73,6 +73,10 @@ def _idempotency(
     )
 
 
+idempotency_of: Final = _idempotency
+"""For the other command routes (invoices): the same key scoping and fingerprint."""
+
+
 def _lines(items: Sequence[LineQuantityIn] | None) -> list[LineQuantity] | None:
     if items is None:
         return None
