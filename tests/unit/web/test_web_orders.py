@@ -8,6 +8,7 @@ from .support import Harness, auth, commanding
 
 ORDER_FIELDS = {
     "capabilities",
+    "invoices",
     "needs_attention",
     "fulfilled_by",
     "attention",
