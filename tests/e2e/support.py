@@ -24,7 +24,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -184,13 +184,27 @@ class Account:
     name: str
     profile: str
     hmac: bool = False
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
+
+SPRESSO_CLIENT_SECRETS: Final = ("e2e-spresso-old-secret", "e2e-spresso-new-secret")
+"""The spresso account's client secrets (a rotation: both sign valid webhooks)."""
+OCTOPIA_CARRIERS: Final = ("Colissimo", "Chronopost", "DHL")
+OCTOPIA_SALES_CHANNELS: Final = {
+    "CDISFR": {"line_level": True, "manual_acceptance": True, "one_parcel_per_order": True},
+    "OCTOBE": {"line_level": False, "manual_acceptance": False},
+}
 
 ACCOUNTS: Final = (
     Account("topi", "topi"),
     Account("octopia", "octopia"),
-    Account("spresso", "spresso"),
+    Account("spresso", "spresso", settings={"client_secrets": list(SPRESSO_CLIENT_SECRETS)}),
     Account("signed", "topi", hmac=True),
+    Account(
+        "octopia-sc",
+        "octopia",
+        settings={"sales_channels": OCTOPIA_SALES_CHANNELS, "carriers": list(OCTOPIA_CARRIERS)},
+    ),
 )
 
 
@@ -222,6 +236,7 @@ def hub_config(
                 "profile": account.profile,
                 "base_url": channel_url,
                 "timeout": CHANNEL_TIMEOUT_SECONDS,
+                **account.settings,
             },
             "webhook": (
                 {"hmac_secrets": [HMAC_SECRET]}
