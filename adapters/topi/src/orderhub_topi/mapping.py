@@ -19,6 +19,7 @@ lines by product.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -113,7 +114,15 @@ def reference_source_of(order: wire.FullOrderResult, configured: str | None) -> 
     return order.seller_info.product_reference_source if order.seller_info else None
 
 
-def to_snapshot(order: wire.FullOrderResult, *, reference_source: str | None) -> ChannelSnapshot:
+def to_snapshot(
+    order: wire.FullOrderResult,
+    *,
+    reference_source: str | None,
+    read_at: dt.datetime | None = None,
+) -> ChannelSnapshot:
+    """``read_at``: when topi was asked. topi's order carries no update stamp, and two of
+    its states map to the same counters (created, acknowledged): the read time is the
+    stamp, so a read stored late never sets the channel status back."""
     source = reference_source_of(order, reference_source)
     unassigned = list(order.assets)
     line_snapshots = []
@@ -142,8 +151,9 @@ def to_snapshot(order: wire.FullOrderResult, *, reference_source: str | None) ->
         billing_address=_billing_address(order.customer_info),
         currency=_currency(order),
         placed_at=order.created_at,
-        released=order.status in _ACCEPTED_STATUSES,
+        released=order.status in _ACCEPTED_STATUSES or _shipped_before_cancel(order),
         cancellations=_cancellations(order),
+        updated_at=read_at,
         extras={
             "topi": {
                 "offer_id": order.offer_id,
@@ -199,9 +209,18 @@ def _line_snapshot(
             for a in assets
         ),
         extras=extras,
-        accepted=quantity if status in _ACCEPTED_STATUSES else 0,
+        # a canceled order that had shipped had been confirmed, every unit accepted
+        accepted=quantity if status in _ACCEPTED_STATUSES or _shipped_before_cancel(order) else 0,
         rejected=quantity if status == wire.ORDER_REJECTED else 0,
         shipped=shipped,
+    )
+
+
+def _shipped_before_cancel(order: wire.FullOrderResult) -> bool:
+    """topi confirms whole orders only: a canceled order with a shipped asset had been
+    confirmed (accepted and released), and its snapshot must keep saying so."""
+    return order.status == wire.ORDER_CANCELED and any(
+        a.status in _SHIPPED_ASSET_STATUSES for a in order.assets
     )
 
 

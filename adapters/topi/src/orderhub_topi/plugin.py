@@ -62,6 +62,25 @@ NAME: Final = "topi"
 RECONCILE_CURSOR: Final = "reconcile"
 SOURCE_HEADER: Final = "x-orderhub-source"
 REFRESH_SOURCE: Final = "topi-refresh"
+READ_AT_HEADER: Final = "x-orderhub-read-at"
+"""When a refresh read topi (a stored refresh is mapped later): its snapshot's stamp."""
+
+
+def _now() -> dt.datetime:
+    """The time of a read of topi, taken just before the request: topi sends no update
+    stamp, so a snapshot is as new as the read that produced it."""
+    return dt.datetime.now(dt.UTC)
+
+
+def _read_at(headers: Mapping[str, str]) -> dt.datetime | None:
+    """A stored refresh's read time (None for one stored before it was kept)."""
+    raw = headers.get(READ_AT_HEADER)
+    try:
+        read_at = dt.datetime.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+    return read_at if read_at is not None and read_at.tzinfo is not None else None
+
 
 CAPABILITIES: Final = Capabilities(
     acceptance=Scope.ORDER,
@@ -96,10 +115,12 @@ class TopiAccount(ChannelAccount):
         holds the whole order, as topi showed it when the hub asked."""
         if headers.get(SOURCE_HEADER) == REFRESH_SOURCE:
             full = wire.decode_full_order(body)
+            read_at = _read_at(headers)
         else:
             webhook = wire.decode_webhook(body)
+            read_at = _now()
             full = await self._call(self.client.get_order(webhook.id))
-        return [to_snapshot(full, reference_source=self.reference_source)]
+        return [to_snapshot(full, reference_source=self.reference_source, read_at=read_at)]
 
     def order_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
         """topi's order id, read from the webhook (or refresh) body."""
@@ -119,13 +140,14 @@ class TopiAccount(ChannelAccount):
         """``GET /v1/orders/{id}``: topi's current truth about one order, for the inbox
         (a lost status webhook is healed). The dedupe key carries topi's status and a hash
         of what it showed, so the same state read twice is stored once."""
+        read_at = _now()
         full = await self._call(self.client.get_order(order.channel_order_id))
         body = wire.encode(full)
         digest = hashlib.sha256(body).hexdigest()[:24]
         return IntakeMessage(
             dedupe_key=f"refresh:{full.id}:{full.status}:{digest}",
             body=body,
-            headers={SOURCE_HEADER: REFRESH_SOURCE},
+            headers={SOURCE_HEADER: REFRESH_SOURCE, READ_AT_HEADER: read_at.isoformat()},
         )
 
     def follow_ups(self, order: Order, *, new: bool) -> Sequence[FollowUp]:
@@ -158,14 +180,14 @@ class TopiAccount(ChannelAccount):
     async def _reporting(self, topi_id: str, data: dict[str, Any]) -> CommandOutcome:
         """topi sends no webhook for acknowledged or confirmed: read the order back so the
         hub shows topi's status. Best effort: the call itself succeeded either way."""
+        read_at = _now()
         try:
             full = await self._call(self.client.get_order(topi_id))
         except (TransientChannelError, PermanentChannelError) as exc:
             log.warning("topi.read_back_failed", order=topi_id, error=str(exc))
             return CommandOutcome(data=data)
-        return CommandOutcome(
-            data=data, snapshot=to_snapshot(full, reference_source=self.reference_source)
-        )
+        snapshot = to_snapshot(full, reference_source=self.reference_source, read_at=read_at)
+        return CommandOutcome(data=data, snapshot=snapshot)
 
     async def _ship(self, command: CommandView, order: Order) -> CommandOutcome:
         try:

@@ -48,27 +48,10 @@ PATHS: Final = (
     (wire.ORDER_CREATED, wire.ORDER_REJECTED),
     (wire.ORDER_CREATED, wire.ORDER_CONFIRMED, wire.ORDER_PARTIALLY_FULFILLED, wire.ORDER_CANCELED),
 )
-_STAMPLESS: Final = (
-    "created and acknowledged map to the same canonical snapshot, and topi's snapshots carry "
-    "no update stamp (ChannelSnapshot.updated_at): a late 'created' (a refresh read before the "
-    "acknowledgement, stored after it) takes channel_status back to 'created', with two "
-    "order.updated events. Fix in the adapter: stamp each snapshot with the time topi was read"
-)
-_CANCELED_FORGETS: Final = (
-    "mapping.to_snapshot for 'canceled' reports accepted 0 and released false for lines it "
-    "shows shipped (a shipped unit is also an accepted one; topi accepts whole orders, so any "
-    "shipped asset means the order was confirmed): an earlier 'confirmed' or "
-    "'partially_fulfilled' read that arrives late is not behind it and takes channel_status "
-    "back from 'canceled'"
-)
 #: Checks topi is known to fail (docs: the conformance kit, "Known gaps"); each fails the
-#: kit again once fixed, until removed from here.
-KNOWN_GAPS: Final[Mapping[str, str]] = {
-    "late: created > acknowledged > confirmed > partially_fulfilled > completed": _STAMPLESS,
-    "late: created > acknowledged > rejected": _STAMPLESS,
-    "late: created > confirmed > partially_fulfilled > canceled": _CANCELED_FORGETS,
-    "converge: created > confirmed > partially_fulfilled > canceled": _CANCELED_FORGETS,
-}
+#: kit again once fixed, until removed from here. None since topi's snapshots carry their
+#: read time and a canceled order keeps its acceptance.
+KNOWN_GAPS: Final[Mapping[str, str]] = {}
 #: A rented laptop bundle (two units, a charger sub-line) and a bought cable: serial
 #: numbers on some lines only, sub-lines, and three parcels where topi ships per line.
 ORDER: Final[dict[str, Any]] = {
