@@ -192,3 +192,39 @@ async def test_an_operator_rechecks_an_invoice_awaiting_a_verdict(harness: Harne
     assert response.status_code == 202, response.text
     assert response.json()["state"] == "sent"
     assert response.json()["next_check_at"] is not None
+
+
+BOUNDARY = "b0undary"
+
+
+def _part(name: str, value: bytes, *, headers: bytes = b"", filename: str | None = None) -> bytes:
+    disposition = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    return disposition.encode() + b"\r\n" + headers + b"\r\n" + value + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "number_part",
+    [
+        _part("number", b"INV-\xff\xfe"),  # not UTF-8
+        _part("number", b"INV-1", headers=b"Content-Type: text/plain; charset=no-such\r\n"),
+    ],
+    ids=["invalid-utf8", "unknown-charset"],
+)
+async def test_a_text_part_that_cannot_be_decoded_is_400_not_500(
+    harness: Harness, number_part: bytes
+) -> None:
+    order = await harness.seed()
+    before = harness.state()
+    body = (
+        number_part
+        + _part("file", PDF, headers=b"Content-Type: application/pdf\r\n", filename="i.pdf")
+        + f"--{BOUNDARY}--\r\n".encode()
+    )
+    headers = {**commanding(), "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    response = await harness.client.post(
+        f"/api/v1/orders/{order.id}/invoices", headers=headers, content=body
+    )
+    assert_problem(response, 400, "malformed-multipart")
+    assert harness.state() == before

@@ -82,6 +82,11 @@ async def _read_form(request: Request[Any, Any, Any]) -> tuple[UploadFile, str, 
     except ClientException as exc:
         detail = f"the form cannot be read: {exc.detail}"
         raise ProblemError(400, "malformed-multipart", detail) from exc
+    except (UnicodeDecodeError, LookupError) as exc:
+        # litestar decodes every text part with the part's charset: bytes that are not
+        # in it, or a charset Python does not know, raise out of its parser
+        detail = f"a text part cannot be decoded: {exc}"
+        raise ProblemError(400, "malformed-multipart", detail) from exc
     unknown = sorted(set(form.keys()) - FIELDS)
     if unknown:
         raise invalid_field(unknown[0], "unknown field (file, number and filename are known)")
