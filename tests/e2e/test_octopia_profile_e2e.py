@@ -166,3 +166,76 @@ def test_an_order_the_channel_ships_is_never_ready_for_the_warehouse(hub: Hub) -
     assert "order.ready_to_ship" not in events
     assert events.count("order.shipment_recorded") == 1
     assert kinds_sent(hub, "CO-SC-4") == []
+
+
+def test_a_cancellation_request_is_decided_line_by_line_on_cdiscount(hub: Hub) -> None:
+    """CDISFR decides requests per line: the WMS accepts one line's cancellation, then
+    refuses the other's; the channel gets two decisions, in that order, each naming its
+    line. OCTOBE decides requests whole: a decision naming a line is refused, nothing sent."""
+    lines = [("L1", 1), ("L2", 1)]
+    request = {
+        "id": "CR-5",
+        "initiator": "customer",
+        "reason": "customer_request",
+        "lines": [{"line": "L1", "quantity": 1}, {"line": "L2", "quantity": 1}],
+    }
+    push(
+        hub,
+        order_document(
+            "CO-SC-5",
+            "InPreparation",
+            lines,
+            sales_channel="CDISFR",
+            released=True,
+            counters={"L1": {"accepted": 1}, "L2": {"accepted": 1}},
+            cancellations=[request],
+        ),
+    )
+    order = hub.wait_for_order(ACCOUNT, "CO-SC-5")
+    assert order["cancellation_requested"] is True
+    ids = line_ids(order)
+
+    first = hub.command(
+        order["id"],
+        "cancellations",
+        {"decision": "accept", "lines": [{"line_id": ids["L2"], "quantity": 1}]},
+    )
+    second = hub.command(order["id"], "cancellations", {"decision": "refuse"})
+    hub.wait_for_command(first)
+    hub.wait_for_command(second)
+
+    sent = [c for c in hub.channel_server.calls_for("CO-SC-5") if c["kind"] != "accept"]
+    assert [(c["kind"], c["payload"]["decision"]) for c in sent] == [
+        ("decide_cancellation", "accept"),
+        ("decide_cancellation", "refuse"),
+    ]
+    assert [[i["line_id"] for i in c["payload"]["lines"]] for c in sent] == [
+        [ids["L2"]],
+        [ids["L1"]],
+    ]
+    assert {c["payload"]["channel_cancellation_id"] for c in sent} == {"CR-5"}
+    order = hub.order(order["id"])
+    assert {x["channel_line_id"]: x["cancelled"] for x in order["lines"]} == {"L1": 0, "L2": 1}
+    assert order["cancellation_requested"] is False
+
+    push(
+        hub,
+        order_document(
+            "CO-SC-6",
+            "InPreparation",
+            lines,
+            sales_channel="OCTOBE",
+            released=True,
+            cancellations=[{**request, "id": "CR-6"}],
+        ),
+    )
+    whole_only = hub.wait_for_order(ACCOUNT, "CO-SC-6")
+    response = hub.post(
+        f"/orders/{whole_only['id']}/cancellations",
+        json={
+            "decision": "accept",
+            "lines": [{"line_id": line_ids(whole_only)["L2"], "quantity": 1}],
+        },
+    )
+    is_problem(response, 409, "cancellation-decision-whole-only")
+    assert kinds_sent(hub, "CO-SC-6") == []

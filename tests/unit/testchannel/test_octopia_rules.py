@@ -227,10 +227,15 @@ def test_supply_modes_and_fulfilments_do_not_mix() -> None:
 
 
 def test_a_per_line_decision_needs_a_line_level_sales_channel() -> None:
-    """The hook for per-line decisions on a cancellation request (being added to the core)."""
+    """OCTOBE decides cancellation requests whole: the order's capabilities say so, and the
+    core refuses a decision naming lines; a whole decision (its payload lists the lines the
+    request named) passes the profile's pre-flight."""
     acct = account("octopia", **SETTINGS)
+    caps = acct.capabilities_for(snapshot(status="InPreparation", sales_channel="OCTOBE"))
+    assert caps.cancellation_decision is Scope.ORDER
+    line_level = acct.capabilities_for(snapshot(status="InPreparation", sales_channel="CDISFR"))
+    assert line_level.cancellation_decision is Scope.LINE
     snap = snapshot(status="InPreparation", released=True, sales_channel="OCTOBE")
-    caps = acct.capabilities_for(snap)
     ids = iter(f"h{n}" for n in range(100))
     order = Order.receive(
         snap,
@@ -241,11 +246,8 @@ def test_a_per_line_decision_needs_a_line_level_sales_channel() -> None:
         now=NOW,
         new_id=lambda: next(ids),
     )
-    payload = {"decision": "accept", "lines": [{"line_id": order.lines[0].id, "quantity": 1}]}
-    with pytest.raises(CommandRefused) as refused:
-        acct.preflight(CommandKind.DECIDE_CANCELLATION, payload, order, caps)
-    assert refused.value.rule == "cancellation-decision-whole-request-only"
-    acct.preflight(CommandKind.DECIDE_CANCELLATION, {"decision": "accept"}, order, caps)
+    whole = {"decision": "accept", "lines": [{"line_id": order.lines[0].id, "quantity": 1}]}
+    acct.preflight(CommandKind.DECIDE_CANCELLATION, whole, order, caps)
 
 
 async def test_a_shipment_answer_names_the_parcel_number_as_the_channels_id() -> None:

@@ -155,8 +155,8 @@ def preflight(
             _check_one_parcel(payload, order, sc)
     elif kind is CommandKind.CANCEL:
         _check_reason_in_state(payload, order)
-    elif kind is CommandKind.DECIDE_CANCELLATION:
-        check_decision(payload, order, caps)
+    # a decision per line where the sales channel decides whole requests, or for a line
+    # the request does not name: the core refuses both (cancellation_decision)
 
 
 def _lines_of(payload: Mapping[str, Any], order: Order, key: str) -> list[Line]:
@@ -221,29 +221,4 @@ def _check_reason_in_state(payload: Mapping[str, Any], order: Order) -> None:
                 f"line {line.id} is in {CANCEL_REQUEST} (the customer asked to cancel): "
                 f"reason code {code} is allowed only in {allowed}; decide the request instead",
                 rule="cancellation-reason-not-allowed-in-channel-state",
-            )
-
-
-def check_decision(payload: Mapping[str, Any], order: Order, caps: Capabilities) -> None:
-    """The hook for decisions on a cancellation request: per line (``lines`` in the
-    payload, being added to the core) only where the sales channel manages lines
-    (``cancellation_decision`` line); Octopia cannot decide a line no request names."""
-    lines = _lines_of(payload, order, "lines")
-    if not lines:
-        return
-    if caps.cancellation_decision is not Scope.LINE:
-        raise CommandRefused(
-            "this sales channel decides cancellation requests whole, not line by line",
-            rule="cancellation-decision-whole-request-only",
-        )
-    request = next((c for c in order.cancellations if c.id == payload.get("cancellation_id")), None)
-    if request is None or not request.lines:
-        return
-    named = {item.line_id for item in request.lines}
-    for line in lines:
-        if line.id not in named:
-            raise CommandRefused(
-                f"line {line.id} is not in cancellation request {request.id}",
-                rule="line-not-in-cancellation-request",
-                status=422,
             )
