@@ -35,7 +35,7 @@ lint: env
 	$(PY_RUN) ruff format --check .
 
 typecheck: env
-	$(PY_RUN) mypy src adapters/topi/src
+	$(PY_RUN) mypy src adapters/topi/src adapters/octopia/src adapters/spresso/src
 
 imports: env
 	$(PY_RUN) lint-imports

@@ -1,0 +1,1 @@
+"""Octopia (Cdiscount) channel for Orderhub."""

@@ -1,0 +1,1 @@
+"""Spresso channel for Orderhub."""
