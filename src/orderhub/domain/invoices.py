@@ -181,10 +181,14 @@ class Invoices(OrderBase):
         self._decide_invoice(invoice, accepted=accepted, reason=reason, now=now)
         return True
 
-    def claim_invoice_check(self, invoice_id: str, *, now: datetime, lease_until: datetime) -> int:
-        """Take the next check of a ``sent`` invoice: its fence goes up and nobody else
-        checks it before ``lease_until`` (a checker that dies is replaced then). Returns
-        the fence the check must record under."""
+    def claim_invoice_check(
+        self, invoice_id: str, *, now: datetime, lease_until: datetime, max_checks: int
+    ) -> int | None:
+        """Take the next check of a ``sent`` invoice: its fence goes up, the check is
+        counted, and nobody else checks it before ``lease_until`` (a checker that dies is
+        replaced then). Returns the fence the check must record under, or None when
+        ``max_checks`` checks were taken already (recorded or not: a checker that dies
+        every time still runs out): the hub stops asking and a person must look."""
         invoice = self.invoice(invoice_id)
         if invoice.state is not InvoiceState.SENT:
             raise InvalidTransition(
@@ -192,8 +196,20 @@ class Invoices(OrderBase):
                 rule="invoice-not-awaiting-verdict",
             )
         invoice.check_fence += 1
-        invoice.next_check_at = lease_until
         self.updated_at = now
+        if invoice.checks >= max_checks:
+            invoice.next_check_at = None
+            self.raise_attention(
+                AttentionCode.INVOICE_UNCONFIRMED,
+                f"{self.channel} gave no verdict on invoice {invoice.number} after "
+                f"{invoice.checks} checks (the last was never recorded: its checker "
+                "stopped or hung); the hub stopped asking",
+                now=now,
+                ref=invoice.id,
+            )
+            return None
+        invoice.checks += 1
+        invoice.next_check_at = lease_until
         return invoice.check_fence
 
     def invoice_checked(
@@ -214,8 +230,7 @@ class Invoices(OrderBase):
         claim is not the newest any more, or the invoice was decided meanwhile."""
         invoice = self.invoice(invoice_id)
         if invoice.check_fence != fence or invoice.state is not InvoiceState.SENT:
-            return False
-        invoice.checks += 1
+            return False  # (the check was counted when it was claimed)
         if accepted is not None:
             self.invoice_verdict(
                 invoice_id,

@@ -155,9 +155,11 @@ def test_a_check_records_only_under_its_own_claim() -> None:
     order = accepted_order()
     sent(order)
     lease = LATER + timedelta(minutes=2)
-    first = order.claim_invoice_check("i1", now=LATER, lease_until=lease)
+    first = order.claim_invoice_check("i1", now=LATER, lease_until=lease, max_checks=5)
     assert order.next_invoice_check == lease  # nobody else checks it meanwhile
-    second = order.claim_invoice_check("i1", now=lease, lease_until=lease + timedelta(minutes=2))
+    second = order.claim_invoice_check(
+        "i1", now=lease, lease_until=lease + timedelta(minutes=2), max_checks=5
+    )
     # the first checker's answer comes late: it is dropped
     assert not order.invoice_checked(
         "i1", fence=first, now=lease, accepted=True, next_check_at=None
@@ -165,7 +167,7 @@ def test_a_check_records_only_under_its_own_claim() -> None:
     assert order.invoices[0].state is InvoiceState.SENT
     assert order.invoice_checked("i1", fence=second, now=lease, accepted=True, next_check_at=None)
     assert order.invoices[0].state is InvoiceState.ACCEPTED
-    assert order.invoices[0].checks == 1
+    assert order.invoices[0].checks == 2  # both claims asked the channel
     assert order.next_invoice_check is None
     assert take_events(order) == ["invoice.accepted"]
 
@@ -173,7 +175,7 @@ def test_a_check_records_only_under_its_own_claim() -> None:
 def test_checks_run_out_into_attention_and_an_operator_starts_again() -> None:
     order = accepted_order()
     sent(order)
-    fence = order.claim_invoice_check("i1", now=LATER, lease_until=LATER)
+    fence = order.claim_invoice_check("i1", now=LATER, lease_until=LATER, max_checks=5)
     order.invoice_checked(
         "i1", fence=fence, now=LATER, accepted=None, next_check_at=None, detail="still pending"
     )

@@ -3,6 +3,8 @@ in one commit, dispatched with the bytes, decided at once or after checks."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from datetime import timedelta
 from typing import Any
@@ -286,3 +288,57 @@ async def test_a_recheck_of_an_unknown_invoice_is_refused() -> None:
             world.hub, order_id=order.id, invoice_id=receipt.details["invoice_id"]
         )
     assert pending.value.rule == "invoice-not-awaiting-verdict"
+
+
+async def test_checks_that_never_come_back_still_run_out_into_attention() -> None:
+    """A check whose checker dies (killed, cancelled with the scheduler's leadership, hung
+    past its lease) records nothing; its claims still count, so the hub stops asking
+    after ``max_checks`` and a person looks, instead of claiming it forever."""
+    world, order = await octopia_world()
+    receipt = await upload(world, order, number="LATE-1")
+    await dispatch_command(world.hub, receipt.command_id)
+    account = world.account()
+    calls = 0
+
+    async def dies(order: Order, invoice: Any) -> InvoiceVerdict | None:
+        nonlocal calls
+        calls += 1
+        raise asyncio.CancelledError  # the checker stops between its claim and its record
+
+    account.invoice_status = dies  # type: ignore[method-assign]
+    for _ in range(POLICY.max_checks * 3):
+        world.clock.advance(POLICY.check_lease_seconds + 60)
+        with contextlib.suppress(asyncio.CancelledError):
+            await check_invoices(world.hub)
+    assert calls == POLICY.max_checks
+    invoice = world.order().invoices[0]
+    assert (invoice.state, invoice.next_check_at) == (InvoiceState.SENT, None)
+    [reason] = world.order().attention
+    assert (reason.code, reason.ref) == (AttentionCode.INVOICE_UNCONFIRMED, invoice.id)
+
+    await recheck_invoice(world.hub, order_id=order.id, invoice_id=invoice.id)
+    assert world.order().attention == []
+    assert world.order().invoices[0].checks == 0
+
+
+async def test_an_account_no_longer_configured_counts_as_a_failed_check() -> None:
+    world, order = await octopia_world()
+    receipt = await upload(world, order)
+    await dispatch_command(world.hub, receipt.command_id)
+    second = accepted_doc()
+    second["id"] = "CO-2"
+    other = await world.receive(second)
+    receipt = await upload(world, other)
+    await dispatch_command(world.hub, receipt.command_id)
+    lookup = world.hub.channels.account
+
+    def gone(channel: str, account: str) -> Any:
+        raise RuntimeError(f"no account {channel}/{account}")
+
+    world.hub.channels.account = gone  # type: ignore[method-assign]
+    world.clock.advance(60)
+    done = await check_invoices(world.hub)  # one order's failure does not stop the pass
+    assert (done.checked, done.failed) == (2, 2)
+    world.hub.channels.account = lookup  # type: ignore[method-assign]
+    checks = [i.checks for o in ("CO-1", "CO-2") for i in world.order(o).invoices]
+    assert checks == [1, 1]

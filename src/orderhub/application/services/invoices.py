@@ -260,11 +260,11 @@ async def check_invoices(hub: Hub) -> InvoiceChecks:
         if claimed is None:
             continue  # checked by someone else meanwhile
         order, claims = claimed
-        account = hub.channels.account(order.channel, order.account)
         for invoice_id, fence in claims:
             verdict: InvoiceVerdict | None = None
             detail = "no verdict yet"
-            try:
+            try:  # an account gone from the configuration is a failed check, not a stop
+                account = hub.channels.account(order.channel, order.account)
                 verdict = await account.invoice_status(
                     copy.deepcopy(order), copy.deepcopy(order.invoice(invoice_id))
                 )
@@ -285,17 +285,24 @@ async def _claim(hub: Hub, order_id: str) -> tuple[Order, list[tuple[str, int]]]
             return None
         now = hub.clock.now()
         lease = now + timedelta(seconds=hub.invoices.check_lease_seconds)
-        claims = [
-            (invoice.id, order.claim_invoice_check(invoice.id, now=now, lease_until=lease))
+        due = [
+            invoice.id
             for invoice in order.invoices
             if invoice.state is InvoiceState.SENT
             and invoice.next_check_at is not None
             and invoice.next_check_at <= now
         ]
-        if not claims:
+        if not due:
             return None
-        await uow.commit()
-        return copy.deepcopy(order), claims
+        claims: list[tuple[str, int]] = []
+        for invoice_id in due:  # counted here: a check that never records still counts
+            fence = order.claim_invoice_check(
+                invoice_id, now=now, lease_until=lease, max_checks=hub.invoices.max_checks
+            )
+            if fence is not None:
+                claims.append((invoice_id, fence))
+        await uow.commit()  # also the invoices whose checks ran out
+        return (copy.deepcopy(order), claims) if claims else None
 
 
 async def _record_check(
@@ -311,7 +318,7 @@ async def _record_check(
             order = await load_order(uow, order_id)
             now = hub.clock.now()
             invoice = order.invoice(invoice_id)
-            last = invoice.checks + 1 >= hub.invoices.max_checks
+            last = invoice.checks >= hub.invoices.max_checks  # counted at the claim
             decided = verdict is not None and verdict.decided
             changed = order.invoice_checked(
                 invoice_id,
