@@ -91,12 +91,13 @@ def clip(error: str) -> str:
     return error[:MAX_ERROR_LENGTH]
 
 
-def fulfilments_done(account: ChannelAccount, order: Order) -> list[FollowUp]:
+def fulfilments_done(account: ChannelAccount, order: Order, *, since: int = 0) -> list[FollowUp]:
     """What the adapter asks to send for each fulfilment the change just finished (its
-    ``fulfilment.*`` event among the order's new events)."""
+    ``fulfilment.*`` event among the order's events from ``since`` on: the events of
+    earlier changes in the same transaction, still pending, were answered already)."""
     done = {
         event.data["fulfilment_id"]
-        for event in order.events
+        for event in order.events[since:]
         if event.type.value.startswith("fulfilment.")
     }
     return [

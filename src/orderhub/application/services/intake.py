@@ -353,6 +353,9 @@ async def apply_in(
     )
     now = hub.clock.now()
     new = order is None
+    # one message may carry the order twice: the unit of work hands back the same order,
+    # the first snapshot's events still pending; only this snapshot's own count here
+    since = 0 if order is None else len(order.events)
     caps = account.capabilities_for(snapshot)  # this order's rules (its sales channel's)
     if order is None:
         order = Order.receive(
@@ -369,7 +372,10 @@ async def apply_in(
     else:
         order.capabilities = caps
         order.apply(snapshot, caps=caps, now=now, new_id=hub.ids, seq=seq)
-    follow_ups = [*account.follow_ups(order, new=new), *fulfilments_done(account, order)]
+    follow_ups = [
+        *account.follow_ups(order, new=new),
+        *fulfilments_done(account, order, since=since),
+    ]
     queued = []
     for follow_up in follow_ups:
         command = await new_command(uow, hub, order, follow_up.kind, follow_up.payload, now)
