@@ -229,28 +229,42 @@ class Decisions(OrderBase):
         customer request refuses that part of it; the rest of the request stays open."""
         if not caps.refusal_ships:
             return []
-        refused = []
         shipped: dict[str, int] = {}
         for item in items:
             shipped[item.line_id] = shipped.get(item.line_id, 0) + item.quantity
-        for request in list(self.cancellations):
-            if request.state is not RequestState.REQUESTED:
-                continue
-            if request.initiator is not Initiator.CUSTOMER:
-                continue
-            asked = {i.line_id: i.quantity for i in request.lines} or {
-                line.id: line.live for line in self.leaf_lines
-            }
-            touched = [
-                LineQuantity(line_id=line_id, quantity=min(quantity, asked[line_id]))
-                for line_id, quantity in shipped.items()
-                if asked.get(line_id, 0) > 0
-            ]
+        requests = [
+            request
+            for request in self.cancellations
+            if request.state is RequestState.REQUESTED and request.initiator is Initiator.CUSTOMER
+        ]
+        asked = {request.id: self._asked(request) for request in requests}
+        # the units of each line the parcel had to take from those a customer asked to
+        # cancel: what it carries beyond the line's unshipped units nobody asked about
+        taken: dict[str, int] = {}
+        for line_id, quantity in shipped.items():
+            line = self.line(line_id)
+            asked_units = sum(a.get(line_id, 0) for a in asked.values())
+            free = max(0, line.unshipped + quantity - asked_units)  # before this parcel
+            taken[line_id] = min(asked_units, max(0, quantity - free))
+        refused = []
+        for request in requests:  # oldest first; each unit refuses one request, once
+            touched = []
+            for line_id, units in taken.items():
+                part = min(units, asked[request.id].get(line_id, 0))
+                if part > 0:
+                    touched.append(LineQuantity(line_id=line_id, quantity=part))
+                    taken[line_id] -= part
             if touched:
-                part = self._split_request(request, touched, new_id())
-                self._decide(part, Decision.REFUSE, now)
-                refused.append(part)
+                split = self._split_request(request, touched, new_id())
+                self._decide(split, Decision.REFUSE, now)
+                refused.append(split)
         return refused
+
+    def _asked(self, request: Cancellation) -> dict[str, int]:
+        """The units of each line ``request`` asks to cancel (all live ones: the order)."""
+        return {i.line_id: i.quantity for i in request.lines} or {
+            line.id: line.live for line in self.leaf_lines
+        }
 
     def _split_request(
         self, request: Cancellation, lines: Sequence[LineQuantity], part_id: str

@@ -228,3 +228,48 @@ def test_without_refusal_ships_a_shipment_leaves_the_request_to_the_channel(
     ship(order, LINE_DECISIONS, items)
     assert order.refuse_by_shipment(LINE_DECISIONS, items, now=LATER, new_id=lambda: "P1") == []
     assert [c.state for c in order.cancellations] == [RequestState.REQUESTED]
+
+
+def test_one_shipped_unit_refuses_one_requested_unit_not_every_request_on_its_line() -> None:
+    order = receive(
+        LINE_DECISIONS,
+        Doc(
+            status="InPreparation",
+            released=True,
+            lines=(L(id="L1", quantity=2, accepted=2),),
+            cancellations=(C(id="CR-1", lines=(("L1", 1),)), C(id="CR-2", lines=(("L1", 1),))),
+        ),
+    )
+    items = [lq(order, "L1", 1)]
+    ship(order, SHIPS_REFUSAL, items)
+    ids = iter(["P1", "P2"])
+    refused = order.refuse_by_shipment(SHIPS_REFUSAL, items, now=LATER, new_id=lambda: next(ids))
+    # the parcel carries one unit: one request is refused, the other unit may still go
+    assert [(c.channel_cancellation_id, c.state) for c in refused] == [
+        ("CR-1", RequestState.REFUSED)
+    ]
+    (still,) = [c for c in order.cancellations if c.state is RequestState.REQUESTED]
+    assert still.channel_cancellation_id == "CR-2"
+
+
+def test_a_parcel_served_by_units_nobody_asked_to_cancel_refuses_nothing() -> None:
+    order = receive(
+        LINE_DECISIONS,
+        Doc(
+            status="InPreparation",
+            released=True,
+            lines=(L(id="L1", quantity=3, accepted=3),),
+            cancellations=(C(id="CR-1", lines=(("L1", 1),)),),
+        ),
+    )
+    items = [lq(order, "L1", 2)]
+    ship(order, SHIPS_REFUSAL, items)
+    assert order.refuse_by_shipment(SHIPS_REFUSAL, items, now=LATER, new_id=lambda: "P1") == []
+    assert [c.state for c in order.cancellations] == [RequestState.REQUESTED]
+    # the third unit goes too: now the parcel carries the unit the customer asked about
+    items = [lq(order, "L1", 1)]
+    ship(order, SHIPS_REFUSAL, items, shipment_id="S2")
+    refused = order.refuse_by_shipment(SHIPS_REFUSAL, items, now=LATER, new_id=lambda: "P2")
+    assert [(c.channel_cancellation_id, c.state) for c in refused] == [
+        ("CR-1", RequestState.REFUSED)
+    ]
