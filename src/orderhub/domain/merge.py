@@ -115,6 +115,21 @@ class ChannelMerge(ChannelEdits):
         changed = False
         for ss in snapshot.shipments:
             shipment = known.get(ss.channel_shipment_id)
+            if shipment is None and ss.tracking_number:
+                # the echo of a parcel the seller sent whose command's answer has not linked
+                # the channel's id yet: the same parcel (its tracking number), not a new one
+                shipment = next(
+                    (
+                        s
+                        for s in self.shipments
+                        if s.channel_shipment_id is None and s.tracking_number == ss.tracking_number
+                    ),
+                    None,
+                )
+                if shipment is not None:
+                    shipment.channel_shipment_id = ss.channel_shipment_id
+                    known[ss.channel_shipment_id] = shipment
+                    changed = True
             if shipment is not None:
                 for name in ("carrier", "tracking_number", "tracking_url"):
                     if getattr(shipment, name) is None and getattr(ss, name) is not None:
