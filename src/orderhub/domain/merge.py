@@ -22,7 +22,8 @@ The rules, dimension by dimension (docs/lifecycle.md has the table):
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orderhub.domain.capabilities import Capabilities
@@ -59,6 +60,7 @@ class ChannelMerge(ChannelEdits):
         from orderhub.domain.order import check_unambiguous
 
         check_unambiguous(snapshot)
+        snapshot = stamp_not_after(snapshot, now)
         events_before = len(self.events)
         updated_at = self.updated_at
         was_terminal = self.status.is_terminal
@@ -358,3 +360,20 @@ def dict_of(lines: dict[str, ChannelLineView]) -> dict[str, tuple[int, ...]]:
 
 def _cancellations_of(view: ChannelView) -> list[tuple[str, str]]:
     return [(c.channel_cancellation_id, c.state.value) for c in view.cancellations]
+
+
+def stamp_not_after(snapshot: ChannelSnapshot, now: datetime) -> ChannelSnapshot:
+    """A channel stamp later than the hub's now (a clock running ahead: the channel's, or
+    the worker's that read it) is taken as now; else it would make every correct snapshot
+    until then look older, and the hub would ignore the channel's truth meanwhile. A stamp
+    without a zone is UTC."""
+    stamp = snapshot.updated_at
+    if stamp is None:
+        return snapshot
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    if stamp > now:
+        stamp = now
+    if stamp == snapshot.updated_at:
+        return snapshot
+    return dataclasses.replace(snapshot, updated_at=stamp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 
@@ -395,3 +396,36 @@ def test_a_changed_detail_alone_is_an_update() -> None:
     assert order.extras["note"] == "gift wrap"
     assert order.updated_at == LATER
     assert take_events(order) == ["order.updated"]
+
+
+def test_a_stamp_from_a_clock_running_ahead_does_not_hide_the_next_truth() -> None:
+    """A worker whose clock runs a minute ahead read the channel: its stamp is taken as
+    the hub's now, so the channel's next state, read a moment later by a correct clock,
+    still wins (it would have been ignored as older for a minute)."""
+    caps = topi_like()
+    order = receive(caps, Doc(status="created"))
+    ahead = dataclasses.replace(
+        Doc(status="acknowledged").snapshot(), updated_at=LATER + timedelta(minutes=1)
+    )
+    order.apply(ahead, caps=caps, now=LATER, new_id=Ids("x"))
+    assert order.channel_status == "acknowledged"
+
+    confirmed = dataclasses.replace(
+        Doc(
+            status="confirmed",
+            released=True,
+            lines=(L(id="L1", quantity=2, accepted=2), L(id="L2", quantity=1, accepted=1)),
+        ).snapshot(),
+        updated_at=LATER + timedelta(seconds=5),
+    )
+    order.apply(confirmed, caps=caps, now=LATER + timedelta(seconds=6), new_id=Ids("y"))
+
+    assert order.channel_status == "confirmed"
+    assert order.channel_view.updated_at == LATER + timedelta(seconds=5)
+    # a stamp without a zone is read as UTC (not a crash): this one is older, so ignored
+    naive = dataclasses.replace(
+        Doc(status="created").snapshot(),
+        updated_at=(LATER + timedelta(seconds=1)).replace(tzinfo=None),
+    )
+    order.apply(naive, caps=caps, now=LATER + timedelta(seconds=8), new_id=Ids("z"))
+    assert order.channel_status == "confirmed"
