@@ -1,0 +1,182 @@
+"""OAuth2 client credentials against Octopia's Keycloak, within the token quota.
+
+One :class:`TokenSource` per account: the token is reused for its lifetime (2 h) less a
+margin, shared by every task (one fetch at a time), and the token endpoint is never asked
+more than ``per_hour`` times in any hour, failures included; after a failed fetch it is
+not asked again before a growing pause. Either limit answers a transient error with the
+time to wait, so the hub's outbox retries later instead of burning the quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import httpx
+import msgspec
+
+from orderhub.channels.spi import ChannelConfigurationError, TransientChannelError
+from orderhub_octopia import wire
+
+WINDOW_SECONDS: Final = 3600.0
+FIRST_PAUSE: Final = 2.0
+MAX_PAUSE: Final = 300.0
+
+
+class TokenUnavailable(TransientChannelError):
+    """No token now (quota, a pause after a failure, the endpoint down): try later."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    client_id: str
+    client_secret: str
+    token_url: str = wire.TOKEN_URL
+
+    def __repr__(self) -> str:  # never the secret
+        return f"Credentials(client_id={self.client_id!r}, token_url={self.token_url!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    value: str
+    refresh_at: float
+
+
+class TokenSource:
+    def __init__(
+        self,
+        credentials: Credentials,
+        http: httpx.AsyncClient,
+        *,
+        per_hour: int = wire.TOKENS_PER_HOUR,
+        refresh_margin: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_hour < 1:
+            raise ValueError("token_requests_per_hour must be at least 1")
+        self.credentials = credentials
+        self._http = http
+        self._per_hour = per_hour
+        self._margin = refresh_margin
+        self._clock = clock
+        self._token: _Token | None = None
+        self._lock = asyncio.Lock()
+        self._requests: deque[float] = deque()  # when each token request was sent
+        self._paused_until = 0.0
+        self._pause = FIRST_PAUSE
+        self.fetched = 0  # token requests sent (for tests and logs)
+
+    @property
+    def requests_in_window(self) -> int:
+        self._prune()
+        return len(self._requests)
+
+    async def token(self) -> str:
+        cached = self._token
+        if cached is not None and self._clock() < cached.refresh_at:
+            return cached.value
+        async with self._lock:
+            cached = self._token
+            if cached is not None and self._clock() < cached.refresh_at:
+                return cached.value
+            self._token = await self._fetch()
+            return self._token.value
+
+    async def invalidate(self, value: str) -> None:
+        """A call was refused with this token: forget it (unless already replaced)."""
+        async with self._lock:
+            if self._token is not None and self._token.value == value:
+                self._token = None
+
+    def _prune(self) -> None:
+        horizon = self._clock() - WINDOW_SECONDS
+        while self._requests and self._requests[0] <= horizon:
+            self._requests.popleft()
+
+    def _admit(self) -> None:
+        now = self._clock()
+        if now < self._paused_until:
+            wait = self._paused_until - now
+            raise TokenUnavailable(
+                f"Octopia token endpoint: paused {wait:.0f} s after a failure", retry_after=wait
+            )
+        self._prune()
+        if len(self._requests) >= self._per_hour:
+            wait = self._requests[0] + WINDOW_SECONDS - now
+            raise TokenUnavailable(
+                f"Octopia token quota: {self._per_hour} token requests in the last hour; "
+                f"next one in {wait:.0f} s",
+                retry_after=wait,
+            )
+        self._requests.append(now)
+        self.fetched += 1
+
+    def _failed(self) -> float:
+        pause = self._pause
+        self._paused_until = self._clock() + pause
+        self._pause = min(self._pause * 2, MAX_PAUSE)
+        return pause
+
+    async def _fetch(self) -> _Token:
+        self._admit()
+        creds = self.credentials
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+        }
+        started = self._clock()
+        try:
+            resp = await self._http.post(
+                creds.token_url, data=form, headers={"Accept": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            pause = self._failed()
+            raise TokenUnavailable(
+                f"Octopia token endpoint unreachable ({type(exc).__name__})", retry_after=pause
+            ) from exc
+        code = resp.status_code
+        if code >= 500 or code in (408, 429):
+            pause = self._failed()
+            retry = _retry_after(resp.headers.get("Retry-After"))
+            raise TokenUnavailable(
+                f"Octopia token endpoint answered {code}",
+                status=code,
+                retry_after=max(pause, retry or 0.0),
+            )
+        if code >= 400:
+            self._failed()
+            problem = wire.decode_problem(resp.content)
+            said = ""
+            if problem is not None:
+                said = problem.error_description or problem.detail or problem.error or ""
+            raise ChannelConfigurationError(
+                f"Octopia refused the client credentials of client {creds.client_id!r} "
+                f"(HTTP {code}){': ' + said if said else ''}",
+                status=code,
+            )
+        try:
+            answer = msgspec.json.decode(resp.content, type=wire.TokenResponse)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            pause = self._failed()
+            raise TokenUnavailable(
+                f"Octopia token endpoint sent no token: {exc}", retry_after=pause
+            ) from exc
+        self._pause = FIRST_PAUSE
+        ttl = float(answer.expires_in or wire.TOKEN_TTL_SECONDS)
+        margin = min(self._margin, ttl / 2)
+        return _Token(value=answer.access_token, refresh_at=started + ttl - margin)
+
+
+def _retry_after(raw: str | None) -> float | None:
+    if not raw:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        return None

@@ -1,0 +1,168 @@
+"""Polling Octopia's order list: Octopia sends no webhooks.
+
+Each run walks one fixed window of update times, ``[cursor - overlap, now]`` (the first
+run: ``now - look-back``), in pages of at most 100 from ``pageIndex`` 1 until a short page,
+and stores every order found in the inbox under a key made of its id, update stamp,
+status and content, so a page read twice stores nothing new and every change is stored
+once. ``Processing`` orders are left until they leave it (their update stamp changes).
+
+Index pages shift when an order of the window is updated during the walk (it leaves the
+window, so an order behind it moves up a page and would be skipped). The run therefore
+checks what it read against ``GET /orders/count`` for the same window and walks again
+when it read fewer; the cursor moves to the window's end only after a complete walk,
+once every page is stored. A failed page is retried a few times, then the run fails with
+the cursor where it was: the next run walks the whole window again (an outage of hours
+is one longer window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Final, TypeVar
+
+import msgspec
+import structlog
+
+from orderhub.channels.spi import IntakeMessage, JobContext, TransientChannelError
+from orderhub_octopia import wire
+from orderhub_octopia.client import OctopiaClient
+from orderhub_octopia.settings import NAME, Settings
+
+log = structlog.get_logger("orderhub.octopia")
+
+SOURCE_HEADER: Final = "x-orderhub-source"
+POLL_SOURCE: Final = "octopia-poll"
+REFRESH_SOURCE: Final = "octopia-refresh"
+CURSOR: Final = "orders"
+MAX_PAGES: Final = 10_000  # 1 million orders in one window: beyond, something loops
+WALKS: Final = 3
+MAX_PAUSE: Final = 30.0
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class _Head(msgspec.Struct, kw_only=True, rename="camel"):
+    order_id: str
+    status: str = ""
+    updated_at: str | None = None
+
+
+def message_for(body: bytes, source: str) -> IntakeMessage:
+    """An order as read, for the inbox; its key changes whenever the order does."""
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    try:
+        head = msgspec.json.decode(body, type=_Head)
+        key = f"order:{head.order_id}:{head.updated_at or '-'}:{head.status}:{digest}"
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        key = f"unreadable:{digest}"  # stored all the same: it fails, visible and retriable
+    return IntakeMessage(dedupe_key=key, body=body, headers={SOURCE_HEADER: source})
+
+
+def is_processing(body: bytes) -> bool:
+    try:
+        return msgspec.json.decode(body, type=_Head).status == wire.PROCESSING
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False
+
+
+class Poller:
+    def __init__(
+        self, account: str, client: OctopiaClient, settings: Settings, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self.account = account
+        self.client = client
+        self.settings = settings
+        self._sleep = sleep
+
+    async def run(self, context: JobContext) -> None:
+        scopes: list[str | None] = [None]
+        if self.settings.poll_per_sales_channel and self.settings.sales_channels:
+            scopes = list(self.settings.sales_channels)
+        for scope in scopes:
+            await self.walk(context, scope)
+
+    async def walk(self, context: JobContext, sales_channel: str | None = None) -> int:
+        """One window; the number of new messages stored."""
+        name = CURSOR if sales_channel is None else f"{CURSOR}:{sales_channel}"
+        raw = await context.cursors.get(NAME, self.account, name)
+        now = context.clock.now()
+        if raw:
+            since = dt.datetime.fromisoformat(raw) - dt.timedelta(
+                minutes=self.settings.poll_overlap_minutes
+            )
+        else:
+            since = now - dt.timedelta(hours=self.settings.poll_lookback_hours)
+        window: dict[str, str | list[str]] = {
+            "updatedAtMin": wire.timestamp(since),
+            "updatedAtMax": wire.timestamp(now),
+        }
+        if sales_channel is not None:
+            window["salesChannelId"] = sales_channel
+        if self.settings.wire.sort:
+            window["sort"] = self.settings.wire.sort
+        stored = 0
+        for walk in range(1, WALKS + 1):
+            seen, new = await self._pages(context, window)
+            stored += new
+            if not self.settings.poll_verify_count:
+                break
+            count = await self._retrying(partial(self.client.count_orders, window))
+            if count <= len(seen):
+                break
+            log.warning(
+                "octopia.poll.short_walk",
+                account=self.account,
+                read=len(seen),
+                count=count,
+                walk=walk,
+            )
+        else:
+            log.warning("octopia.poll.incomplete", account=self.account, window=window)
+            return stored  # the cursor stays: the next run walks this window again
+        await context.cursors.set(NAME, self.account, name, now.isoformat())
+        log.info(
+            "octopia.polled",
+            account=self.account,
+            sales_channel=sales_channel,
+            since=window["updatedAtMin"],
+            stored=stored,
+        )
+        return stored
+
+    async def _pages(
+        self, context: JobContext, window: dict[str, str | list[str]]
+    ) -> tuple[set[str], int]:
+        size = self.settings.poll_page_size
+        seen: set[str] = set()
+        new = 0
+        for index in range(1, MAX_PAGES + 1):
+            params = {**window, "pageIndex": str(index), "pageSize": str(size)}
+            page = await self._retrying(partial(self.client.list_orders, params))
+            for item in page.items:
+                body = bytes(item)
+                message = message_for(body, POLL_SOURCE)
+                seen.add(message.dedupe_key.split(":")[1])
+                if is_processing(body):
+                    continue
+                new += int(await context.submit(message))
+            if len(page.items) < size:
+                return seen, new
+        raise TransientChannelError(f"Octopia's order list did not end within {MAX_PAGES} pages")
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        attempts = self.settings.poll_page_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await call()
+            except TransientChannelError as exc:
+                if attempt == attempts:
+                    raise
+                pause = min(exc.retry_after or 2.0**attempt, MAX_PAUSE)
+                log.info("octopia.poll.retry", account=self.account, error=str(exc), pause=pause)
+                await self._sleep(pause)
+        raise AssertionError("unreachable")
