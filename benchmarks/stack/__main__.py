@@ -1,0 +1,3 @@
+from benchmarks.stack.run import main
+
+raise SystemExit(main())
