@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY_RUN = $(UV) run --frozen
 CONFIG ?= deploy/embedded.toml
 
-.PHONY: uv env run test test-unit test-integration test-e2e lint typecheck imports check bench demo clean
+.PHONY: uv env run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack demo clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -42,8 +42,17 @@ imports: env
 
 check: lint typecheck imports
 
+# Micro-benchmarks of the hot paths (pytest-benchmark). The real-stack benchmark is
+# `make bench-stack` (docs/performance.md): PostgreSQL, Redis, serve, workers over loopback.
 bench: env
 	$(PY_RUN) pytest -q benchmarks --benchmark-only
+
+# The production topology under load, side by side with a plain receiver; ~20 min on a
+# quiet machine. A quick check of the harness: make bench-stack BENCH_STACK_ARGS="--profile smoke"
+BENCH_STACK_ARGS ?= --profile full
+bench-stack: env
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY_RUN) python -m benchmarks.stack $(BENCH_STACK_ARGS)
 
 # The topi simulator and the hub as real processes, three order stories, the feed; < 60 s.
 # Options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--pace 1 --hold" (see --help).
