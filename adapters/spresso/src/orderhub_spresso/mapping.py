@@ -59,7 +59,6 @@ def to_snapshot(webhook: wire.Webhook) -> ChannelSnapshot:
     if not order.fulfillments:
         raise MappingError(f"order {order.id} has no fulfillments")
     lines: list[LineSnapshot] = []
-    cancellations: list[CancellationSnapshot] = []
     seen: set[str] = set()
     for f in order.fulfillments:
         method = f.fulfillment_method or wire.CARRIER_DELIVERY
@@ -74,19 +73,6 @@ def to_snapshot(webhook: wire.Webhook) -> ChannelSnapshot:
                 raise MappingError(f"order {order.id}: variant {fv.variant} twice in {f.id}")
             seen.add(key)
             lines.append(_line(f, fv, variants.get(fv.variant), order.id))
-            short = _shortfall(f, fv)
-            if short:
-                cancellations.append(
-                    CancellationSnapshot(
-                        channel_cancellation_id=f"{key}:short",
-                        initiator=Initiator.SELLER,
-                        reason=Reason.OUT_OF_STOCK,
-                        state=RequestState.ACCEPTED,
-                        channel_reason="fulfilledQuantity",
-                        lines=((key, short),),
-                    )
-                )
-    cancellations.extend(_cancellations(webhook))
     return ChannelSnapshot(
         channel_order_id=order.id,
         channel_status=order.status,
@@ -105,7 +91,7 @@ def to_snapshot(webhook: wire.Webhook) -> ChannelSnapshot:
             for f in order.fulfillments
         ),
         released=True,  # fulfillable: paid and past the grace period; nothing to accept
-        cancellations=tuple(cancellations),
+        cancellations=tuple(_cancellations(webhook)),
         extras={
             "order_no": order.order_no,
             "financial_status": order.financial_status,
@@ -133,12 +119,6 @@ def _line(
         shipped=shipped,
         delivered=shipped if f.status == wire.DELIVERED else 0,
     )
-
-
-def _shortfall(f: wire.Fulfillment, fv: wire.FulfillmentVariant) -> int:
-    if f.status not in wire.SHIPPED_STATUSES or fv.fulfilled_quantity is None:
-        return 0
-    return max(0, fv.quantity - max(0, fv.fulfilled_quantity))
 
 
 def _cancellations(webhook: wire.Webhook) -> list[CancellationSnapshot]:
