@@ -7,8 +7,9 @@ processes, and each only counts what it does itself. Two ways to see them all:
   host (the deploy examples do, and wipe it at start). prometheus-client then keeps the
   values in memory-mapped files there, and :func:`render` (served by the API at
   ``/metrics``) aggregates every process's files: one scrape shows the whole host.
-  Only counters and histograms are used, which aggregate by summing, so a worker process
-  that exits leaves correct totals behind.
+  Counters and histograms aggregate by summing, so a worker process that exits leaves
+  correct totals behind; the one gauge, requests in progress, sums live processes only
+  (``serve --workers`` drops a dead child's files).
 * Without it (the default, and embedded mode where everything is one process),
   :func:`render` shows this process only.
 
@@ -25,6 +26,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "ENQUEUE_GIVEN_UP",
     "ENQUEUE_PUBLISH_SECONDS",
     "FEED_EVENTS",
+    "HTTP_REQUESTS_IN_PROGRESS",
     "INBOX_PROCESSED",
     "REGISTRY",
     "RETENTION_PRUNED",
@@ -146,6 +149,12 @@ SCHEDULER_LEADERSHIP_LOST: Final = Counter(
     "Times the scheduler lost its leadership lock and stopped its jobs, by reason "
     "(error = the check failed, timeout = no answer in time, not_held = the lock is gone).",
     ["reason"],
+    registry=REGISTRY,
+)
+HTTP_REQUESTS_IN_PROGRESS: Final = Gauge(
+    "orderhub_http_requests_in_progress",
+    "API requests being answered (probes and /metrics left out), long polls included.",
+    multiprocess_mode="livesum",
     registry=REGISTRY,
 )
 

@@ -10,8 +10,9 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
@@ -29,6 +30,7 @@ from orderhub.channels.registry import PluginLoadError, discover
 from orderhub.config import ConfigError, Settings, load_settings
 from orderhub.entrypoints.cli_channels import add_channels_parser, run_channels
 from orderhub.entrypoints.scheduler import Scheduler, run_scheduler
+from orderhub.entrypoints.serve_workers import ServeOptions, run_workers
 from orderhub.entrypoints.web import ApiKey, WebSettings, create_app
 from orderhub.entrypoints.worker import EmbeddedBrokerError, run_worker
 from orderhub.logging import configure_logging, get_logger
@@ -51,6 +53,7 @@ EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_CONFIG: Final = 78  # sysexits EX_CONFIG: systemd and supervisors treat it as "don't loop"
 EXIT_INTERRUPTED: Final = 130
+DEFAULT_GRACEFUL_SECONDS: Final = 30
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-migrate",
         action="store_true",
         help="on SQLite, do not upgrade the schema before serving",
+    )
+    serve.add_argument(
+        "--workers",
+        "-w",
+        type=_positive,
+        default=1,
+        help="API processes on one socket (default: 1; more needs broker redis or rabbitmq)",
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=_positive,
+        default=DEFAULT_GRACEFUL_SECONDS,
+        help="on SIGTERM, seconds to let in-flight requests finish "
+        f"(default: {DEFAULT_GRACEFUL_SECONDS})",
     )
 
     worker = commands.add_parser(
@@ -153,9 +170,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings, *, config_path: str | None) -> int:
+    if args.command == "serve" and args.workers > 1:
+        if settings.database.is_sqlite and not args.no_migrate:
+            asyncio.run(migrate(settings))
+        options = ServeOptions(
+            config_path=config_path,
+            host=args.host or settings.api.host,
+            port=args.port or settings.api.port,
+            graceful_timeout=args.graceful_timeout,
+        )
+        return run_workers(settings, options, workers=args.workers)
     if args.command == "serve":
         asyncio.run(
-            serve(settings, host=args.host, port=args.port, migrate_first=not args.no_migrate)
+            serve(
+                settings,
+                host=args.host,
+                port=args.port,
+                migrate_first=not args.no_migrate,
+                graceful_timeout=args.graceful_timeout,
+            )
         )
     elif args.command == "worker":
         return run_worker(
@@ -226,6 +259,7 @@ def web_settings(settings: Settings) -> WebSettings:
         ),
         metrics_renderer=lambda: render()[0],
         max_document_bytes=settings.documents.max_bytes,
+        console_log_sign_in=settings.api.console_log_sign_in,
     )
 
 
@@ -253,8 +287,18 @@ async def embedded_runtime(hub: Hub, settings: Settings) -> AsyncIterator[None]:
 
 
 async def serve(
-    settings: Settings, *, host: str | None, port: int | None, migrate_first: bool = True
+    settings: Settings,
+    *,
+    host: str | None,
+    port: int | None,
+    migrate_first: bool = True,
+    sockets: list[socket.socket] | None = None,
+    graceful_timeout: int | None = DEFAULT_GRACEFUL_SECONDS,
+    on_started: Callable[[], None] | None = None,
 ) -> None:
+    """The API (embedded: with the queue and the scheduler) until SIGTERM or SIGINT, on
+    ``host``:``port`` or the given ``sockets`` (``serve --workers``: bound once by the
+    supervisor); in-flight requests get ``graceful_timeout`` seconds to finish."""
     if settings.database.is_sqlite and migrate_first:
         await migrate(settings)
     hub = bootstrap(settings)
@@ -264,6 +308,8 @@ async def serve(
         @asynccontextmanager
         async def lifespan(_app: object) -> AsyncIterator[None]:
             async with embedded_runtime(hub, settings):
+                if on_started is not None:
+                    on_started()
                 yield
 
         app = create_app(hub, web, lifespan=[lifespan], ready_checks=ready_checks(hub))
@@ -275,6 +321,7 @@ async def serve(
             lifespan="on",
             proxy_headers=True,
             server_header=False,
+            timeout_graceful_shutdown=graceful_timeout,
         )
         server = uvicorn.Server(config)
         # uvicorn re-raises the stop signal once it has shut down; with handlers of our own
@@ -282,7 +329,7 @@ async def serve(
         stopped_by: list[int] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
-        await server.serve()
+        await server.serve(sockets=sockets)
         if not server.started:
             raise RuntimeError(f"the server could not start on {config.host}:{config.port}")
     finally:

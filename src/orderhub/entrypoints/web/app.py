@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from orderhub.application.hub import Hub
 from orderhub.entrypoints.web.auth import ApiKeyRing, api_key_guard
+from orderhub.entrypoints.web.inflight import InFlightMiddleware
 from orderhub.entrypoints.web.middleware import RequestContextMiddleware, add_request_id_header
 from orderhub.entrypoints.web.problems import handle_exception
 from orderhub.entrypoints.web.routes.channels import list_channels
@@ -67,7 +68,7 @@ def create_app(
         route_handlers=[api, webhooks, health],
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
-        middleware=[RequestContextMiddleware(), RefuseNulMiddleware()],
+        middleware=[InFlightMiddleware(), RequestContextMiddleware(), RefuseNulMiddleware()],
         request_class=StrictRequest,
         before_send=[add_request_id_header],
         lifespan=list(lifespan),
