@@ -127,6 +127,13 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"{meta.get('load_before', '?')} before and {meta.get('load_after', '?')} after.",
         "",
     ]
+    if check := meta.get("all_stored"):
+        verdict = "yes" if check["ok"] else "NO: some were deduplicated or lost"
+        lines += [
+            f"Webhooks answered 2xx: {check['answered_2xx']:,}; inbox messages stored: "
+            f"{check['stored']:,}; each stored: {verdict}.",
+            "",
+        ]
     if note := meta.get("note"):
         lines += [f"**{note}**", ""]
     lines += [
