@@ -159,7 +159,7 @@ class OctopiaAccount(ChannelAccount):
         table: dict[str, str] = {}
         codes: dict[str, set[str]] = {}
         for carrier in carriers:
-            label = carrier.label.strip()
+            label = carrier.label  # sent as Octopia lists it (one has a trailing space)
             table[carrier_key(label)] = label
             codes.setdefault(carrier_key(carrier.code), set()).add(label)
         for code, labels in codes.items():  # a code shared by several carriers is no name

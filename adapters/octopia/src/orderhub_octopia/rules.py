@@ -61,7 +61,9 @@ CAPABILITIES: Final = Capabilities(
 def sales_channel_caps(sc: SalesChannel) -> Capabilities:
     """The account's capabilities narrowed to one sales channel's rules."""
     line = Scope.LINE if sc.line_level else Scope.ORDER
-    decide = Scope.ORDER if sc.manual_acceptance else Scope.NONE
+    # auto-acceptance: orders arrive Accepted and the domain has nothing left to accept;
+    # the scope stays ORDER so that Accepted still waits for the release (InPreparation)
+    decide = Scope.ORDER
     refusals = dict(CAPABILITIES.refusals)
     if not sc.manual_acceptance:
         refusals["accept"] = f"sales channel {sc.id} accepts orders itself (auto-acceptance)"

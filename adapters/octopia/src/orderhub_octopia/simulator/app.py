@@ -52,6 +52,7 @@ class Fault:
     body: Any = None
     retry_after: str | None = None
     delay: float = 0.0
+    query: str | None = None  # a part of the query string the call must hold
 
 
 @dataclass
@@ -74,9 +75,13 @@ class Simulator:
         self.calls.clear()
         self.issued = 0
 
-    def fault_for(self, method: str, path: str) -> Fault | None:
+    def fault_for(self, method: str, path: str, query: str = "") -> Fault | None:
         for fault in self.faults:
-            if fnmatch.fnmatchcase(path, fault.path) and fault.method in (None, method):
+            if (
+                fnmatch.fnmatchcase(path, fault.path)
+                and fault.method in (None, method)
+                and (fault.query is None or fault.query in query)
+            ):
                 fault.times -= 1
                 if fault.times <= 0:
                     self.faults.remove(fault)
@@ -112,7 +117,7 @@ class Recorder:
             "status_code": None,
         }
         self.sim.calls.append(call)
-        fault = self.sim.fault_for(scope["method"], scope["path"])
+        fault = self.sim.fault_for(scope["method"], scope["path"], call["query"])
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)

@@ -96,6 +96,12 @@ def control_routes(sim: Simulator) -> list[Any]:
         sim.tokens.clear()
         return {"revoked": count}
 
+    @post("/_sim/carriers", status_code=201)
+    async def add_carrier(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        spec = await body_of(request)
+        sim.market.carriers.append({"code": str(spec["code"]), "label": str(spec["label"])})
+        return sim.market.carriers
+
     @post("/_sim/clock", status_code=200)
     async def clock(request: Request[Any, Any, Any]) -> dict[str, float]:
         spec = await body_of(request)
@@ -113,6 +119,7 @@ def control_routes(sim: Simulator) -> list[Any]:
         calls,
         tokens,
         revoke,
+        add_carrier,
         clock,
     ]
 
@@ -176,6 +183,9 @@ class SimulatorControl:
 
     def revoke_tokens(self) -> int:
         return int(self._post("/_sim/tokens/revoke")["revoked"])
+
+    def add_carrier(self, code: str, label: str) -> None:
+        self._post("/_sim/carriers", {"code": code, "label": label}, expect=201)
 
     def shift_clock(self, seconds: float) -> None:
         self._post("/_sim/clock", {"offset_seconds": seconds})

@@ -143,17 +143,15 @@ def cancel(market: Market, body: Any, *, partial: bool, order_key: str) -> str:
         raise _invalid(f"order {order['orderId']} has nothing left to cancel")
     at = stamp(market.now())
     mine: list[str] = []
+    pending = [d for d in order["cancellationDetails"] if d["status"] == "Pending"]
+    asked = {i["orderLineId"] for d in pending for i in d["lines"]}
+    for detail in pending:  # the seller cancels what the customer asked: accepted
+        if {i["orderLineId"] for i in detail["lines"]} & {ln["orderLineId"] for ln in lines}:
+            detail["status"] = "Accepted"
     for line in lines:
         lid = line["orderLineId"]
-        pending = [
-            d
-            for d in order["cancellationDetails"]
-            if d["status"] == "Pending" and any(i["orderLineId"] == lid for i in d["lines"])
-        ]
-        for detail in pending:  # the seller cancels what the customer asked: accepted
-            detail["status"] = "Accepted"
-            market.previous.pop((order["orderId"], lid), None)
-        if not pending:
+        market.previous.pop((order["orderId"], lid), None)
+        if lid not in asked:
             mine.append(lid)
         if line["status"] not in wire.SHIPPED_STATES:
             market.set_line(order, line, wire.CANCELLED, at)

@@ -328,7 +328,7 @@ class Market:
         chosen = [ln for ln in open_ if line_ids is None or ln["orderLineId"] in line_ids]
         if not chosen:
             raise Refused(409, "Conflict", f"order {order_id}: nothing left to cancel")
-        groups = [[ln] for ln in chosen] if rules.line_level else [chosen]
+        groups = [[ln] for ln in chosen] if rules.cancels_lines else [chosen]
         made = []
         for group in groups:
             for line in group:
