@@ -53,7 +53,7 @@ SECRET_NAME = re.compile(r"secret|token|password|passwd|key", re.IGNORECASE)
 
 BrokerKind = Literal["embedded", "redis", "rabbitmq"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-Scope = Literal["orders:read", "orders:write", "ops"]
+Scope = Literal["orders:read", "orders:write", "ops", "console:read"]
 Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
@@ -108,6 +108,8 @@ class ApiSettings(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 8000
     keys: tuple[ApiKey, ...] = ()
+    console_log_sign_in: bool = False
+    """Development only: log the console's address and the keys that may sign in at start."""
 
 
 class WebhookSettings(_Section, frozen=True):

@@ -246,6 +246,83 @@ class FeedReader(Protocol):
         ...
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StatusCount:
+    channel: str
+    account: str
+    status: OrderStatus
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Backlog:
+    """Work waiting: how much, and since when the oldest of it waits."""
+
+    count: int
+    oldest: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChannelActivity:
+    """The newest message of one account and source (webhook, poll...) applied."""
+
+    channel: str
+    account: str
+    source: str
+    last_processed_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HourlyCount:
+    channel: str
+    hour: datetime  # the start of the hour, UTC
+    count: int
+
+
+class OverviewReader(Protocol):
+    """Reads for an operator's overview: counts, backlogs, searches. Never writes."""
+
+    async def status_counts(self) -> Sequence[StatusCount]: ...
+
+    async def inbox_backlog(self) -> Backlog:
+        """Messages received and not yet applied (nor failed)."""
+        ...
+
+    async def command_backlog(self) -> Backlog:
+        """Pending channel commands (held ones included)."""
+        ...
+
+    async def feed_head(self) -> int:
+        """The newest feed sequence (0: nothing yet)."""
+        ...
+
+    async def channel_activity(self) -> Sequence[ChannelActivity]: ...
+
+    async def received_per_hour(self, *, since: datetime) -> Sequence[HourlyCount]:
+        """Orders the hub received (created) since then, per channel and hour."""
+        ...
+
+    async def ship_by_due(self, *, before: datetime, limit: int) -> Sequence[Order]:
+        """Orders still to ship (not shipped, delivered or terminal) whose ship-by is
+        before ``before``, the most urgent first."""
+        ...
+
+    async def search(self, text: str, *, limit: int) -> Sequence[Order]:
+        """Orders whose channel order id, order number, customer (name, email, company)
+        or a line's SKU contains ``text`` (case-insensitive), newest change first."""
+        ...
+
+    async def order_messages(
+        self, channel: str, account: str, order_key: str, *, limit: int
+    ) -> Sequence[InboxMessage]:
+        """The inbox messages of one order, by arrival."""
+        ...
+
+    async def order_events(self, order_id: str, *, limit: int) -> Sequence[FeedEntry]:
+        """The order's feed events, oldest first (the newest ``limit``)."""
+        ...
+
+
 class IdempotencyStore(Protocol):
     async def get(self, key: str) -> StoredResponse | None: ...
 
@@ -293,6 +370,9 @@ class UnitOfWork(Protocol):
 
     @property
     def documents(self) -> DocumentStore: ...
+
+    @property
+    def overview(self) -> OverviewReader: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -32,6 +32,7 @@ class EventType(StrEnum):
     INVOICE_REJECTED = "invoice.rejected"
     COMMAND_SUCCEEDED = "command.succeeded"
     COMMAND_FAILED = "command.failed"
+    OPERATOR_ACTION = "operator.action"  # a person retried, abandoned or resynced something
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

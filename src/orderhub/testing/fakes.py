@@ -26,6 +26,7 @@ from orderhub.application.ports import (
 )
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import Order
+from orderhub.testing.fake_overview import FakeOverview
 
 
 class FixedClock:
@@ -418,6 +419,7 @@ class FakeUnitOfWork:
         self.cursors = _Cursors(self)
         self.idempotency = _Idempotency(self)
         self.documents = FakeDocumentStore(self)
+        self.overview = FakeOverview(db)
         self.seen: dict[str, tuple[Order, int, Order]] = {}
         self.new_orders: list[Order] = []
         self.pending_commands: dict[str, ChannelCommand] = {}

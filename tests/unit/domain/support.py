@@ -56,6 +56,7 @@ CONTRACT_EVENTS: Final = frozenset(
         "invoice.rejected",
         "command.succeeded",
         "command.failed",
+        "operator.action",
     }
 )
 

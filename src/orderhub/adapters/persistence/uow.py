@@ -16,6 +16,7 @@ from orderhub.adapters.persistence.documents import DirectoryDocumentStore, SqlD
 from orderhub.adapters.persistence.feed import PendingEvent
 from orderhub.adapters.persistence.mapping import order_to_row
 from orderhub.adapters.persistence.outbox import SqlCommandRepository, SqlInboxRepository
+from orderhub.adapters.persistence.overview import SqlOverviewReader
 from orderhub.adapters.persistence.repositories import (
     SqlCursorStore,
     SqlFeedReader,
@@ -86,6 +87,7 @@ class SqlUnitOfWork:
         self.feed = SqlFeedReader(self._tx)
         self.cursors = SqlCursorStore(self._tx)
         self.idempotency = SqlIdempotencyStore(self._tx)
+        self.overview = SqlOverviewReader(self._tx)
         self.documents: SqlDocumentStore = (
             SqlDocumentStore(self._tx)
             if documents_directory is None

@@ -22,6 +22,8 @@ from orderhub.channels.spi import ChannelError, TransientChannelError
 from orderhub.domain.corrections import DECISION_KINDS
 from orderhub.domain.entities import AttentionCode
 from orderhub.domain.errors import DomainError, InvalidTransition, NotSupportedByChannel
+from orderhub.domain.events import EventType
+from orderhub.domain.model import Order
 
 FACT_KINDS = frozenset({"ship", "deliver"})
 """Commands that report what happened in the warehouse (a decision can be undone; a
@@ -72,7 +74,17 @@ async def _failed_command(uow: UnitOfWork, command_id: str, *, rule: str) -> Cha
     return command
 
 
-async def retry_command(hub: Hub, command_id: str) -> ChannelCommand:
+def _record_action(
+    uow: UnitOfWork, action: str, *, by: str | None, order: Order | None, **ids: str
+) -> None:
+    """What a person did, on the feed (only when the caller says who: ``by``)."""
+    if by is not None:
+        uow.record(
+            EventType.OPERATOR_ACTION.value, order=order, data={"action": action, "by": by, **ids}
+        )
+
+
+async def retry_command(hub: Hub, command_id: str, *, by: str | None = None) -> ChannelCommand:
     """Send a failed command again, from attempt one. If its failure undid the decision it
     carried, the decision is made again first (409 if the order no longer allows it)."""
 
@@ -98,6 +110,7 @@ async def retry_command(hub: Hub, command_id: str) -> ChannelCommand:
             command.result = {}
             await uow.commands.save(command)
             await _unhold(uow, command)
+            _record_action(uow, "command_retried", by=by, order=order, command_id=command.id)
             await uow.commit()
             return command
 
@@ -106,7 +119,7 @@ async def retry_command(hub: Hub, command_id: str) -> ChannelCommand:
     return command
 
 
-async def abandon_command(hub: Hub, command_id: str) -> ChannelCommand:
+async def abandon_command(hub: Hub, command_id: str, *, by: str | None = None) -> ChannelCommand:
     """Give a failed command up for good: it is never sent, and the order's later commands
     go (the order keeps showing what the channel says)."""
 
@@ -132,6 +145,7 @@ async def abandon_command(hub: Hub, command_id: str) -> ChannelCommand:
             command.finished_at = now
             await uow.commands.save(command)
             later = await _unhold(uow, command)
+            _record_action(uow, "command_abandoned", by=by, order=order, command_id=command.id)
             await uow.commit()
             return command, later
 
@@ -151,7 +165,7 @@ async def _unhold(uow: UnitOfWork, command: ChannelCommand) -> list[str]:
     return released
 
 
-async def retry_message(hub: Hub, message_id: str) -> InboxMessage:
+async def retry_message(hub: Hub, message_id: str, *, by: str | None = None) -> InboxMessage:
     async with hub.uow() as uow:
         message = await uow.inbox.get(message_id, for_update=True)
         if message is None:
@@ -169,12 +183,23 @@ async def retry_message(hub: Hub, message_id: str) -> InboxMessage:
         message.queued_at = now
         message.lease_until = None
         await uow.inbox.save(message)
+        _record_action(
+            uow,
+            "message_retried",
+            by=by,
+            order=None,
+            message_id=message.id,
+            channel=message.channel,
+            account=message.account,
+        )
         await uow.commit()
     hub.queue.enqueue_inbox(message_id)
     return message
 
 
-async def resolve_attention(hub: Hub, order_id: str, *, code: AttentionCode | None) -> int:
+async def resolve_attention(
+    hub: Hub, order_id: str, *, code: AttentionCode | None, by: str | None = None
+) -> int:
     """A person looked: clear the order's attention reasons (all, or one code). Reasons
     about a failed command are cleared by retrying or abandoning it."""
 
@@ -193,13 +218,14 @@ async def resolve_attention(hub: Hub, order_id: str, *, code: AttentionCode | No
                 if code is None or reason.code is code:
                     order.clear_attention(now=hub.clock.now(), code=reason.code, ref=reason.ref)
                     cleared += 1
+            _record_action(uow, "attention_resolved", by=by, order=order)
             await uow.commit()
             return cleared
 
     return await with_conflict_retry(attempt)
 
 
-async def resync_order(hub: Hub, order_id: str) -> Stored:
+async def resync_order(hub: Hub, order_id: str, *, by: str | None = None) -> Stored:
     """Read the order again from its channel; what it says goes through the inbox."""
     async with hub.uow() as uow:
         order = await load_order(uow, order_id)
@@ -230,6 +256,7 @@ async def resync_order(hub: Hub, order_id: str) -> Stored:
     )
     async with hub.uow() as uow:
         await uow.orders.mark_refreshed(order.id, hub.clock.now())
+        _record_action(uow, "order_resynced", by=by, order=order, message_id=stored.message_id)
         await uow.commit()
     return stored
 

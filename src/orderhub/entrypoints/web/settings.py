@@ -9,7 +9,8 @@ from typing import Final
 READ: Final = "orders:read"
 WRITE: Final = "orders:write"
 OPS: Final = "ops"
-SCOPES: Final = frozenset({READ, WRITE, OPS})
+CONSOLE_READ: Final = "console:read"  # the operator console, to look but not act
+SCOPES: Final = frozenset({READ, WRITE, OPS, CONSOLE_READ})
 
 MetricsRenderer = Callable[[], bytes]
 """Renders the Prometheus text exposition format."""
@@ -42,6 +43,7 @@ class WebSettings:
     max_body_bytes: int = 1_048_576
     max_document_bytes: int = 10 * 1024 * 1024  # an invoice's PDF (its route's own limit)
     ready_check_timeout_seconds: float = 5.0
+    console_log_sign_in: bool = False  # development: log the console's sign-in keys
     title: str = "Orderhub"
     version: str = "1.0.0"
 
