@@ -191,6 +191,8 @@ def test_every_route_is_in_the_document_or_fuzzed_raw() -> None:
         path = TYPED_PARAMETER.sub(r"{\1}", route.path)
         for method in sorted(getattr(route, "methods", ())):
             if method not in ("HEAD", "OPTIONS") and (method, path) not in documented:
+                if path.startswith("/console"):  # HTML pages: fuzzed by test_console_fuzz
+                    continue
                 assert path in UNDOCUMENTED, f"{method} {path} is neither documented nor fuzzed"
 
 

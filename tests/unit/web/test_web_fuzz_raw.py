@@ -140,8 +140,8 @@ def _fuzz_route(data: st.DataObject, method: str, path: str) -> None:
         response.headers.get("content-type", ""),
         response.content,
         WORLD,
-        # Litestar's own OpenAPI pages answer an unknown page in HTML
-        problem_json=not path.startswith("/schema"),
+        # Litestar's own OpenAPI pages answer an unknown page in HTML, the console too
+        problem_json=not path.startswith(("/schema", "/console")),
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Response, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -14,6 +14,14 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from orderhub.application.hub import Hub
 from orderhub.entrypoints.web.auth import ApiKeyRing, api_key_guard
+from orderhub.entrypoints.web.console import (
+    console_lifespan,
+    console_router,
+    console_state,
+    handle_console_error,
+    is_console,
+    template_config,
+)
 from orderhub.entrypoints.web.inflight import InFlightMiddleware
 from orderhub.entrypoints.web.middleware import RequestContextMiddleware, add_request_id_header
 from orderhub.entrypoints.web.problems import handle_exception
@@ -31,6 +39,14 @@ from orderhub.entrypoints.web.strict import RefuseNulMiddleware, StrictRequest
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]] | AbstractAsyncContextManager[Any]
 
 API_SECURITY_SCHEME = "apiKey"
+
+
+def _handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Problem documents, except under ``/console``: pages for a person (an unknown
+    console path never reaches the console router's own handler)."""
+    if is_console(request.url.path):
+        return handle_console_error(request, exc)
+    return handle_exception(request, exc)
 
 
 def create_app(
@@ -65,13 +81,15 @@ def create_app(
         metrics_renderer=settings.metrics_renderer,
     )
     return Litestar(
-        route_handlers=[api, webhooks, health],
+        route_handlers=[api, webhooks, health, console_router()],
+        template_config=template_config(),
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
-        exception_handlers={Exception: handle_exception},
+        exception_handlers={Exception: _handle_exception},
         middleware=[InFlightMiddleware(), RequestContextMiddleware(), RefuseNulMiddleware()],
         request_class=StrictRequest,
         before_send=[add_request_id_header],
-        lifespan=list(lifespan),
+        lifespan=[console_lifespan(settings), *lifespan],
+        state=console_state(hub, settings),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
         debug=False,
