@@ -63,7 +63,7 @@ class TokenSource:
         self._http = http
         self._per_hour = per_hour
         self._margin = refresh_margin
-        self._clock = clock
+        self.clock = clock
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
         self._requests: deque[float] = deque()  # when each token request was sent
@@ -78,11 +78,11 @@ class TokenSource:
 
     async def token(self) -> str:
         cached = self._token
-        if cached is not None and self._clock() < cached.refresh_at:
+        if cached is not None and self.clock() < cached.refresh_at:
             return cached.value
         async with self._lock:
             cached = self._token
-            if cached is not None and self._clock() < cached.refresh_at:
+            if cached is not None and self.clock() < cached.refresh_at:
                 return cached.value
             self._token = await self._fetch()
             return self._token.value
@@ -94,12 +94,12 @@ class TokenSource:
                 self._token = None
 
     def _prune(self) -> None:
-        horizon = self._clock() - WINDOW_SECONDS
+        horizon = self.clock() - WINDOW_SECONDS
         while self._requests and self._requests[0] <= horizon:
             self._requests.popleft()
 
     def _admit(self) -> None:
-        now = self._clock()
+        now = self.clock()
         if now < self._paused_until:
             wait = self._paused_until - now
             raise TokenUnavailable(
@@ -118,7 +118,7 @@ class TokenSource:
 
     def _failed(self) -> float:
         pause = self._pause
-        self._paused_until = self._clock() + pause
+        self._paused_until = self.clock() + pause
         self._pause = min(self._pause * 2, MAX_PAUSE)
         return pause
 
@@ -130,7 +130,7 @@ class TokenSource:
             "client_id": creds.client_id,
             "client_secret": creds.client_secret,
         }
-        started = self._clock()
+        started = self.clock()
         try:
             resp = await self._http.post(
                 creds.token_url, data=form, headers={"Accept": "application/json"}

@@ -39,6 +39,8 @@ class OctopiaRig(HubRig):
         self.poll_clock = FixedClock(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
         self.cursors = UnitOfWorkCursorStore(self.uow)
         self.stored: list[IntakeMessage] = []
+        # the adapter's clock (token lifetime, pauses) is the hub's: moved by hand
+        self.octopia.client.tokens.clock = lambda: self.clock.now().timestamp()
 
     @property
     def octopia(self) -> OctopiaAccount:
