@@ -200,7 +200,8 @@ TYPED_PARAMETER: Final = re.compile(r"{(\w+):\w+}")
 UNDOCUMENTED: Final = {
     "/metrics",
     "/schema",
-    "/schema/scalar",
+    "/schema/openapi.yaml",
+    "/schema/openapi.yml",
     "/schema/{path}",
     "/schema/openapi.json",
 }

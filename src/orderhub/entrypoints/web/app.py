@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from orderhub.application.hub import Hub
@@ -22,6 +22,7 @@ from orderhub.entrypoints.web.console import (
     is_console,
     template_config,
 )
+from orderhub.entrypoints.web.feed_events import document_event_data
 from orderhub.entrypoints.web.inflight import InFlightMiddleware
 from orderhub.entrypoints.web.middleware import RequestContextMiddleware, add_request_id_header
 from orderhub.entrypoints.web.problems import handle_exception
@@ -33,6 +34,7 @@ from orderhub.entrypoints.web.routes.invoices import invoice_handlers
 from orderhub.entrypoints.web.routes.ops import OPS_HANDLERS
 from orderhub.entrypoints.web.routes.orders import get_order, list_orders
 from orderhub.entrypoints.web.routes.webhooks import receive_webhook
+from orderhub.entrypoints.web.schema_page import OperationsPage
 from orderhub.entrypoints.web.settings import ReadyCheck, WebSettings
 from orderhub.entrypoints.web.strict import RefuseNulMiddleware, StrictRequest
 
@@ -80,7 +82,7 @@ def create_app(
         timeout_seconds=settings.ready_check_timeout_seconds,
         metrics_renderer=settings.metrics_renderer,
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[api, webhooks, health, console_router()],
         template_config=template_config(),
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
@@ -97,7 +99,7 @@ def create_app(
             title=settings.title,
             version=settings.version,
             path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[OperationsPage(), YamlRenderPlugin()],  # offline: no CDN
             components=Components(
                 security_schemes={
                     API_SECURITY_SCHEME: SecurityScheme(
@@ -114,3 +116,4 @@ def create_app(
             ],
         ),
     )
+    return document_event_data(app)
