@@ -83,6 +83,7 @@ class ChannelCancellations(Decisions):
             self.returns.append(ret)
             self._emit(EventType.ORDER_RETURN_REQUESTED, **return_data(ret))
             return True
+        self._cancelled_after_shipment(cs, touched, now)
         cancellation = Cancellation(
             id=new_id(),
             initiator=cs.initiator,
@@ -105,6 +106,31 @@ class ChannelCancellations(Decisions):
         else:
             self._decide(cancellation, _decision(cs.state), now)
         return True
+
+    def _cancelled_after_shipment(
+        self, cs: CancellationSnapshot, touched: list[LineQuantity], now: datetime
+    ) -> None:
+        """A cancellation the channel already carried out that covers units that had
+        shipped besides units that had not (Spresso's ``order_cancelled`` after a first
+        ``in_transit``): the unshipped ones are cancelled, the shipped ones are not undone
+        and no return is recorded for them, so a person must look (intercept, refund).
+        A cancellation of shipped units only is a return request, which the warehouse
+        sees as such."""
+        if cs.state is not RequestState.ACCEPTED:
+            return
+        gone = sum(
+            max(0, i.quantity - self.line(i.line_id).unshipped)
+            for i in touched
+            if self.line(i.line_id).shipped
+        )
+        if gone:
+            self.raise_attention(
+                AttentionCode.CANCELLED_AFTER_SHIPMENT,
+                f"{self.channel} cancelled {cs.channel_cancellation_id} after {gone} of its "
+                "units had shipped: nothing is undone, the parcels are on their way",
+                now=now,
+                ref=cs.channel_cancellation_id,
+            )
 
     def _own_echo(
         self, cs: CancellationSnapshot, by_channel_line: dict[str, Line]

@@ -165,6 +165,7 @@ class AttentionCode(StrEnum):
     CHANNEL_REPORTS_LESS = "channel_reports_less"  # a fact of ours the channel does not show
     INVOICE_REJECTED = "invoice_rejected"  # the channel refused an invoice (its reason says why)
     INVOICE_UNCONFIRMED = "invoice_unconfirmed"  # no verdict on an invoice after every check
+    CANCELLED_AFTER_SHIPMENT = "cancelled_after_shipment"  # the channel cancelled units shipped
 
 
 @dataclass(kw_only=True, slots=True)

@@ -60,7 +60,7 @@ class ChannelMerge(ChannelEdits):
         from orderhub.domain.order import check_unambiguous
 
         check_unambiguous(snapshot)
-        snapshot = stamp_not_after(snapshot, now)
+        snapshot = stamp_in_utc(snapshot)
         events_before = len(self.events)
         updated_at = self.updated_at
         was_terminal = self.status.is_terminal
@@ -75,8 +75,11 @@ class ChannelMerge(ChannelEdits):
             line = by_channel_line.get(ls.channel_line_id)
             if line is not None:
                 news |= self._merge_line(line, ls, now)
-        if snapshot.released and not self.released and any(ln.live for ln in self.leaf_lines):
-            self.released = news = True
+        if snapshot.released and not self.released:
+            # the channel's word, whatever the lines; news only while something is live
+            # (an ended order it releases shows nothing new to the warehouse)
+            self.released = True
+            news |= any(ln.live for ln in self.leaf_lines)
         changed |= news
         self._refresh(now)  # announce what the counters did before what cancellations do
         news |= self._merge_shipments(snapshot, by_channel_line, now, new_id)
@@ -362,18 +365,16 @@ def _cancellations_of(view: ChannelView) -> list[tuple[str, str]]:
     return [(c.channel_cancellation_id, c.state.value) for c in view.cancellations]
 
 
-def stamp_not_after(snapshot: ChannelSnapshot, now: datetime) -> ChannelSnapshot:
-    """A channel stamp later than the hub's now (a clock running ahead: the channel's, or
-    the worker's that read it) is taken as now; else it would make every correct snapshot
-    until then look older, and the hub would ignore the channel's truth meanwhile. A stamp
-    without a zone is UTC."""
+def stamp_in_utc(snapshot: ChannelSnapshot) -> ChannelSnapshot:
+    """The snapshot with a stamp the merge can compare: one without a zone is UTC.
+
+    A stamp later than the hub's now is kept as it is: adapters that stamp a snapshot with the
+    time they read the channel (topi sends no stamp) use their own clock, and a test's
+    hand-moved clock may lag the wall clock by months; clamping would make every read
+    equal. Clocks must be synchronised (NTP); a worker running ahead delays the channel
+    status and details of the next reads until its stamp has passed (counters never
+    wait: they merge monotonically)."""
     stamp = snapshot.updated_at
-    if stamp is None:
+    if stamp is None or stamp.tzinfo is not None:
         return snapshot
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    if stamp > now:
-        stamp = now
-    if stamp == snapshot.updated_at:
-        return snapshot
-    return dataclasses.replace(snapshot, updated_at=stamp)
+    return dataclasses.replace(snapshot, updated_at=stamp.replace(tzinfo=UTC))

@@ -40,7 +40,7 @@ from orderhub.domain.entities import (
 from orderhub.domain.errors import AmbiguousSnapshot, InvalidInput
 from orderhub.domain.events import EventType, OrderEvent
 from orderhub.domain.invoices import Invoices
-from orderhub.domain.merge import stamp_not_after
+from orderhub.domain.merge import stamp_in_utc
 from orderhub.domain.shipping import Shipping
 from orderhub.domain.snapshots import ChannelSnapshot
 from orderhub.domain.status import derive_status
@@ -98,7 +98,7 @@ class Order(Corrections, Shipping, Invoices, OrderBase):
         """A new order from a channel. ``new_id()`` makes ids for lines and fulfilments;
         ``seq`` is the arrival number of the message that brought it, if any."""
         check_unambiguous(snapshot)
-        snapshot = stamp_not_after(snapshot, now)
+        snapshot = stamp_in_utc(snapshot)
         if not snapshot.lines:
             raise InvalidInput("an order needs at least one line", rule="order-without-lines")
         fulfilments = [

@@ -253,7 +253,13 @@ def test_a_channel_cancellation_of_unshipped_units_cancels_them() -> None:
     )
     assert counters(order, "L1")["cancelled"] == 1
     assert order.status is OrderStatus.SHIPPED
-    assert take_events(order) == ["order.lines_cancelled", "order.shipped"]
+    # one unit had shipped: the channel's cancellation of the whole order asks for a person
+    assert [a.code.value for a in order.attention] == ["cancelled_after_shipment"]
+    assert take_events(order) == [
+        "order.attention_required",
+        "order.lines_cancelled",
+        "order.shipped",
+    ]
 
 
 def test_acceptance_release_and_a_cancellation_in_one_snapshot_announce_both() -> None:
@@ -398,34 +404,84 @@ def test_a_changed_detail_alone_is_an_update() -> None:
     assert take_events(order) == ["order.updated"]
 
 
-def test_a_stamp_from_a_clock_running_ahead_does_not_hide_the_next_truth() -> None:
-    """A worker whose clock runs a minute ahead read the channel: its stamp is taken as
-    the hub's now, so the channel's next state, read a moment later by a correct clock,
-    still wins (it would have been ignored as older for a minute)."""
+def test_a_stamp_without_a_zone_is_read_as_utc() -> None:
+    """An adapter's stamp without a zone is UTC, not a crash when compared."""
     caps = topi_like()
     order = receive(caps, Doc(status="created"))
-    ahead = dataclasses.replace(
-        Doc(status="acknowledged").snapshot(), updated_at=LATER + timedelta(minutes=1)
+    acknowledged = dataclasses.replace(
+        Doc(status="acknowledged").snapshot(), updated_at=LATER + timedelta(seconds=5)
     )
-    order.apply(ahead, caps=caps, now=LATER, new_id=Ids("x"))
-    assert order.channel_status == "acknowledged"
-
-    confirmed = dataclasses.replace(
-        Doc(
-            status="confirmed",
-            released=True,
-            lines=(L(id="L1", quantity=2, accepted=2), L(id="L2", quantity=1, accepted=1)),
-        ).snapshot(),
-        updated_at=LATER + timedelta(seconds=5),
-    )
-    order.apply(confirmed, caps=caps, now=LATER + timedelta(seconds=6), new_id=Ids("y"))
-
-    assert order.channel_status == "confirmed"
-    assert order.channel_view.updated_at == LATER + timedelta(seconds=5)
-    # a stamp without a zone is read as UTC (not a crash): this one is older, so ignored
+    order.apply(acknowledged, caps=caps, now=LATER, new_id=Ids("x"))
     naive = dataclasses.replace(
         Doc(status="created").snapshot(),
         updated_at=(LATER + timedelta(seconds=1)).replace(tzinfo=None),
     )
     order.apply(naive, caps=caps, now=LATER + timedelta(seconds=8), new_id=Ids("z"))
-    assert order.channel_status == "confirmed"
+    assert order.channel_status == "acknowledged"  # the naive stamp is older: ignored
+
+
+def test_a_cancellation_carried_out_after_shipment_asks_for_a_person() -> None:
+    """Spresso's ``order_cancelled`` after a first ``in_transit``: the channel cancelled
+    the order although one of its two units had shipped. The unshipped unit is cancelled, the
+    shipped one stays shipped (nothing is undone), and the order says why a person must
+    look."""
+    spresso = spresso_like()
+    order = receive(
+        spresso, Doc(status="fulfillable", released=True, lines=(L(id="L1", quantity=2),))
+    )
+    ship(order, spresso, [lq(order, "L1", 1)])
+    take_events(order)
+    apply(
+        order,
+        spresso,
+        Doc(
+            status="cancelled",
+            released=True,
+            lines=(L(id="L1", quantity=2, shipped=1),),
+            cancellations=(C(id="X9", state=RequestState.ACCEPTED),),
+        ),
+    )
+    assert counters(order, "L1")["shipped"] == 1
+    assert counters(order, "L1")["cancelled"] == 1
+    [reason] = order.attention
+    assert (reason.code.value, reason.ref) == ("cancelled_after_shipment", "X9")
+    assert "1 of its units had shipped" in reason.detail
+    assert "order.attention_required" in take_events(order)
+
+
+def test_a_cancellation_before_shipment_needs_nobody() -> None:
+    spresso = spresso_like()
+    order = receive(
+        spresso, Doc(status="fulfillable", released=True, lines=(L(id="L1", quantity=2),))
+    )
+    apply(
+        order,
+        spresso,
+        Doc(
+            status="cancelled",
+            released=True,
+            lines=(L(id="L1", quantity=2),),
+            cancellations=(C(id="X9", state=RequestState.ACCEPTED),),
+        ),
+    )
+    assert order.status is OrderStatus.CANCELLED
+    assert order.attention == []
+
+
+def test_released_is_the_channel_s_word_even_for_an_order_with_nothing_left() -> None:
+    """Found by the history property: an order first heard of with one unit rejected, then
+    told it was released and its last unit rejected, must end as an order first heard of
+    in that last state (released), without news for the warehouse."""
+    first = Doc(status="WaitingAcceptance", lines=(L(id="L1", quantity=2, rejected=1),))
+    last = Doc(status="Refused", released=True, lines=(L(id="L1", quantity=2, rejected=2),))
+    order = receive(OCTOPIA, first)
+    apply(order, OCTOPIA, last)
+    alone = receive(OCTOPIA, last)
+    assert (
+        (order.released, order.status)
+        == (alone.released, alone.status)
+        == (
+            True,
+            OrderStatus.REJECTED,
+        )
+    )

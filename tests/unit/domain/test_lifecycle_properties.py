@@ -357,13 +357,16 @@ class Lifecycle(RuleBasedStateMachine):
         assert all(counts[name] <= 1 for name in ONCE), counts
 
 
-#: ``LIFECYCLE_EXAMPLES=1000 pytest ...`` for a longer hunt; the default keeps the file fast
+#: ``LIFECYCLE_EXAMPLES=1000 pytest ...`` for a longer, random hunt; the default keeps the
+#: file fast and derandomized (CI runs the same examples every time)
 SCALE: Final = int(os.environ.get("LIFECYCLE_EXAMPLES", "0"))
 
 MACHINE_SETTINGS: Final = settings(
     max_examples=SCALE or 25,
     stateful_step_count=20,
     deadline=None,
+    derandomize=not SCALE,
+    database=None if not SCALE else settings.default.database,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
@@ -623,7 +626,12 @@ def check_convergence(profile: str, history: Sequence[Doc], picks: Sequence[int]
     assert all(counts[name] <= 1 for name in ONCE), counts
 
 
-HISTORY_SETTINGS: Final = settings(max_examples=(SCALE or 25) * 3, deadline=None)
+HISTORY_SETTINGS: Final = settings(
+    max_examples=(SCALE or 25) * 3,
+    deadline=None,
+    derandomize=not SCALE,
+    database=None if not SCALE else settings.default.database,
+)
 
 
 @HISTORY_SETTINGS
