@@ -7,12 +7,13 @@ status and content, so a page read twice stores nothing new and every change is 
 once. ``Processing`` orders are left until they leave it (their update stamp changes).
 
 Index pages shift when an order of the window is updated during the walk (it leaves the
-window, so an order behind it moves up a page and would be skipped). The run therefore
-checks what it read against ``GET /orders/count`` for the same window and walks again
-when it read fewer; the cursor moves to the window's end only after a complete walk,
-once every page is stored. A failed page is retried a few times, then the run fails with
-the cursor where it was: the next run walks the whole window again (an outage of hours
-is one longer window).
+window, so an order behind it moves up a page and would be skipped, while the count
+afterwards drops by one and still matches the ids read). The run therefore counts the
+window (``GET /orders/count``) before and after each walk and walks again unless the
+count held still and it read at least that many; the cursor moves to the window's end
+only after a complete walk, once every page is stored. A failed page is retried a few
+times, then the run fails with the cursor where it was: the next run walks the whole
+window again (an outage of hours is one longer window).
 """
 
 from __future__ import annotations
@@ -106,19 +107,28 @@ class Poller:
         if self.settings.wire.sort:
             window["sort"] = self.settings.wire.sort
         stored = 0
+        verify = self.settings.poll_verify_count
         for walk in range(1, WALKS + 1):
+            # an order updated during the walk leaves the window and moves the orders
+            # behind it up a page: the one it pushed over the page boundary is never read,
+            # yet the count afterwards (one fewer) still matches the ids read. So the walk
+            # is complete only when the window's count did not change while it ran.
+            before = (
+                await self._retrying(partial(self.client.count_orders, window)) if verify else 0
+            )
             seen, new = await self._pages(context, window)
             stored += new
-            if not self.settings.poll_verify_count:
+            if not verify:
                 break
             count = await self._retrying(partial(self.client.count_orders, window))
-            if count <= len(seen):
+            if count == before and count <= len(seen):
                 break
             log.warning(
                 "octopia.poll.short_walk",
                 account=self.account,
                 read=len(seen),
                 count=count,
+                count_before=before,
                 walk=walk,
             )
         else:

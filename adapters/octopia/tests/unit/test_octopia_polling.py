@@ -1,0 +1,94 @@
+"""The poller against a scripted order list: what a walk reads when orders move under it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from octopia_helpers import account_config
+
+from orderhub.channels.spi import IntakeMessage, JobContext
+from orderhub.testing.fakes import FixedClock
+from orderhub_octopia import wire
+from orderhub_octopia.polling import Poller
+from orderhub_octopia.settings import parse
+
+NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+
+
+class Cursors:
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str, str], str] = {}
+
+    async def get(self, channel: str, account: str, name: str) -> str | None:
+        return self.values.get((channel, account, name))
+
+    async def set(self, channel: str, account: str, name: str, value: str) -> None:
+        self.values[(channel, account, name)] = value
+
+
+class Listing:
+    """``GET /orders`` and ``/orders/count`` over orders sorted by update time; ``after``
+    runs once a page was served (an order updated during the walk)."""
+
+    def __init__(self, orders: dict[str, str]) -> None:
+        self.orders = dict(orders)  # order id -> updatedAt
+        self.after: dict[int, Any] = {}
+        self.pages = 0
+
+    def _window(self, params: Mapping[str, Any]) -> list[str]:
+        low, high = str(params["updatedAtMin"]), str(params["updatedAtMax"])
+        found = [(at, oid) for oid, at in self.orders.items() if low <= at <= high]
+        return [oid for _, oid in sorted(found)]
+
+    async def list_orders(self, params: Mapping[str, Any]) -> wire.OrderPage:
+        index, size = int(params["pageIndex"]), int(params["pageSize"])
+        ids = self._window(params)[(index - 1) * size : index * size]
+        items = [
+            {"orderId": oid, "status": "InPreparation", "updatedAt": self.orders[oid]}
+            for oid in ids
+        ]
+        self.pages += 1
+        page = msgspec.json.decode(json.dumps({"items": items}).encode(), type=wire.OrderPage)
+        if (hook := self.after.pop(self.pages, None)) is not None:
+            hook()
+        return page
+
+    async def count_orders(self, params: Mapping[str, Any]) -> int:
+        return len(self._window(params))
+
+
+def stamp(minutes: int) -> str:
+    return wire.timestamp(NOW + dt.timedelta(minutes=minutes))
+
+
+async def test_an_order_updated_during_the_walk_hides_no_other_order() -> None:
+    """Pages of 2 over A..E: A is updated (leaves the window) once page 1 was read, so C
+    moves up to page 1 and page 2 starts at D. The count then says 4 and the walk read 4
+    ids (A, B, D, E): C must still be read before the cursor moves past it."""
+    listing = Listing({o: stamp(-50 + i) for i, o in enumerate("ABCDE")})
+    listing.after[1] = lambda: listing.orders.update(A=stamp(5))
+    settings = parse("main", account_config("http://octopia.test", poll_page_size=2).settings)
+    poller = Poller("main", listing, settings)  # type: ignore[arg-type]
+    stored: list[IntakeMessage] = []
+    cursors = Cursors()
+
+    async def submit(message: IntakeMessage) -> bool:
+        stored.append(message)
+        return True
+
+    context = JobContext(
+        account=account_config("http://octopia.test"),
+        cursors=cursors,  # type: ignore[arg-type]
+        clock=FixedClock(NOW),
+        submit=submit,
+    )
+    await cursors.set("octopia", "main", "orders", (NOW - dt.timedelta(hours=2)).isoformat())
+    await poller.run(context)
+    read = {m.dedupe_key.split(":")[1] for m in stored}
+    moved = await cursors.get("octopia", "main", "orders") == NOW.isoformat()
+    assert "C" in read or not moved, "the cursor moved past order C, never read"
+    assert read >= set("ABCDE")
