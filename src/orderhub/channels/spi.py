@@ -20,6 +20,13 @@ from orderhub.domain.model import ChannelSnapshot, Fulfilment, Invoice, Order
 
 ENTRY_POINT_GROUP = "orderhub.channels"
 
+WEBHOOK_TOPIC_HEADER = "x-orderhub-webhook-topic"
+"""The event type a webhook's URL names: a channel that sends one event per URL is given
+``/webhooks/{channel}/{account}/{topic}``, and the hub hands ``topic`` to the adapter as
+this header (``dedupe_key``, ``order_key``, ``verify_webhook``, ``snapshots``), stored
+with the message's headers. Only the path sets it: the same header sent by the caller is
+dropped. Absent when the URL names no topic."""
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -437,9 +444,12 @@ class ChannelAccount:
         """The channel's own signature check; None: not its scheme, ``config.webhook`` decides."""
         return None
 
-    def webhook_url(self, public_url: str) -> str:
-        """Where the channel must send this account's webhooks (with the path token, if any)."""
+    def webhook_url(self, public_url: str, topic: str | None = None) -> str:
+        """Where the channel must send this account's webhooks (with the path token, if any);
+        with ``topic``, the URL of that event type only (:data:`WEBHOOK_TOPIC_HEADER`)."""
         url = f"{public_url.rstrip('/')}/webhooks/{quote(self.channel)}/{quote(self.name)}"
+        if topic is not None:
+            url = f"{url}/{quote(topic, safe='')}"
         tokens = self.config.webhook.path_tokens
         return f"{url}?token={quote(tokens[0], safe='')}" if tokens else url
 
