@@ -27,6 +27,7 @@ import structlog
 
 from orderhub.channels.signatures import verify_body_signature
 from orderhub.channels.spi import (
+    WEBHOOK_TOPIC_HEADER,
     AccountConfig,
     ChannelAccount,
     ChannelConfigurationError,
@@ -115,7 +116,7 @@ class SpressoAccount(ChannelAccount):
 
     def dedupe_key(self, body: bytes, headers: Mapping[str, str]) -> str | None:
         try:
-            return wire.dedupe_key(wire.decode_webhook(body))
+            return wire.dedupe_key(wire.decode_webhook(body, _topic(headers)))
         except wire.WireError:
             return None  # the hub hashes the body; mapping will fail it, visibly
 
@@ -123,7 +124,7 @@ class SpressoAccount(ChannelAccount):
         return wire.order_id_of(body)
 
     async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
-        return [mapping.to_snapshot(wire.decode_webhook(body))]
+        return [mapping.to_snapshot(wire.decode_webhook(body, _topic(headers)))]
 
     # --- commands -------------------------------------------------------------------------
 
@@ -256,8 +257,9 @@ class SpressoAccount(ChannelAccount):
     # --- provisioning ---------------------------------------------------------------------
 
     async def setup(self, public_url: str) -> SetupReport:
-        url = self.webhook_url(public_url)
-        steps = await self.registrar.register(self.client, dict.fromkeys(wire.EVENTS, url))
+        # one URL per event: its path names the event when the body does not
+        urls = {event: self.webhook_url(public_url, event) for event in wire.EVENTS}
+        steps = await self.registrar.register(self.client, urls)
         return SetupReport(steps=tuple(steps))
 
     async def check(self) -> CheckReport:
@@ -275,6 +277,11 @@ class SpressoAccount(ChannelAccount):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _topic(headers: Mapping[str, str]) -> str | None:
+    """The event the webhook's URL names (``/webhooks/spresso/{account}/{event}``)."""
+    return headers.get(WEBHOOK_TOPIC_HEADER)
 
 
 def _first_parcel(order: Order, shipment_id: str | None) -> bool:

@@ -236,18 +236,21 @@ class WebhookRegistrationRequest(msgspec.Struct, kw_only=True):
 # --- decoding -------------------------------------------------------------------------------
 
 
-def _event_of(doc: dict[str, Any], order: Order) -> str:
+def _event_of(doc: dict[str, Any], order: Order, topic: str | None) -> str:
     for name in EVENT_FIELDS:
         value = doc.get(name)
         if isinstance(value, str) and value in EVENTS:
             return value
+    if topic in EVENTS:
+        return str(topic)
     return ORDER_CANCELLED if order.status == CANCELLED else ORDER_FULFILLABLE
 
 
-def decode_webhook(body: bytes) -> Webhook:
+def decode_webhook(body: bytes, topic: str | None = None) -> Webhook:
     """The Order of a webhook body, bare or in an envelope (``order``/``data``/``payload``),
-    and its event (a body field if one names it, else ``order_cancelled`` for a cancelled
-    order, ``order_fulfillable`` otherwise)."""
+    and its event: a body field if one names it, else ``topic`` (the event the URL it was
+    sent to names: one registration per event), else ``order_cancelled`` for a cancelled
+    order, ``order_fulfillable`` otherwise."""
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -264,7 +267,7 @@ def decode_webhook(body: bytes) -> Webhook:
         order = msgspec.convert(inner, type=Order)
     except msgspec.ValidationError as exc:
         raise WireError(f"not a Spresso order: {exc}") from exc
-    return Webhook(event=_event_of(doc, order), order=order)
+    return Webhook(event=_event_of(doc, order, topic), order=order)
 
 
 def decode_order(body: bytes) -> Order | None:

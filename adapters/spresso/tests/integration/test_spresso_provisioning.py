@@ -34,6 +34,11 @@ async def test_setup_registers_both_webhooks_once_and_moves_them(driver: Spresso
         assert {s.action for s in moved.steps} == {SetupAction.UPDATED}
         hooks = await driver.control("GET", "/_sim/calls?method=POST&path=/v1/webhooks")
         assert len(hooks) == 2
+        registered = await acc.client.request("GET", "/v1/webhooks")
+        assert sorted((h["event"], h["url"]) for h in registered.json()) == [
+            (event, f"https://new-hub.example/webhooks/spresso/main/{event}")
+            for event in ("order_cancelled", "order_fulfillable")
+        ]  # one URL per event: the path names the event
         check = await acc.check()
         assert check.status is CheckStatus.OK
     finally:
@@ -58,7 +63,9 @@ async def test_manual_mode_calls_nothing_and_says_what_to_ask(driver: SpressoDri
     try:
         report = await acc.setup("https://hub.example")
         assert {s.action for s in report.steps} == {SetupAction.MANUAL}
-        assert "https://hub.example/webhooks/spresso/main" in report.steps[0].detail
+        details = [s.detail for s in report.steps]
+        assert "https://hub.example/webhooks/spresso/main/order_fulfillable" in details[0]
+        assert "https://hub.example/webhooks/spresso/main/order_cancelled" in details[1]
         assert await driver.control("GET", "/_sim/calls?path=/v1/webhooks") == []
     finally:
         await acc.aclose()
@@ -85,8 +92,8 @@ async def test_the_registration_module_is_swappable(driver: SpressoDriver) -> No
         report = await acc.setup("https://hub.example")
         assert [s.what for s in report.steps] == ["custom"]
         assert Recording.seen[-1] == {
-            "order_fulfillable": "https://hub.example/webhooks/spresso/main",
-            "order_cancelled": "https://hub.example/webhooks/spresso/main",
+            "order_fulfillable": "https://hub.example/webhooks/spresso/main/order_fulfillable",
+            "order_cancelled": "https://hub.example/webhooks/spresso/main/order_cancelled",
         }
     finally:
         await acc.aclose()

@@ -11,7 +11,12 @@ from spresso_orders import ORDER, ORDER_ID, body
 
 from orderhub.channels.registry import discover
 from orderhub.channels.signatures import body_signature
-from orderhub.channels.spi import AccountConfig, CommandKind, CommandRefused
+from orderhub.channels.spi import (
+    WEBHOOK_TOPIC_HEADER,
+    AccountConfig,
+    CommandKind,
+    CommandRefused,
+)
 from orderhub_spresso import plugin as plugin_module
 from orderhub_spresso.plugin import SpressoAccount
 
@@ -114,3 +119,27 @@ def test_preflight_refuses_what_spresso_would(payload: dict[str, object], rule: 
 def test_bad_settings_are_clear_errors(settings: dict[str, object], why: str) -> None:
     with pytest.raises(ValueError, match=why):
         account(**settings)
+
+
+async def test_the_topic_of_the_url_names_the_event_of_a_body_without_one() -> None:
+    """The hub hands ``/webhooks/spresso/main/order_cancelled``'s topic over as a header:
+    the mapping cancels the order and the dedupe key tells the two events apart."""
+    acc = account()
+    raw = body()  # no event field, and the order does not look cancelled
+    as_cancelled = {WEBHOOK_TOPIC_HEADER: "order_cancelled"}
+    (snapshot,) = await acc.snapshots(raw, as_cancelled)
+    assert snapshot.extras["event"] == "order_cancelled"
+    assert [c.channel_reason for c in snapshot.cancellations] == ["order_cancelled"]
+    (plain,) = await acc.snapshots(raw, {})
+    assert (plain.extras["event"], plain.cancellations) == ("order_fulfillable", ())
+    keys = {acc.dedupe_key(raw, {}), acc.dedupe_key(raw, as_cancelled)}
+    assert len(keys) == 2
+    assert acc.dedupe_key(raw, as_cancelled) == acc.dedupe_key(raw, dict(as_cancelled))
+    await acc.aclose()
+
+
+def test_setup_asks_for_one_url_per_event() -> None:
+    acc = account()
+    assert acc.webhook_url("https://hub.example/", "order_cancelled") == (
+        "https://hub.example/webhooks/spresso/main/order_cancelled"
+    )

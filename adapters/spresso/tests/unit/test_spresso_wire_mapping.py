@@ -155,3 +155,18 @@ def test_in_transit_lists_every_variant_and_refuses_nothing_fulfilled() -> None:
         v["fulfilled"] = 0
     with pytest.raises(mapping.MappingError, match="cancel it in Spresso's admin console"):
         mapping.in_transit_request(payload)
+
+
+def test_the_event_comes_from_the_path_when_the_body_names_none() -> None:
+    """One registration per event: ``/webhooks/spresso/{account}/{event}``. An order that
+    does not look cancelled is still an ``order_cancelled`` when its URL says so."""
+    assert wire.decode_webhook(body(), "order_cancelled").event == wire.ORDER_CANCELLED
+    assert wire.decode_webhook(body(cancelled()), "order_fulfillable").event == (
+        wire.ORDER_FULFILLABLE
+    )
+    # the body wins when it names the event; a topic that is no event is ignored
+    assert wire.decode_webhook(body(event="order_fulfillable"), "order_cancelled").event == (
+        wire.ORDER_FULFILLABLE
+    )
+    assert wire.decode_webhook(body(), "something_else").event == wire.ORDER_FULFILLABLE
+    assert wire.decode_webhook(body(cancelled()), None).event == wire.ORDER_CANCELLED
