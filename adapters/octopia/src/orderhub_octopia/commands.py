@@ -2,9 +2,9 @@
 
 No Octopia call takes an idempotency key, so a command sent again (its answer was lost,
 ``fence > 1``) or refused as already done first reads the order: an approval already
-applied, a parcel number already on the lines, a cancellation already listed count as
-done. Every successful call reads the order back, so the hub shows Octopia's state
-without waiting for the next poll.
+applied, a parcel number already on the lines, a cancellation already listed, a
+customer's request already accepted count as done. Every successful call reads the order
+back, so the hub shows Octopia's state without waiting for the next poll.
 """
 
 from __future__ import annotations
@@ -197,9 +197,33 @@ class Commands:
         )
         lines = [order.line(str(i["line_id"])) for i in items] or list(order.leaf_lines)
         code = self.settings.accept_request_reason
-        request_id, whole = await self._cancel_lines(order, lines, code)
+        oid = order.channel_order_id
+        wanted = {ln.channel_line_id for ln in lines}
+        channel_id = payload.get("channel_cancellation_id")
+        if command.fence > 1 and await self._accepted(oid, channel_id, wanted):
+            return await self._reporting(oid, {"reason_code": code, "replayed": True})
+        try:
+            request_id, whole = await self._cancel_lines(order, lines, code)
+        except OctopiaRejected:
+            if not await self._accepted(oid, channel_id, wanted):
+                raise
+            return await self._reporting(oid, {"reason_code": code, "replayed": True})
         data = {"reason_code": code, "whole_order": whole, "request_id": request_id}
-        return await self._reporting(order.channel_order_id, data)
+        return await self._reporting(oid, data)
+
+    async def _accepted(self, oid: str, channel_id: Any, channel_line_ids: set[str]) -> bool:
+        """The customer's request is accepted at Octopia already (an earlier attempt's
+        cancellation went through): the request shows accepted, or its lines cancelled."""
+        current, _ = await self._read(oid)
+        if channel_id and any(
+            d.cancellation_request_id == channel_id and d.status in wire.REQUEST_ACCEPTED
+            for d in current.cancellation_details
+        ):
+            return True
+        status = {ln.order_line_id: ln.status for ln in current.lines}
+        return bool(channel_line_ids) and all(
+            status.get(lid) == wire.CANCELLED for lid in channel_line_ids
+        )
 
     # --- invoices ---------------------------------------------------------------------
 

@@ -1,0 +1,37 @@
+"""A command carried out again after its answer was lost (the worker died between the
+call and the record): Octopia takes no idempotency key, so the adapter reads the order
+first and nothing is done twice."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from octopia_rig import OctopiaRig
+from test_octopia_stories import decide_all, ready
+
+from orderhub.application.ports import CommandState
+from orderhub.channels.spi import CommandKind, CommandView
+from orderhub.domain.values import Decision
+from orderhub_octopia.simulator import SimulatorControl
+
+
+@pytest.mark.parametrize(("sales_channel", "lines"), [("CDISFR", [{}, {}]), ("OCTOBE", [{}])])
+async def test_an_accepted_cancellation_request_sent_again_is_not_sent_twice(
+    rig: OctopiaRig, sim: SimulatorControl, sales_channel: str, lines: list[dict[str, str]]
+) -> None:
+    order_id = await ready(rig, sim, sales_channel=sales_channel, lines=lines)
+    sim.move(order_id, "cancel-request")
+    await rig.polled(order_id)
+    await decide_all(rig, order_id, Decision.ACCEPT)
+    order = rig.order(order_id)
+    [decided] = [c for c in rig.commands(order) if c.kind is CommandKind.DECIDE_CANCELLATION]
+    assert decided.state is CommandState.SUCCEEDED
+    details = sim.order(order_id)["cancellationDetails"]
+    posts = len(sim.calls(method="POST", path="cancellation"))
+    # the answer was lost: the same command, claimed again
+    again = dataclasses.replace(CommandView.of(decided), fence=decided.fence + 1)
+    outcome = await rig.octopia.execute(again, order)
+    assert outcome.data.get("replayed") is True
+    assert len(sim.calls(method="POST", path="cancellation")) == posts
+    assert sim.order(order_id)["cancellationDetails"] == details
