@@ -48,9 +48,9 @@ class Commands:
     async def execute(self, command: CommandView, order: Order) -> CommandOutcome:
         match command.kind:
             case CommandKind.ACCEPT:
-                return await self._approve(order, wire.APPROVE)
+                return await self._approve(command, order, wire.APPROVE)
             case CommandKind.REJECT:
-                return await self._approve(order, wire.REFUSE)
+                return await self._approve(command, order, wire.REFUSE)
             case CommandKind.SHIP:
                 return await self._ship(command, order)
             case CommandKind.CANCEL:
@@ -73,10 +73,14 @@ class Commands:
     # --- approval ---------------------------------------------------------------------
 
     async def _approve(
-        self, order: Order, decision: Literal["Accepted", "Refused"]
+        self, command: CommandView, order: Order, decision: Literal["Accepted", "Refused"]
     ) -> CommandOutcome:
         oid = order.channel_order_id
         done = wire.ACCEPTED_STATES if decision == wire.APPROVE else frozenset({wire.REFUSED})
+        if command.fence > 1:  # an earlier attempt may have gone through: ask first
+            current, _ = await self._read(oid)
+            if current.status in done:
+                return await self._reporting(oid, {"approval": decision, "replayed": True})
         try:
             await self.client.approve(oid, decision)
         except OctopiaRejected:
