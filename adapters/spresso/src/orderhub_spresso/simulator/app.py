@@ -58,6 +58,8 @@ class Simulator:
         self.calls: list[dict[str, Any]] = []
         self.replies: dict[tuple[str, str], tuple[int, bytes]] = {}
         self.lock = asyncio.Lock()
+        #: calls held by a ``hold`` fault until :meth:`release_holds` (or their limit)
+        self.released = asyncio.Event()
 
     def reset(self) -> None:
         self.book.reset()
@@ -67,6 +69,24 @@ class Simulator:
         self.faults.clear()
         self.calls.clear()
         self.replies.clear()
+        self.release_holds()
+
+    def release_holds(self) -> int:
+        """Let every held call go on (each then does what it came for); how many waited."""
+        held = sum(1 for call in self.calls if call.get("held"))
+        self.released.set()
+        self.released = asyncio.Event()
+        return held
+
+    async def _hold(self, call: dict[str, Any], fault: Mapping[str, Any]) -> None:
+        """A ``hold`` fault: the call waits, logged as held, until released or until its
+        ``hold_seconds`` (default 120) are over; the caller may be gone by then (a worker
+        killed mid-call), and the call is carried out all the same."""
+        call["held"] = True
+        released = self.released
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(released.wait(), float(fault.get("hold_seconds") or 120))
+        call["held"] = False
 
     # --- webhooks ---------------------------------------------------------------------
 
@@ -128,6 +148,8 @@ class Simulator:
         self.calls.append(call)
         fault = self.take_fault(method, path)
         if fault is not None:
+            if fault.get("hold"):
+                await self._hold(call, fault)
             if fault.get("delay"):
                 await asyncio.sleep(float(fault["delay"]))
             if fault.get("status"):

@@ -90,6 +90,11 @@ class SimulatorControl:
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sim/faults", expect=204)
 
+    def release_holds(self) -> int:
+        """Let the calls a ``hold`` fault keeps waiting go on; how many there were."""
+        result: int = self._call("POST", "/_sim/faults/release")["released"]
+        return result
+
     def calls(self, *, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
         params = {k: v for k, v in (("method", method), ("path", path)) if v}
         resp = self._http.get(f"{self.url}/_sim/calls", params=params)

@@ -132,7 +132,15 @@ async def add_fault(request: Req) -> dict[str, Any]:
 
 @delete("/_sim/faults", status_code=204)
 async def clear_faults(request: Req) -> None:
-    _sim(request).faults.clear()
+    sim = _sim(request)
+    sim.faults.clear()
+    sim.release_holds()
+
+
+@post("/_sim/faults/release", status_code=200)
+async def release_holds(request: Req) -> dict[str, int]:
+    """Calls held by a ``hold`` fault go on now."""
+    return {"released": _sim(request).release_holds()}
 
 
 @get("/_sim/faults")
@@ -161,5 +169,5 @@ async def revoke(request: Req) -> dict[str, int]:
 
 CONTROL_ROUTES: Final = [
     reset, configure, place_order, show_order, pay, console_cancel, tick, webhooks, drop,
-    hold, release, redeliver, add_fault, clear_faults, list_faults, calls, revoke,
+    hold, release, redeliver, add_fault, clear_faults, release_holds, list_faults, calls, revoke,
 ]  # fmt: skip
