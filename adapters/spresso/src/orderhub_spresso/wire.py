@@ -159,11 +159,16 @@ class Order(msgspec.Struct, rename="camel", kw_only=True):
 
     @property
     def updated_at(self) -> dt.datetime | None:
-        """The newest status time of the order or its fulfilments (Spresso has no other)."""
-        stamps = [e.updated_at for e in self.status_history if e.updated_at]
+        """The newest status time of the order or its fulfilments (Spresso has no other);
+        a stamp without a zone is UTC (one of each would not compare)."""
+        stamps = [_utc(e.updated_at) for e in self.status_history if e.updated_at]
         for f in self.fulfillments:
-            stamps.extend(e.updated_at for e in f.status_history if e.updated_at)
+            stamps.extend(_utc(e.updated_at) for e in f.status_history if e.updated_at)
         return max(stamps) if stamps else self.created_at
+
+
+def _utc(stamp: dt.datetime) -> dt.datetime:
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
 
 
 class Webhook(msgspec.Struct, kw_only=True, frozen=True):
