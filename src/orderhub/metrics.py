@@ -13,6 +13,11 @@ processes, and each only counts what it does itself. Two ways to see them all:
 * Without it (the default, and embedded mode where everything is one process),
   :func:`render` shows this process only.
 
+The hub's state (backlogs, failed commands, orders needing attention, feed head, the
+last message applied per account) is not counted here: each API process reads it from
+the database in the background and appends it to its ``/metrics`` once, never summed
+across processes (:mod:`orderhub.entrypoints.web.overview_metrics`).
+
 Labels are bounded: channel and kind names come from configuration and enums, outcomes
 from a small fixed set. Never put ids in a label.
 """

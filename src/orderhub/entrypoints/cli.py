@@ -54,6 +54,8 @@ EXIT_USAGE: Final = 2
 EXIT_CONFIG: Final = 78  # sysexits EX_CONFIG: systemd and supervisors treat it as "don't loop"
 EXIT_INTERRUPTED: Final = 130
 DEFAULT_GRACEFUL_SECONDS: Final = 30
+OVERVIEW_METRICS_SECONDS: Final = 30.0
+"""How often each API process reads the overview gauges of ``/metrics`` from the database."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,6 +262,7 @@ def web_settings(settings: Settings) -> WebSettings:
         metrics_renderer=lambda: render()[0],
         max_document_bytes=settings.documents.max_bytes,
         console_log_sign_in=settings.api.console_log_sign_in,
+        overview_metrics_seconds=OVERVIEW_METRICS_SECONDS,
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import prometheus_client
 from litestar import Litestar, Request, Response, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -25,6 +26,7 @@ from orderhub.entrypoints.web.console import (
 from orderhub.entrypoints.web.feed_events import document_event_data
 from orderhub.entrypoints.web.inflight import InFlightMiddleware
 from orderhub.entrypoints.web.middleware import RequestContextMiddleware, add_request_id_header
+from orderhub.entrypoints.web.overview_metrics import OverviewMetrics
 from orderhub.entrypoints.web.problems import handle_exception
 from orderhub.entrypoints.web.routes.channels import list_channels
 from orderhub.entrypoints.web.routes.commands import COMMAND_HANDLERS
@@ -35,7 +37,7 @@ from orderhub.entrypoints.web.routes.ops import OPS_HANDLERS
 from orderhub.entrypoints.web.routes.orders import get_order, list_orders
 from orderhub.entrypoints.web.routes.webhooks import receive_webhook
 from orderhub.entrypoints.web.schema_page import OperationsPage
-from orderhub.entrypoints.web.settings import ReadyCheck, WebSettings
+from orderhub.entrypoints.web.settings import MetricsRenderer, ReadyCheck, WebSettings
 from orderhub.entrypoints.web.strict import RefuseNulMiddleware, StrictRequest
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]] | AbstractAsyncContextManager[Any]
@@ -49,6 +51,17 @@ def _handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respon
     if is_console(request.url.path):
         return handle_console_error(request, exc)
     return handle_exception(request, exc)
+
+
+def _with_overview(render: MetricsRenderer | None, gauges: OverviewMetrics) -> MetricsRenderer:
+    """The process's metrics (summed across processes by ``render``), then the overview
+    gauges of this process once: read from the database, they are never added up."""
+    base = render or prometheus_client.generate_latest
+
+    def both() -> bytes:
+        return base() + gauges.render()
+
+    return both
 
 
 def create_app(
@@ -77,10 +90,16 @@ def create_app(
         tags=["warehouse"],
     )
     webhooks = Router(path="/", route_handlers=[receive_webhook], tags=["intake"])
+    overview: list[Lifespan] = []
+    metrics_renderer = settings.metrics_renderer
+    if settings.overview_metrics_seconds is not None:
+        gauges = OverviewMetrics(hub, interval_seconds=settings.overview_metrics_seconds)
+        overview.append(gauges.running)
+        metrics_renderer = _with_overview(metrics_renderer, gauges)
     health = health_router(
         ready_checks=ready_checks,
         timeout_seconds=settings.ready_check_timeout_seconds,
-        metrics_renderer=settings.metrics_renderer,
+        metrics_renderer=metrics_renderer,
     )
     app = Litestar(
         route_handlers=[api, webhooks, health, console_router()],
@@ -90,7 +109,7 @@ def create_app(
         middleware=[InFlightMiddleware(), RequestContextMiddleware(), RefuseNulMiddleware()],
         request_class=StrictRequest,
         before_send=[add_request_id_header],
-        lifespan=[console_lifespan(settings), *lifespan],
+        lifespan=[console_lifespan(settings), *overview, *lifespan],
         state=console_state(hub, settings),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,

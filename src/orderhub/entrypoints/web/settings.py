@@ -44,6 +44,9 @@ class WebSettings:
     max_document_bytes: int = 10 * 1024 * 1024  # an invoice's PDF (its route's own limit)
     ready_check_timeout_seconds: float = 5.0
     console_log_sign_in: bool = False  # development: log the console's sign-in keys
+    overview_metrics_seconds: float | None = None
+    """How often the overview gauges on ``/metrics`` are read from the database
+    (:mod:`orderhub.entrypoints.web.overview_metrics`); None: not shown."""
     title: str = "Orderhub"
     version: str = "1.0.0"
 
@@ -55,3 +58,5 @@ class WebSettings:
             raise ValueError("two API keys share one secret")
         if self.max_body_bytes <= 0 or self.max_document_bytes <= 0:
             raise ValueError("max_body_bytes and max_document_bytes must be positive")
+        if self.overview_metrics_seconds is not None and self.overview_metrics_seconds <= 0:
+            raise ValueError("overview_metrics_seconds must be positive")

@@ -50,6 +50,8 @@ def health_router(
 
     @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response[bytes]:
-        return Response(content=render(), media_type=prometheus_client.CONTENT_TYPE_LATEST)
+        # in a thread: the multi-process collector reads every process's files
+        content = await asyncio.to_thread(render)
+        return Response(content=content, media_type=prometheus_client.CONTENT_TYPE_LATEST)
 
     return Router(path="/", route_handlers=[healthz, readyz, metrics])
