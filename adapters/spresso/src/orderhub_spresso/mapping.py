@@ -58,6 +58,7 @@ def to_snapshot(webhook: wire.Webhook) -> ChannelSnapshot:
     variants = {ov.variant.id: ov.variant for ov in order.order_variants if ov.variant}
     if not order.fulfillments:
         raise MappingError(f"order {order.id} has no fulfillments")
+    settled = _settled(order)
     lines: list[LineSnapshot] = []
     seen: set[str] = set()
     for f in order.fulfillments:
@@ -72,7 +73,7 @@ def to_snapshot(webhook: wire.Webhook) -> ChannelSnapshot:
             if key in seen:
                 raise MappingError(f"order {order.id}: variant {fv.variant} twice in {f.id}")
             seen.add(key)
-            lines.append(_line(f, fv, variants.get(fv.variant), order.id))
+            lines.append(_line(f, fv, variants.get(fv.variant), order.id, settled))
     return ChannelSnapshot(
         channel_order_id=order.id,
         channel_status=order.status,
@@ -100,14 +101,41 @@ def to_snapshot(webhook: wire.Webhook) -> ChannelSnapshot:
     )
 
 
+def _settled(order: wire.Order) -> dict[str, int]:
+    """Variant -> units settled, from ``orderVariants[].fulfilledQuantity`` (the Data
+    Model's only figure: a fulfilment's variants carry just their ``quantity``), for each
+    variant that exactly one shipped fulfilment carries; with two, which got how many is
+    not said."""
+    shipped_in: dict[str, int] = {}
+    for f in order.fulfillments:
+        if f.status in wire.SHIPPED_STATUSES:
+            for fv in f.fulfillment_variants:
+                shipped_in[fv.variant] = shipped_in.get(fv.variant, 0) + 1
+    return {
+        ov.variant.id: ov.fulfilled_quantity
+        for ov in order.order_variants
+        if ov.variant is not None
+        and ov.fulfilled_quantity is not None
+        and shipped_in.get(ov.variant.id) == 1
+    }
+
+
 def _line(
-    f: wire.Fulfillment, fv: wire.FulfillmentVariant, known: wire.Variant | None, order_id: str
+    f: wire.Fulfillment,
+    fv: wire.FulfillmentVariant,
+    known: wire.Variant | None,
+    order_id: str,
+    settled: Mapping[str, int],
 ) -> LineSnapshot:
     if fv.quantity < 1:
         raise MappingError(f"order {order_id}: {f.id}/{fv.variant} has no units")
     shipped = 0
     if f.status in wire.SHIPPED_STATUSES:
-        shipped = fv.quantity if fv.fulfilled_quantity is None else fv.fulfilled_quantity
+        # the fulfilment's own figure, else the order's settled one, else every unit: a
+        # short ship must not come back as shipped in full (units never sent)
+        shipped = fv.fulfilled_quantity
+        if shipped is None:
+            shipped = settled.get(fv.variant, fv.quantity)
         shipped = max(0, min(shipped, fv.quantity))
     return LineSnapshot(
         channel_line_id=line_key(f.id, fv.variant),
