@@ -133,10 +133,10 @@ def _line(
     if f.status in wire.SHIPPED_STATUSES:
         # the fulfilment's own figure, else the order's settled one, else every unit: a
         # short ship must not come back as shipped in full (units never sent)
-        shipped = fv.fulfilled_quantity
-        if shipped is None:
-            shipped = settled.get(fv.variant, fv.quantity)
-        shipped = max(0, min(shipped, fv.quantity))
+        figure = fv.fulfilled_quantity
+        if figure is None:
+            figure = settled.get(fv.variant, fv.quantity)
+        shipped = max(0, min(figure, fv.quantity))
     return LineSnapshot(
         channel_line_id=line_key(f.id, fv.variant),
         sku=known.sku if known else None,
