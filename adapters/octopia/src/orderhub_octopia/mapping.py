@@ -77,14 +77,20 @@ _INITIATORS: Final = {
 }
 
 
+MAX_AMOUNT: Final = Decimal(10) ** 12
+
+
 class InvalidOctopiaOrder(ValueError):
     """An order the hub cannot take as it is (the inbox message fails, named)."""
 
 
 def minor_units(amount: Decimal | None) -> int | None:
-    """Euros (or any two-decimal currency) to integer cents, half up."""
+    """Euros (or any two-decimal currency) to integer cents, half up; a figure that is no
+    amount (NaN, infinite, beyond any price) fails the order, named."""
     if amount is None:
         return None
+    if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
+        raise InvalidOctopiaOrder(f"Octopia sent {amount} as an amount")
     return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
