@@ -93,6 +93,19 @@ class TokenSource:
             if self._token is not None and self._token.value == value:
                 self._token = None
 
+    async def refused(self, value: str) -> None:
+        """A fresh token was refused too (credentials revoked, SellerId unlinked): forget
+        it and pause the token endpoint like after a failure, so that a 401 on every call
+        does not buy a token per call until the hour's budget is gone."""
+        async with self._lock:
+            if self._token is not None and self._token.value == value:
+                self._token = None
+            self._failed()
+
+    def accepted(self) -> None:
+        """A call went through: the pause after failures starts short again."""
+        self._pause = FIRST_PAUSE
+
     def _prune(self) -> None:
         horizon = self.clock() - WINDOW_SECONDS
         while self._requests and self._requests[0] <= horizon:
@@ -167,7 +180,8 @@ class TokenSource:
             raise TokenUnavailable(
                 f"Octopia token endpoint sent no token: {exc}", retry_after=pause
             ) from exc
-        self._pause = FIRST_PAUSE
+        # the pause starts short again once a call goes through (accepted()), not here:
+        # a token Octopia then refuses is no recovery
         ttl = float(answer.expires_in or wire.TOKEN_TTL_SECONDS)
         margin = min(self._margin, ttl / 2)
         return _Token(value=answer.access_token, refresh_at=started + ttl - margin)

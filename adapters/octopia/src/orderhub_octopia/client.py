@@ -233,10 +233,13 @@ class OctopiaClient:
                 what, method, path, token, params, content, files, sales_channel
             )
             if resp.status_code == 401:
+                await self.tokens.refused(token)
                 raise ChannelConfigurationError(
                     f"Octopia refused a fresh token to {what} (HTTP 401): {problem_message(resp)}",
                     status=401,
                 )
+        if resp.status_code != 401:
+            self.tokens.accepted()
         self._raise_for_status(what, resp)
         return resp
 
