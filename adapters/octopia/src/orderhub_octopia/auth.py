@@ -10,6 +10,7 @@ time to wait, so the hub's outbox retries later instead of burning the quota.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -191,6 +192,7 @@ def _retry_after(raw: str | None) -> float | None:
     if not raw:
         return None
     try:
-        return max(float(raw), 0.0)
+        seconds = float(raw)
     except ValueError:
         return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None

@@ -10,6 +10,7 @@ It never retries a call itself: the hub's outbox does, with backoff.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal, TypeVar
@@ -60,12 +61,16 @@ def problem_message(resp: httpx.Response) -> str:
 
 
 def parse_retry_after(raw: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait, or None: absent, unreadable, or no finite number (``nan`` would
+    make a sleep that never ends)."""
     if not raw:
         return None
     try:
-        return max(float(raw), 0.0)
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):

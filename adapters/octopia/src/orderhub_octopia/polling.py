@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Final, TypeVar
@@ -172,7 +173,10 @@ class Poller:
             except TransientChannelError as exc:
                 if attempt == attempts:
                     raise
-                pause = min(exc.retry_after or 2.0**attempt, MAX_PAUSE)
+                wait = exc.retry_after
+                if wait is None or not math.isfinite(wait) or wait <= 0:
+                    wait = 2.0**attempt
+                pause = min(wait, MAX_PAUSE)
                 log.info("octopia.poll.retry", account=self.account, error=str(exc), pause=pause)
                 await self._sleep(pause)
         raise AssertionError("unreachable")

@@ -92,3 +92,45 @@ async def test_an_order_updated_during_the_walk_hides_no_other_order() -> None:
     moved = await cursors.get("octopia", "main", "orders") == NOW.isoformat()
     assert "C" in read or not moved, "the cursor moved past order C, never read"
     assert read >= set("ABCDE")
+
+
+async def test_a_retry_after_of_nan_neither_hangs_the_poll_nor_is_taken_as_a_wait() -> None:
+    """``asyncio.sleep(nan)`` never returns: one odd header would stop intake for good."""
+    from orderhub.channels.spi import TransientChannelError
+    from orderhub_octopia.client import parse_retry_after
+
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after("inf") is None
+    listing = Listing({"A": stamp(-5)})
+    failures = [TransientChannelError("busy", status=429, retry_after=float("nan"))]
+    served = listing.list_orders
+
+    async def list_orders(params: Mapping[str, Any]) -> wire.OrderPage:
+        if failures:
+            raise failures.pop()
+        return await served(params)
+
+    listing.list_orders = list_orders  # type: ignore[method-assign]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    settings = parse("main", account_config("http://octopia.test").settings)
+    poller = Poller("main", listing, settings, sleep)  # type: ignore[arg-type]
+    stored: list[IntakeMessage] = []
+
+    async def submit(message: IntakeMessage) -> bool:
+        stored.append(message)
+        return True
+
+    context = JobContext(
+        account=account_config("http://octopia.test"),
+        cursors=Cursors(),  # type: ignore[arg-type]
+        clock=FixedClock(NOW),
+        submit=submit,
+    )
+    await poller.run(context)
+    assert len(slept) == 1
+    assert 0 < slept[0] <= 30
+    assert len(stored) == 1
