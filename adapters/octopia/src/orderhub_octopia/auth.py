@@ -26,6 +26,7 @@ from orderhub_octopia import wire
 WINDOW_SECONDS: Final = 3600.0
 FIRST_PAUSE: Final = 2.0
 MAX_PAUSE: Final = 300.0
+MIN_TTL: Final = 60.0  # a token said to live less (or negative) is kept this long
 
 
 class TokenUnavailable(TransientChannelError):
@@ -184,6 +185,8 @@ class TokenSource:
         # the pause starts short again once a call goes through (accepted()), not here:
         # a token Octopia then refuses is no recovery
         ttl = float(answer.expires_in or wire.TOKEN_TTL_SECONDS)
+        if not math.isfinite(ttl) or ttl < MIN_TTL:  # else one token per call: a 401 cures
+            ttl = MIN_TTL  # a token held too long, nothing cures a budget spent
         margin = min(self._margin, ttl / 2)
         return _Token(value=answer.access_token, refresh_at=started + ttl - margin)
 

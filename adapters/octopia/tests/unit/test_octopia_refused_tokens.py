@@ -43,3 +43,31 @@ async def test_a_storm_of_401_does_not_spend_the_token_budget() -> None:
     # a pause after each refused fresh token (2 s doubling): a handful, not one a call
     assert len(tokens) <= 16, len(tokens)
     await c.aclose()
+
+
+@pytest.mark.parametrize("expires_in", [-5, 0.001])
+async def test_a_token_said_to_expire_at_once_is_not_bought_again_for_each_call(
+    expires_in: float,
+) -> None:
+    clock, tokens = Clock(), []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth":
+            tokens.append(1)
+            return httpx.Response(
+                200, json={"access_token": f"t{len(tokens)}", "expires_in": expires_in}
+            )
+        return httpx.Response(200, json={"orderId": "O", "status": "Accepted", "lines": []})
+
+    c = OctopiaClient(
+        seller_id="1",
+        credentials=Credentials(client_id="c", client_secret="s", token_url="https://auth/t"),
+        base_url="https://api",
+        transport=httpx.MockTransport(handler),
+        clock=clock,
+    )
+    for _ in range(50):
+        await c.get_order("O")
+        clock.now += 0.5
+    assert len(tokens) == 1
+    await c.aclose()
