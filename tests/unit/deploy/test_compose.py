@@ -133,3 +133,21 @@ def test_the_redis_variant_points_every_hub_process_at_redis() -> None:
         environment = overridden[name]["environment"]
         assert environment["ORDERHUB_BROKER__KIND"] == "redis", name
         assert environment["ORDERHUB_BROKER__URL"].startswith("redis://broker:6379/")
+
+
+def test_the_example_env_file_sets_what_it_says() -> None:
+    """compose/example.env becomes the hub's environment (env_file): every ORDERHUB_
+    variable in it is one the configuration applies (one underscore too few is ignored)."""
+    lines = (DEPLOY / "compose" / "example.env").read_text(encoding="utf-8").splitlines()
+    given = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    hub = {k: v for k, v in given.items() if k.startswith("ORDERHUB_")}
+    assert hub, "the API keys at least"
+    for name in hub:
+        assert "__" in name, f"{name} is not ORDERHUB_<SECTION>__<KEY>: the hub ignores it"
+    environment = {
+        key: interpolate(str(value))
+        for key, value in SERVICES["api-1"]["environment"].items()
+        if key.startswith("ORDERHUB_") and key != "ORDERHUB_CONFIG"
+    }
+    settings = load_settings(DEPLOY / "compose" / "orderhub.toml", environ={**environment, **hub})
+    assert {"ops", "orders:write"} <= {scope for key in settings.api.keys for scope in key.scopes}
