@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ T = TypeVar("T")
 TRANSIENT_4XX: Final = frozenset({408, 425, 429})
 REFRESH_MARGIN_SECONDS: Final = 300.0  # [sibling] the SDKs refresh 5 minutes early
 DEFAULT_TOKEN_TTL: Final = 3600.0
+MIN_TOKEN_TTL: Final = 60.0
 USER_AGENT: Final = "orderhub-spresso/0.1.0"
 
 
@@ -156,6 +158,8 @@ class ClientCredentials:
             started = self._clock()
             answer = await self._fetch(http)
             ttl = float(answer.expires_in) if answer.expires_in else DEFAULT_TOKEN_TTL
+            if not math.isfinite(ttl) or ttl < MIN_TOKEN_TTL:  # else a token per call
+                ttl = MIN_TOKEN_TTL  # (a 401 still replaces it early)
             self._value = answer.access_token
             self._refresh_at = started + ttl - min(self._margin, ttl / 2)
             self.fetched += 1
