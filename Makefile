@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY_RUN = $(UV) run --frozen
 CONFIG ?= deploy/embedded.toml
 
-.PHONY: uv env run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack demo demo-spresso clean
+.PHONY: uv env run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack demo demo-octopia demo-spresso clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -59,6 +59,11 @@ bench-stack: env
 # Needs orderhub-topi[simulator], which the dev group of `make env` installs.
 demo: env
 	$(PY_RUN) python -m orderhub_topi.demo $(DEMO_ARGS)
+
+# The Octopia simulator and the hub (polling), two Cdiscount stories, the feed; < 90 s.
+# Options through DEMO_ARGS as for demo (see python -m orderhub_octopia.demo --help).
+demo-octopia: env
+	$(PY_RUN) python -m orderhub_octopia.demo $(DEMO_ARGS)
 
 # The Spresso simulator and the hub: two fulfilments in three parcels, a short ship, a
 # cancellation in Foxtrot; < 60 s. Options through DEMO_ARGS (see --help).
