@@ -1,0 +1,112 @@
+"""What goes wrong between Octopia and the hub, end to end, in embedded and production
+mode: a 5xx answer to a command, then success; Octopia unreachable for many polls while
+its orders change, then caught up (the stacks poll with no overlap between windows, so
+only the cursor staying put can find those changes again)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Final
+
+from octopia_e2e_support import POLL_INTERVAL, STEP_TIMEOUT
+
+from orderhub_octopia.demo import Demo
+from orderhub_octopia.demo_support import NotYet
+
+ONE_LINE: Final[dict[str, Any]] = {
+    "sales_channel": "OCTOBE",
+    "lines": [{"title": "Headphones", "sku": "HEAD-E2E"}],
+}
+AUTO_ACCEPTED: Final[dict[str, Any]] = {
+    "sales_channel": "AUTOFR",
+    "lines": [{"title": "Blender", "sku": "BLEND-E2E"}],
+}
+#: Octopia down: every Seller API call, the token endpoint included, answers 503.
+EVERYTHING: Final = "*"
+OUTAGE_CALLS: Final = 1_000_000
+
+
+def counts(demo: Demo, order_id: str) -> Counter[str]:
+    return Counter(e["type"] for e in demo.hub.events_for(order_id))
+
+
+def failed_polls(demo: Demo) -> int:
+    return sum(1 for c in demo.octopia.calls(method="GET", path="/orders") if c.get("fault"))
+
+
+def test_a_5xx_then_success(octopia_demo: Demo) -> None:
+    demo = octopia_demo
+    result = demo.receive("E", ONE_LINE, "an order whose approval first meets a 503")
+    demo.octopia.add_fault("/orders/*/approval-status", status=503, retry_after="1")
+
+    receipt = demo.hub.command(result.order_id, "accept")
+    event = demo.command_outcome(receipt["command_id"], state="succeeded")
+    assert event["data"]["attempts"] == 2
+
+    calls = demo.octopia.calls(method="POST", path=f"/orders/{result.octopia_id}/approval")
+    assert [(c["status_code"], c.get("fault", False)) for c in calls] == [
+        (503, True),
+        (204, False),
+    ]
+    assert demo.octopia.order(result.octopia_id)["status"] == "Accepted"
+    order = demo.hub_order(result.octopia_id, status="accepted", channel_status="Accepted")
+    assert order["pending_commands"] == order["failed_commands"] == []
+    outcomes = [
+        e["type"]
+        for e in demo.hub.events_for(result.order_id)
+        if e["data"].get("command_id") == receipt["command_id"]
+    ]
+    assert outcomes == ["command.succeeded"]
+
+
+def test_polling_catches_up_after_octopia_was_down(octopia_demo: Demo) -> None:
+    demo = octopia_demo
+    # an order the hub has, before the outage
+    known = demo.place_order(AUTO_ACCEPTED)
+    before = demo.hub_order(known, status="accepted", channel_status="Accepted")
+
+    demo.octopia.add_fault(EVERYTHING, status=503, times=OUTAGE_CALLS)
+    # while Octopia is unreachable, the marketplace goes on
+    demo.octopia.move(known, "pay")
+    new = [demo.place_order(ONE_LINE) for _ in range(3)]
+    cancelled = demo.place_order(ONE_LINE)
+    demo.octopia.move(cancelled, "cancel")
+    failed_before = failed_polls(demo)
+
+    def polls_failed() -> int:
+        failed = failed_polls(demo) - failed_before
+        if failed < 3:
+            raise NotYet(f"{failed} failed list calls since the changes")
+        return failed
+
+    # several poll runs meet the outage after the changes (each tries its page twice)
+    demo.wait("the hub's polls to meet the outage", polls_failed, STEP_TIMEOUT)
+    assert all(demo.hub.find_order(o) is None for o in [*new, cancelled])
+    assert demo.hub.order(before["id"])["status"] == "accepted"
+
+    demo.octopia.clear_faults()
+    timeout = STEP_TIMEOUT + 10 * POLL_INTERVAL
+    caught_up = demo.hub_order(
+        known, status="ready_to_ship", channel_status="InPreparation", timeout=timeout
+    )
+    for octopia_id in new:
+        demo.hub_order(octopia_id, status="awaiting_acceptance", timeout=timeout)
+    gone = demo.hub_order(cancelled, status="cancelled", channel_status="Cancelled")
+
+    # one more complete poll after the catch-up: nothing is applied twice
+    seen = len(demo.octopia.calls(method="GET", path="/orders/count"))
+
+    def polled_again() -> bool:
+        if len(demo.octopia.calls(method="GET", path="/orders/count")) < seen + 2:
+            raise NotYet("no complete poll since")
+        return True
+
+    demo.wait("two more complete polls", polled_again)
+    assert counts(demo, caught_up["id"])["order.ready_to_ship"] == 1
+    for octopia_id in [known, *new, cancelled]:
+        found = demo.hub.find_order(octopia_id)
+        assert found is not None
+        assert counts(demo, found["id"])["order.received"] == 1, octopia_id
+    assert counts(demo, gone["id"])["order.cancelled"] == 1
+    same = [o for o in demo.hub.orders(channel="octopia") if o["channel_order_id"] in new]
+    assert len(same) == len(new)
