@@ -46,6 +46,7 @@ from orderhub.channels.spi import (
 )
 from orderhub.domain.capabilities import Capabilities, DeliveryConfirmation, Scope
 from orderhub.domain.model import ChannelSnapshot, Fulfilment, Order
+from orderhub.domain.values import FulfilmentStatus
 from orderhub_spresso import mapping, wire
 from orderhub_spresso.client import (
     ClientCredentials,
@@ -170,7 +171,7 @@ class SpressoAccount(ChannelAccount):
                 case CommandKind.DELIVER:
                     return await self._deliver(command, order)
                 case CommandKind.ACKNOWLEDGE:
-                    return await self._progress(command.payload, command.id)
+                    return await self._progress(command.payload, command.id, _moved_on(order))
                 case CommandKind.CANCEL if command.payload.get("closes_fulfilment"):
                     # the in_transit that follows carries the short close (lower quantities)
                     return CommandOutcome(data={"sent": False, "carried_by": wire.IN_TRANSIT})
@@ -223,11 +224,18 @@ class SpressoAccount(ChannelAccount):
             snapshot = _answer(response) or snapshot
         return CommandOutcome(data={"fulfillments": done}, snapshot=snapshot)
 
-    async def _progress(self, payload: Mapping[str, Any], key: str) -> CommandOutcome:
-        """Best effort: a refusal or an outage is noted, never retried, never blocking."""
+    async def _progress(
+        self, payload: Mapping[str, Any], key: str, skip: frozenset[str] = frozenset()
+    ) -> CommandOutcome:
+        """Best effort: a refusal or an outage is noted, never retried, never blocking;
+        nothing for a fulfilment in ``skip`` (the hub has it shipped or ended: a late
+        progress update would step it back)."""
         status = str(payload.get(PROGRESS))
-        sent, failed = [], {}
+        sent, failed, skipped = [], {}, []
         for number, fulfillment_id in enumerate(payload.get("fulfillments") or ()):
+            if str(fulfillment_id) in skip:
+                skipped.append(fulfillment_id)
+                continue
             update = wire.FulfillmentUpdate(status=status)
             try:
                 await self.client.update_fulfillment(
@@ -237,7 +245,10 @@ class SpressoAccount(ChannelAccount):
             except SpressoError as exc:
                 failed[str(fulfillment_id)] = exc.message
                 log.warning("spresso.progress_not_sent", status=status, error=exc.message)
-        return CommandOutcome(data={"status": status, "sent": sent, "not_sent": failed})
+        data = {"status": status, "sent": sent, "not_sent": failed}
+        if skipped:
+            data["moved_on"] = skipped
+        return CommandOutcome(data=data)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         """Spresso's errors as the SPI's, with Spresso's own text kept."""
@@ -282,6 +293,15 @@ class SpressoAccount(ChannelAccount):
 def _topic(headers: Mapping[str, str]) -> str | None:
     """The event the webhook's URL names (``/webhooks/spresso/{account}/{event}``)."""
     return headers.get(WEBHOOK_TOPIC_HEADER)
+
+
+def _moved_on(order: Order) -> frozenset[str]:
+    """Spresso's ids of the fulfilments the hub no longer has open."""
+    return frozenset(
+        f.channel_fulfilment_id
+        for f in order.fulfilments
+        if f.channel_fulfilment_id and f.status is not FulfilmentStatus.OPEN
+    )
 
 
 def _first_parcel(order: Order, shipment_id: str | None) -> bool:
