@@ -85,8 +85,19 @@ class Poller:
         scopes: list[str | None] = [None]
         if self.settings.poll_per_sales_channel and self.settings.sales_channels:
             scopes = list(self.settings.sales_channels)
-        for scope in scopes:
-            await self.walk(context, scope)
+        failed: list[Exception] = []
+        for scope in scopes:  # one sales channel failing stops none of the others
+            try:
+                await self.walk(context, scope)
+            except Exception as exc:
+                if len(scopes) == 1:
+                    raise
+                log.warning(
+                    "octopia.poll.failed", account=self.account, sales_channel=scope, error=str(exc)
+                )
+                failed.append(exc)
+        if failed:
+            raise failed[0]
 
     async def walk(self, context: JobContext, sales_channel: str | None = None) -> int:
         """One window; the number of new messages stored."""

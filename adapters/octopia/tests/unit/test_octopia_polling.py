@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+import pytest
 from octopia_helpers import account_config
 
 from orderhub.channels.spi import IntakeMessage, JobContext
@@ -134,3 +135,36 @@ async def test_a_retry_after_of_nan_neither_hangs_the_poll_nor_is_taken_as_a_wai
     assert len(slept) == 1
     assert 0 < slept[0] <= 30
     assert len(stored) == 1
+
+
+async def test_a_sales_channel_that_fails_stops_no_other_sales_channels_polling() -> None:
+    from orderhub.channels.spi import ChannelConfigurationError
+
+    listing = Listing({"A": stamp(-5)})
+    served = listing.list_orders
+
+    async def list_orders(params: Mapping[str, Any]) -> wire.OrderPage:
+        if params.get("salesChannelId") == "CDISFR":  # listed first, refused for good
+            raise ChannelConfigurationError("Octopia refused to list orders (HTTP 403)")
+        return await served(params)
+
+    listing.list_orders = list_orders  # type: ignore[method-assign]
+    config = account_config("http://octopia.test", poll_per_sales_channel=True)
+    settings = parse("main", config.settings)
+    assert next(iter(settings.sales_channels)) == "CDISFR"
+    poller = Poller("main", listing, settings)  # type: ignore[arg-type]
+    cursors = Cursors()
+
+    async def submit(message: IntakeMessage) -> bool:
+        return True
+
+    context = JobContext(
+        account=config,
+        cursors=cursors,  # type: ignore[arg-type]
+        clock=FixedClock(NOW),
+        submit=submit,
+    )
+    with pytest.raises(ChannelConfigurationError):
+        await poller.run(context)  # the run still fails, visibly
+    assert await cursors.get("octopia", "main", "orders:CDISFR") is None
+    assert await cursors.get("octopia", "main", "orders:OCTOBE") == NOW.isoformat()
