@@ -192,6 +192,8 @@ class Stack:
     hub_port: int = 0
     processes: ProcessSet = field(default_factory=ProcessSet)
     hub: HubProcesses | None = None
+    crashed: list[ManagedProcess] = field(default_factory=list)
+    """Processes killed on purpose (:meth:`kill_command_runner`)."""
 
     @property
     def sim_url(self) -> str:
@@ -261,6 +263,15 @@ class Stack:
     @property
     def check_alive(self) -> Watch:
         return Watch(*self.services)
+
+    def unclean(self, stopped: list[ManagedProcess]) -> list[ManagedProcess]:
+        """Of the processes :meth:`stop` returned, the services that did not stop cleanly
+        on SIGTERM, but for one killed on purpose and not started again."""
+        return [
+            p
+            for p in stopped
+            if p in self.services and not p.stopped_cleanly and not (p in self.crashed and p.killed)
+        ]
 
     def _start_once(self) -> None:
         options = self.options
@@ -357,6 +368,7 @@ class Stack:
     def kill_command_runner(self) -> ManagedProcess:
         """SIGKILL it (its whole process group) at once, as a crash: no handler runs."""
         runner = self.command_runner
+        self.crashed.append(runner)
         runner.kill()
         return runner
 
