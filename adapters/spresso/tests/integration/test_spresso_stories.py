@@ -9,6 +9,7 @@ from spresso_hub import Story
 
 from orderhub.application.ports import CommandState
 from orderhub.application.services import seller_commands
+from orderhub.domain.entities import AttentionCode
 from orderhub.domain.errors import DomainError
 from orderhub.domain.values import Initiator, OrderStatus, Reason
 from orderhub_spresso.plugin import CAPABILITIES
@@ -137,6 +138,9 @@ async def test_a_cancellation_after_in_transit_is_recorded_and_nothing_is_undone
     assert (cancelled.initiator, cancelled.reason) == (Initiator.CHANNEL, Reason.CHANNEL_CANCELLED)
     assert story.lines(sid, 1)[0].cancelled == 1  # the fulfilment not yet shipped
     assert await story.spresso_calls(sid) == before  # nothing sent for it
+    # a person must look: the shipped units are on their way, nothing is undone
+    assert [a.code for a in order.attention] == [AttentionCode.CANCELLED_AFTER_SHIPMENT]
+    assert order.returns == []
 
 
 async def test_a_late_fulfillable_does_not_reopen_a_cancelled_order(story: Story) -> None:
