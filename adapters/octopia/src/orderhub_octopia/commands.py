@@ -150,17 +150,23 @@ class Commands:
         return request_id, whole
 
     async def _listed(self, oid: str, channel_line_ids: set[str]) -> str | None:
-        """A cancellation Octopia already lists for these lines (an earlier attempt's)."""
+        """The seller's cancellation Octopia already lists for these lines (an earlier
+        attempt's): the newest one, when these lines are all covered by the seller's
+        requests together or cancelled (a whole-order cancellation after a line's covers
+        only the lines left; the earlier one covers the rest)."""
         current, _ = await self._read(oid)
+        covered = {ln.order_line_id for ln in current.lines if ln.status == wire.CANCELLED}
+        newest: str | None = None
         for detail in current.cancellation_details:
-            if detail.status in wire.REQUEST_REJECTED:
+            if detail.status in wire.REQUEST_REJECTED or detail.requested_by != wire.BY_SELLER:
                 continue
             covers = {i.order_line_id for i in detail.lines} or {
                 ln.order_line_id for ln in current.lines
             }
-            if channel_line_ids <= covers and detail.requested_by == wire.BY_SELLER:
-                return detail.cancellation_request_id
-        return None
+            if covers & channel_line_ids:
+                covered |= covers
+                newest = detail.cancellation_request_id
+        return newest if newest is not None and channel_line_ids <= covered else None
 
     async def _cancel(self, command: CommandView, order: Order) -> CommandOutcome:
         payload = command.payload

@@ -13,7 +13,7 @@ from test_octopia_stories import decide_all, ready
 from orderhub.application.ports import CommandState
 from orderhub.application.services import seller_commands
 from orderhub.channels.spi import CommandKind, CommandView
-from orderhub.domain.values import Decision
+from orderhub.domain.values import Decision, LineQuantity, Reason
 from orderhub_octopia.simulator import SimulatorControl
 
 
@@ -55,3 +55,30 @@ async def test_an_approval_sent_again_reads_the_order_first(
     outcome = await rig.octopia.execute(again, rig.order(order_id))
     assert outcome.data.get("replayed") is True
     assert len(sim.calls(method="POST", path="approval-status")) == posts
+
+
+async def test_a_whole_order_cancellation_after_a_line_cancellation_sent_again(
+    rig: OctopiaRig, sim: SimulatorControl
+) -> None:
+    order_id = await ready(rig, sim, sales_channel="OCTOBE", lines=[{}, {}])
+    order = rig.order(order_id)
+    first = order.leaf_lines[0]
+    await seller_commands.cancel_order(
+        rig.hub,
+        order_id=order.id,
+        reason=Reason.SELLER_REFUSAL,
+        lines=[LineQuantity(line_id=first.id, quantity=first.quantity)],
+    )
+    await rig.settle(order_id)
+    await rig.polled(order_id)
+    await seller_commands.cancel_order(rig.hub, order_id=order.id, reason=Reason.SELLER_REFUSAL)
+    await rig.settle(order_id)
+    assert sim.order(order_id)["status"] == "Cancelled"
+    order = rig.order(order_id)
+    cancel = [c for c in rig.commands(order) if c.kind is CommandKind.CANCEL][-1]
+    assert cancel.state is CommandState.SUCCEEDED
+    details = sim.order(order_id)["cancellationDetails"]
+    again = dataclasses.replace(CommandView.of(cancel), fence=cancel.fence + 1)
+    outcome = await rig.octopia.execute(again, order)
+    assert outcome.data.get("replayed") is True
+    assert sim.order(order_id)["cancellationDetails"] == details
