@@ -22,7 +22,7 @@ from .kustomize import KustomizeError, build, strategic_merge
 from .support import DEPLOY
 
 KUBERNETES: Final = DEPLOY / "kubernetes"
-RENDERINGS: Final = ["base", "overlays/small", "overlays/large"]
+RENDERINGS: Final = ["base", "overlays/small", "overlays/large", "overlays/trial"]
 # the oldest release still maintained upstream, and the newest the validator bundles
 VERSIONS: Final = ("1.32", "1.37")
 ROLES: Final = {
@@ -42,8 +42,18 @@ def _by(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
+def _pods(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Everything that runs pods, the trial's database and broker included."""
+    return {**_by(objects, "Deployment"), **_by(objects, "StatefulSet"), **_by(objects, "Job")}
+
+
 def _workloads(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {**_by(objects, "Deployment"), **_by(objects, "Job")}
+    """The hub's own: API, workers, schedulers, migration."""
+    return {
+        name: o
+        for name, o in _pods(objects).items()
+        if o["metadata"]["labels"]["app.kubernetes.io/name"] == "orderhub"
+    }
 
 
 def _pod(workload: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +113,7 @@ def test_the_topology_is_complete_and_holds_no_secret(which: str) -> None:
         "orderhub-api",
         "orderhub-worker",
     }
-    deployments = _by(objects, "Deployment")
+    deployments = {n: d for n, d in _by(objects, "Deployment").items() if n in _workloads(objects)}
     for hpa in hpas.values():
         target = deployments[hpa["spec"]["scaleTargetRef"]["name"]]
         assert "replicas" not in target["spec"], "the autoscaler owns the replicas"
@@ -174,11 +184,8 @@ def test_probes_the_service_and_the_ingress_agree_on_the_port(which: str) -> Non
             backend = path["backend"]["service"]
             assert backend["name"] == "orderhub-api"
             assert backend["port"]["name"] == service_port["name"]
-    (api_policy,) = [
-        p
-        for p in _by(objects, "NetworkPolicy").values()
-        if "Ingress" in p["spec"]["policyTypes"] and p["spec"].get("ingress")
-    ]
+    api_policy = _by(objects, "NetworkPolicy")["orderhub-api"]
+    assert api_policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
     assert [port_of(p["port"]) for p in api_policy["spec"]["ingress"][0]["ports"]] == [listening]
 
 
@@ -186,7 +193,7 @@ def _references(objects: list[dict[str, Any]]) -> tuple[set[tuple[str, str]], se
     """(Secret name, key) and ConfigMap names the workloads and the Ingress use."""
     secrets: set[tuple[str, str]] = set()
     config_maps: set[str] = set()
-    for workload in _workloads(objects).values():
+    for workload in _pods(objects).values():
         pod = _pod(workload)
         for volume in pod.get("volumes", []):
             if "configMap" in volume:
@@ -289,6 +296,37 @@ def test_the_readmes_first_apply_brings_what_the_migrate_job_needs() -> None:
     needs |= {("ConfigMap", v["configMap"]["name"]) for v in pod["volumes"] if "configMap" in v}
     assert needs <= selected
     assert not {kind for kind, _ in selected} & {"Deployment", "Service", "Ingress"}
+
+
+def test_the_trial_brings_its_own_database_and_broker(tmp_path: Path) -> None:
+    objects = _render("overlays/trial")
+    backing = {n: o for n, o in _pods(objects).items() if n not in _workloads(objects)}
+    assert set(backing) == {"orderhub-postgres", "orderhub-redis"}
+    egress = {
+        port["port"]
+        for rule in _by(objects, "NetworkPolicy")["orderhub"]["spec"]["egress"]
+        for port in rule["ports"]
+    }
+    services = _by(objects, "Service")
+    for name, workload in backing.items():
+        pod = _pod(workload)
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        (container,) = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"], name
+        assert container["readinessProbe"], name
+        (port,) = services[name]["spec"]["ports"]
+        assert port["port"] in egress, f"the hub's pods may reach {name}"
+    (toml,) = _by(objects, "ConfigMap")["orderhub-config"]["data"].values()
+    (tmp_path / "orderhub.toml").write_text(toml, encoding="utf-8")
+    environment = {
+        "ORDERHUB_DATABASE__URL": "postgresql+asyncpg://orderhub:pw@orderhub-postgres:5432/orderhub",
+        "ORDERHUB_BROKER__URL": "redis://orderhub-redis:6379/0",
+    }
+    settings = load_settings(tmp_path / "orderhub.toml", environ=environment)
+    assert settings.broker.kind == "redis"
+    for url in environment.values():
+        assert url.replace("pw", "PASSWORD") in README, "the README's trial uses these URLs"
 
 
 def _hpa(objects: list[dict[str, Any]], name: str) -> tuple[int, int]:
