@@ -97,10 +97,11 @@ class Commands:
         oid = order.channel_order_id
         number = str(payload["tracking_number"])
         line_ids = [order.line(str(i["line_id"])).channel_line_id for i in payload["items"]]
-        label = await self._label(str(payload["carrier"]))
         ids = {"shipment": number}
         if command.fence > 1 and await self._parcel_known(oid, number, line_ids):
+            # before the carrier check: a parcel sent is sent, whatever the list says now
             return await self._reporting(oid, {"parcel": number, "replayed": True}, channel_ids=ids)
+        label = await self._label(str(payload["carrier"]))
         try:
             await self.client.ship(
                 oid,

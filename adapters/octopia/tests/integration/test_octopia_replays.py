@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 from octopia_rig import OctopiaRig
-from test_octopia_stories import decide_all, ready
+from test_octopia_stories import decide_all, ready, ship_all
 
 from orderhub.application.ports import CommandState
 from orderhub.application.services import seller_commands
@@ -82,3 +82,17 @@ async def test_a_whole_order_cancellation_after_a_line_cancellation_sent_again(
     outcome = await rig.octopia.execute(again, order)
     assert outcome.data.get("replayed") is True
     assert sim.order(order_id)["cancellationDetails"] == details
+
+
+async def test_a_parcel_sent_again_after_octopia_dropped_its_carrier_is_still_done(
+    rig: OctopiaRig, sim: SimulatorControl
+) -> None:
+    order_id = await ready(rig, sim, sales_channel="OCTOBE")
+    await ship_all(rig, order_id)
+    order = rig.order(order_id)
+    [ship] = [c for c in rig.commands(order) if c.kind is CommandKind.SHIP]
+    assert ship.state is CommandState.SUCCEEDED
+    rig.octopia._carriers = {}  # the daily refresh no longer lists it
+    again = dataclasses.replace(CommandView.of(ship), fence=ship.fence + 1)
+    outcome = await rig.octopia.execute(again, order)
+    assert outcome.data.get("replayed") is True
