@@ -10,9 +10,12 @@ import json
 from collections import Counter
 from typing import Any, Final
 
+import httpx
 import pytest
 
+from orderhub.channels.signatures import body_signature
 from orderhub.testing.processes import NotYet
+from orderhub_spresso import wire
 from orderhub_spresso.demo import (
     BEANS_AND_MUG,
     BEANS_PRICE,
@@ -334,3 +337,45 @@ def test_a_cancellation_after_every_fulfilment_is_in_transit_undoes_nothing(
         "in_transit",
         "in_transit",
     ]
+
+
+def test_a_body_that_names_no_event_is_read_by_the_url_it_came_to(spresso_demo: Demo) -> None:
+    """A Spresso whose body does not say which event it is: the URL's topic decides.
+    The order's own status does not look cancelled, yet at ``.../order_cancelled`` the
+    message cancels it; at the URL without a topic the same body is read as the
+    ``order_fulfillable`` it first was (the natural dedupe key names the event)."""
+    demo = spresso_demo
+    result = demo.place("T", TWO_BAGS, "an order cancelled by a body without an event")
+    (record,) = demo.spresso.control.webhooks(result.spresso_id)
+    document = json.loads(record["body"])
+    del document["event"]
+    assert document["status"] != "cancelled"
+    raw = json.dumps(document).encode()
+    headers = {
+        "Content-Type": "application/json",
+        wire.SIGNATURE_HEADER: body_signature(demo.stack.client_secret, raw),
+    }
+    answer = httpx.post(
+        demo.stack.webhook_url("order_cancelled"), content=raw, headers=headers, timeout=10
+    )
+    assert (answer.status_code, answer.json()["duplicate"]) == (200, False), answer.text
+    order = demo.hub_order(result.spresso_id, status="cancelled")
+    (cancellation,) = order["cancellations"]
+    assert (cancellation["initiator"], cancellation["channel_reason"]) == (
+        "channel",
+        "order_cancelled",
+    )
+
+    # at the URL without a topic the same body is an order_fulfillable: the very message
+    # Spresso sent first (the natural key names the event), not applied again
+    plain = httpx.post(demo.stack.webhook_url(), content=raw, headers=headers, timeout=10)
+    assert (plain.status_code, plain.json()["duplicate"]) == (200, True), plain.text
+    first = httpx.post(
+        demo.stack.webhook_url("order_fulfillable"), content=raw, headers=headers, timeout=10
+    )
+    assert first.json()["message_id"] == plain.json()["message_id"]
+    again = httpx.post(
+        demo.stack.webhook_url("order_cancelled"), content=raw, headers=headers, timeout=10
+    )
+    assert (again.status_code, again.json()["duplicate"]) == (200, True), again.text
+    assert Counter(types(demo, order["id"]))["order.received"] == 1
