@@ -14,9 +14,9 @@ processes, and each only counts what it does itself. Two ways to see them all:
   :func:`render` shows this process only.
 
 The hub's state (backlogs, failed commands, orders needing attention, feed head, the
-last message applied per account) is not counted here: each API process reads it from
-the database in the background and appends it to its ``/metrics`` once, never summed
-across processes (:mod:`orderhub.entrypoints.web.overview_metrics`).
+last message applied per account) is not counted here: an API process reads it from the
+database when scraped (at most every 30 s) and appends it to its ``/metrics`` once, never
+summed across processes (:mod:`orderhub.entrypoints.web.overview_metrics`).
 
 Labels are bounded: channel and kind names come from configuration and enums, outcomes
 from a small fixed set. Never put ids in a label.

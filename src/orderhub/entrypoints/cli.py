@@ -55,7 +55,8 @@ EXIT_CONFIG: Final = 78  # sysexits EX_CONFIG: systemd and supervisors treat it 
 EXIT_INTERRUPTED: Final = 130
 DEFAULT_GRACEFUL_SECONDS: Final = 30
 OVERVIEW_METRICS_SECONDS: Final = 30.0
-"""How often each API process reads the overview gauges of ``/metrics`` from the database."""
+"""An API process reads the overview gauges of ``/metrics`` from the database when scraped,
+at most once per this many seconds."""
 
 
 def build_parser() -> argparse.ArgumentParser:

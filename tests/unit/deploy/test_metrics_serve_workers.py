@@ -1,5 +1,5 @@
 """``orderhub serve --workers 2`` as real processes (SQLite, Redis as the broker): each
-API process reads the overview gauges from the database in the background and answers
+API process reads the overview gauges from the database when scraped and answers
 them once per scrape, with the database's value, never the sum of its processes'."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.e2e.test_serve_workers import WEBHOOK, Supervisor
 pytestmark = pytest.mark.broker
 
 MAX_SCRAPES: Final = 400
-REFRESH_WAIT: Final = 75.0  # the API reads them every 30 s (cli.OVERVIEW_METRICS_SECONDS)
+REFRESH_WAIT: Final = 75.0  # read when scraped, at most every 30 s (cli.OVERVIEW_METRICS_SECONDS)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """deploy/prometheus/alerts.yaml and deploy/grafana/orderhub.json name only metrics the
 hub serves on /metrics (the web app over fakes, scraped); the overview gauges show the
-database's state, are refreshed in the background and are shown once per scrape."""
+database's state, are read again when a scrape finds them due, and are shown once per
+scrape."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orderhub.application.services.dispatch import Dispatched, dispatch_command
 from orderhub.application.services.intake import Processed, process_message
 from orderhub.entrypoints.web import WebSettings, create_app
+from orderhub.entrypoints.web.overview_metrics import OverviewMetrics
 from orderhub.metrics import MULTIPROC_ENV, render
 from orderhub.testing.fakes import FakeDatabase, FixedClock, RecordingQueue
 from tests.unit.web.support import (
@@ -75,7 +77,7 @@ def _value(text: str, name: str, **labels: str) -> float | None:
 
 
 async def _scrape_when(harness: Harness, shows: Callable[[str], bool], what: str) -> str:
-    """/metrics once the background refresh shows what is expected (at most 5 s)."""
+    """/metrics once a scrape's refresh shows what is expected (at most 5 s)."""
     text = ""
     for _ in range(100):
         text = (await harness.client.get("/metrics")).text
@@ -190,6 +192,27 @@ async def test_several_api_processes_show_the_gauges_once(
     text = await _scrape_until(harness, "orderhub_commands_failed", 1, channel=CHANNEL)
     assert text.count("# TYPE orderhub_commands_failed gauge") == 1
     assert text.count("# TYPE orderhub_inbox_backlog gauge") == 1
+
+
+async def test_the_database_is_read_only_when_scraped_and_once_per_interval() -> None:
+    reads = 0
+    hub = fake_hub(stub_registry(), db=FakeDatabase(), clock=FixedClock(), queue=RecordingQueue())
+    unit_of_work = hub.uow
+
+    def counting() -> Any:
+        nonlocal reads
+        reads += 1
+        return unit_of_work()
+
+    hub.uow = counting
+    gauges = OverviewMetrics(hub, interval_seconds=3600)
+    assert b"orderhub_inbox_backlog" not in gauges.render()
+    assert reads == 0, "nothing is read before a scrape"
+    await asyncio.gather(gauges.fresh(), gauges.fresh(), gauges.fresh())
+    assert reads == 1, "concurrent scrapes share one read"
+    await gauges.fresh()
+    assert reads == 1, "the next read waits for the interval"
+    assert b"orderhub_inbox_backlog 0.0" in gauges.render()
 
 
 def _rules() -> Iterator[dict[str, Any]]:

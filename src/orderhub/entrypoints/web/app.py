@@ -90,16 +90,17 @@ def create_app(
         tags=["warehouse"],
     )
     webhooks = Router(path="/", route_handlers=[receive_webhook], tags=["intake"])
-    overview: list[Lifespan] = []
     metrics_renderer = settings.metrics_renderer
+    before_metrics = None
     if settings.overview_metrics_seconds is not None:
         gauges = OverviewMetrics(hub, interval_seconds=settings.overview_metrics_seconds)
-        overview.append(gauges.running)
+        before_metrics = gauges.fresh
         metrics_renderer = _with_overview(metrics_renderer, gauges)
     health = health_router(
         ready_checks=ready_checks,
         timeout_seconds=settings.ready_check_timeout_seconds,
         metrics_renderer=metrics_renderer,
+        before_metrics=before_metrics,
     )
     app = Litestar(
         route_handlers=[api, webhooks, health, console_router()],
@@ -109,7 +110,7 @@ def create_app(
         middleware=[InFlightMiddleware(), RequestContextMiddleware(), RefuseNulMiddleware()],
         request_class=StrictRequest,
         before_send=[add_request_id_header],
-        lifespan=[console_lifespan(settings), *overview, *lifespan],
+        lifespan=[console_lifespan(settings), *lifespan],
         state=console_state(hub, settings),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,

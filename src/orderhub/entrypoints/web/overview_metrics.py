@@ -1,21 +1,23 @@
 """Gauges of the hub's state (backlogs, failures, orders needing a person, feed head, the
-last message applied per account), read from the database by the API.
+last message applied per account), read from the database by the API when it is scraped.
 
 Counters are counted by the process that does the work (a worker, the scheduler), and a
 worker in another container or pod is not scraped through the API. What an operator
 alerts on most is state the database holds, so the API reads it with the console's
 overview reads (:class:`~orderhub.application.ports.OverviewReader`):
 
-* A background task of the web app refreshes a snapshot every ``interval_seconds``
-  (one read of each, in one unit of work, under ``timeout_seconds``); ``/metrics`` only
-  reads the snapshot, so a scrape never waits on the database and never blocks the event
-  loop. A failed refresh keeps the previous snapshot, is logged and counted
-  (``orderhub_overview_refresh_failures_total``); ``orderhub_overview_age_seconds`` says
-  how old the snapshot is.
+* ``GET /metrics`` first awaits :meth:`OverviewMetrics.fresh`: when the last read is older
+  than ``interval_seconds``, one read of each (in one unit of work, under
+  ``timeout_seconds``; concurrent scrapes share it). The reads are async (the event loop
+  is never blocked) and happen only when someone scrapes: a process nobody scrapes costs
+  the database nothing, and one scraped often reads at most once per interval. The
+  collector then only renders the snapshot. A failed read keeps the previous snapshot, is
+  logged and counted (``orderhub_overview_refresh_failures_total``);
+  ``orderhub_overview_age_seconds`` says how old the snapshot is.
 * Each API process answers with its own snapshot and these gauges are never added up
   across processes (``serve --workers``: :func:`orderhub.metrics.render` sums the
-  multi-process counters, then this process's snapshot is appended once), so N API
-  processes do not count N times.
+  multi-process counters, then the answering process's snapshot is appended once), so N
+  API processes do not count N times.
 * Lists (failed commands, held commands, failed inbox messages, orders needing
   attention) are counted up to :data:`COUNT_CAP`: a value of ``COUNT_CAP`` means "at least
   that many" (the console lists them).
@@ -24,12 +26,12 @@ overview reads (:class:`~orderhub.application.ports.OverviewReader`):
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -94,14 +96,14 @@ def _by_channel(name: str, documentation: str, values: dict[str, int]) -> GaugeM
 
 
 class OverviewMetrics(Collector):
-    """The collector (reads the snapshot) and the refresh loop (:meth:`running`)."""
+    """The collector (renders the snapshot) and its reads (:meth:`fresh`, per scrape)."""
 
     def __init__(
         self,
         hub: Hub,
         *,
         interval_seconds: float,
-        timeout_seconds: float = 10.0,
+        timeout_seconds: float = 5.0,
         cap: int = COUNT_CAP,
     ) -> None:
         if interval_seconds <= 0 or timeout_seconds <= 0:
@@ -112,6 +114,8 @@ class OverviewMetrics(Collector):
         self.cap = cap
         self.snapshot: OverviewSnapshot | None = None
         self.failures = 0
+        self._tried_at: float | None = None
+        self._reading = asyncio.Lock()
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self)
 
@@ -128,22 +132,19 @@ class OverviewMetrics(Collector):
             return False
         return True
 
-    @contextlib.asynccontextmanager
-    async def running(self, _app: Any = None) -> AsyncIterator[None]:
-        """A lifespan: one refresh before serving, then one every ``interval_seconds``."""
-        await self.refresh()
-        task = asyncio.create_task(self._loop(), name="orderhub.overview_metrics")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def fresh(self) -> None:
+        """Read a new snapshot unless the last read (or failed try) is recent enough."""
+        if not self._due():
+            return
+        async with self._reading:
+            if self._due():  # not read meanwhile by a concurrent scrape
+                self._tried_at = time.monotonic()
+                await self.refresh()
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_seconds)
-            await self.refresh()
+    def _due(self) -> bool:
+        return self._tried_at is None or (
+            time.monotonic() - self._tried_at >= self.interval_seconds
+        )
 
     def render(self) -> bytes:
         return generate_latest(self._registry)

@@ -45,8 +45,9 @@ class WebSettings:
     ready_check_timeout_seconds: float = 5.0
     console_log_sign_in: bool = False  # development: log the console's sign-in keys
     overview_metrics_seconds: float | None = None
-    """How often the overview gauges on ``/metrics`` are read from the database
-    (:mod:`orderhub.entrypoints.web.overview_metrics`); None: not shown."""
+    """The overview gauges on ``/metrics`` are read from the database when scraped, at most
+    once per this many seconds (:mod:`orderhub.entrypoints.web.overview_metrics`); None:
+    not shown."""
     title: str = "Orderhub"
     version: str = "1.0.0"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import prometheus_client
 from litestar import Response, Router, get
@@ -27,6 +27,7 @@ def health_router(
     ready_checks: Sequence[ReadyCheck],
     timeout_seconds: float,
     metrics_renderer: MetricsRenderer | None,
+    before_metrics: Callable[[], Awaitable[None]] | None = None,
 ) -> Router:
     checks = tuple(ready_checks)
     render = metrics_renderer or prometheus_client.generate_latest
@@ -50,6 +51,8 @@ def health_router(
 
     @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response[bytes]:
+        if before_metrics is not None:  # e.g. read the overview gauges when they are due
+            await before_metrics()
         # in a thread: the multi-process collector reads every process's files
         content = await asyncio.to_thread(render)
         return Response(content=content, media_type=prometheus_client.CONTENT_TYPE_LATEST)
