@@ -1,10 +1,14 @@
 """What goes wrong between Octopia and the hub, end to end, in embedded and production
 mode: a 5xx answer to a command, then success; Octopia unreachable for many polls while
 its orders change, then caught up (the stacks poll with no overlap between windows, so
-only the cursor staying put can find those changes again)."""
+only the cursor staying put can find those changes again); the simulator's process frozen
+(SIGSTOP: no answer at all, every call times out), then caught up."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 from collections import Counter
 from typing import Any, Final
 
@@ -110,3 +114,64 @@ def test_polling_catches_up_after_octopia_was_down(octopia_demo: Demo) -> None:
     assert counts(demo, gone["id"])["order.cancelled"] == 1
     same = [o for o in demo.hub.orders(channel="octopia") if o["channel_order_id"] in new]
     assert len(same) == len(new)
+
+
+def timed_out_polls(demo: Demo) -> int:
+    """Poll runs the hub's scheduler logged as failed because Octopia did not answer."""
+    names = {p.name: p for p in demo.stack.services}
+    scheduler = names.get("scheduler") or names["serve"]  # embedded: serve runs it
+    return sum(
+        1
+        for e in scheduler.events()
+        if e.get("event") == "job.failed"
+        and e.get("job") == "octopia-poll"
+        and "did not answer in time" in json.dumps(e)
+    )
+
+
+def test_polling_catches_up_after_the_simulator_process_was_stopped(octopia_demo: Demo) -> None:
+    """The simulator's process frozen (SIGSTOP): the hub's calls get no answer at all and
+    time out; the orders that changed meanwhile are found once it answers again."""
+    demo = octopia_demo
+    known = demo.place_order(AUTO_ACCEPTED)
+    demo.hub_order(known, status="accepted", channel_status="Accepted")
+
+    # the marketplace changes orders while its API refuses the hub (the control API works)
+    demo.octopia.add_fault(EVERYTHING, status=503, times=OUTAGE_CALLS)
+    demo.octopia.move(known, "pay")
+    new = demo.place_order(ONE_LINE)
+    failed_before = failed_polls(demo)
+    demo.wait(
+        "a poll to meet the 503s",
+        lambda: failed_polls(demo) > failed_before or _not_yet("no failed poll yet"),
+    )
+
+    # then the process stops answering altogether
+    simulator = demo.stack.process("simulator")
+    timed_out_before = timed_out_polls(demo)
+    os.killpg(simulator.pid, signal.SIGSTOP)
+    try:
+        demo.wait(
+            "a poll run to fail on timeouts",
+            lambda: timed_out_polls(demo) > timed_out_before or _not_yet("no timed-out run yet"),
+            STEP_TIMEOUT + 30,
+        )
+    finally:
+        os.killpg(simulator.pid, signal.SIGCONT)
+    demo.octopia.clear_faults()
+
+    timeout = STEP_TIMEOUT + 10 * POLL_INTERVAL
+    order = demo.hub_order(
+        known, status="ready_to_ship", channel_status="InPreparation", timeout=timeout
+    )
+    fresh = demo.hub_order(new, status="awaiting_acceptance", timeout=timeout)
+    assert counts(demo, order["id"])["order.ready_to_ship"] == 1
+    assert counts(demo, fresh["id"])["order.received"] == 1
+    # and it works as before: the new order is accepted at Octopia
+    receipt = demo.hub.command(fresh["id"], "accept")
+    demo.command_outcome(receipt["command_id"])
+    demo.octopia_order(new, "Accepted")
+
+
+def _not_yet(seen: str) -> bool:
+    raise NotYet(seen)
