@@ -281,7 +281,7 @@ def test_pods_run_as_a_user_on_a_read_only_root_with_bounded_resources(which: st
 def test_the_readmes_first_apply_brings_what_the_migrate_job_needs() -> None:
     """deploy/README.md applies the migrate Job first, with a label selector: the Job, its
     ServiceAccount and its ConfigMap must all be selected, and no long-running workload."""
-    (selector,) = re.findall(r"kubectl apply -k \S+ -l '([^']+)'", README)
+    (selector,) = set(re.findall(r"kubectl apply -k \S+ -l '([^']+)'", README))
     key, values = re.fullmatch(r"(\S+) in \(([^)]*)\)", selector).groups()  # type: ignore[union-attr]
     wanted = {v.strip() for v in values.split(",")}
     objects = _render("overlays/small")
