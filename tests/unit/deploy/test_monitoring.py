@@ -30,7 +30,7 @@ from tests.unit.web.support import (
     stub_registry,
 )
 
-from .promql import metric_names
+from .promql import metric_names, syntax_problems
 from .support import DEPLOY, load_yaml
 
 ALERTS: Final = load_yaml(DEPLOY / "prometheus" / "alerts.yaml")
@@ -239,6 +239,14 @@ async def test_every_metric_the_alerts_and_the_dashboard_name_is_served(
     assert len(named) > 20
     missing = {name: where for name, where in named.items() if name not in served}
     assert not missing, f"not on /metrics: {missing}"
+
+
+def test_every_expression_is_plausible_promql() -> None:
+    expressions = [(r["alert"], str(r["expr"])) for r in _rules()] + list(_panel_exprs())
+    problems = {where: syntax_problems(expr) for where, expr in expressions}
+    assert not {where: p for where, p in problems.items() if p}
+    for wrong in ("rat(x[5m])", "sum(rate(x[5m])", 'max(x{a="b"}[5q])'):
+        assert syntax_problems(wrong), wrong
 
 
 def test_the_alert_rules_cover_what_an_operator_must_hear_of() -> None:
