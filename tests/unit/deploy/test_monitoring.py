@@ -280,6 +280,13 @@ def test_the_dashboard_is_one_grafana_can_import() -> None:
     (variable,) = DASHBOARD["templating"]["list"]
     assert (variable["type"], variable["query"]) == ("datasource", "prometheus")
     ids = [p["id"] for p in DASHBOARD["panels"]]
+    cells = [
+        (x, y)
+        for p in DASHBOARD["panels"]
+        for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])
+        for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])
+    ]
+    assert len(cells) == len(set(cells)), "no panel covers another"
     assert len(ids) == len(set(ids))
     for panel in DASHBOARD["panels"]:
         grid = panel["gridPos"]
