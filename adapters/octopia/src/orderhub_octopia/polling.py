@@ -8,9 +8,10 @@ once. ``Processing`` orders are left until they leave it (their update stamp cha
 
 Index pages shift when an order of the window is updated during the walk (it leaves the
 window, so an order behind it moves up a page and would be skipped, while the count
-afterwards drops by one and still matches the ids read). The run therefore counts the
-window (``GET /orders/count``) before and after each walk and walks again unless the
-count held still and it read at least that many; the cursor moves to the window's end
+afterwards drops by one and still matches the ids read). The next run reads again what
+is newer than ``now - overlap``; the older part of the window is this run's last chance,
+so it is counted (``GET /orders/count``) before and after each walk and walked again
+unless the count held still and it read at least that many. The cursor moves to the end
 only after a complete walk, once every page is stored. A failed page is retried a few
 times, then the run fails with the cursor where it was: the next run walks the whole
 window again (an outage of hours is one longer window).
@@ -110,31 +111,70 @@ class Poller:
             )
         else:
             since = now - dt.timedelta(hours=self.settings.poll_lookback_hours)
+        # The next run walks again from ``now - overlap`` (its cursor less the overlap):
+        # what this run reads after that edge is read again then, and what it reads before
+        # it is its last chance. Only that older part must be complete before the cursor
+        # moves (below); the recent part, where most updates land, is walked once.
+        edge = min(max(since, now - dt.timedelta(minutes=self.settings.poll_overlap_minutes)), now)
+        stored = 0
+        if edge > since:
+            older = self._window(since, edge, sales_channel)
+            complete, new = await self._complete(context, older)
+            stored += new
+        else:
+            older, complete = None, True
+        recent = self._window(edge, now, sales_channel)
+        if edge < now or older is None:
+            stored += (await self._pages(context, recent))[1]
+        if not complete:
+            log.warning("octopia.poll.incomplete", account=self.account, window=older)
+            return stored  # the cursor stays: the next run walks this window again
+        await context.cursors.set(NAME, self.account, name, now.isoformat())
+        log.info(
+            "octopia.polled",
+            account=self.account,
+            sales_channel=sales_channel,
+            since=wire.timestamp(since),
+            stored=stored,
+        )
+        return stored
+
+    def _window(
+        self, low: dt.datetime, high: dt.datetime, sales_channel: str | None
+    ) -> dict[str, str | list[str]]:
         window: dict[str, str | list[str]] = {
-            "updatedAtMin": wire.timestamp(since),
-            "updatedAtMax": wire.timestamp(now),
+            "updatedAtMin": wire.timestamp(low),
+            "updatedAtMax": wire.timestamp(high),
         }
         if sales_channel is not None:
             window["salesChannelId"] = sales_channel
         if self.settings.wire.sort:
             window["sort"] = self.settings.wire.sort
+        return window
+
+    async def _complete(
+        self, context: JobContext, window: dict[str, str | list[str]]
+    ) -> tuple[bool, int]:
+        """Walk ``window`` until one walk is known complete (or :data:`WALKS` tries);
+        whether one was, and the number of new messages stored.
+
+        An order updated during a walk leaves the window and moves the orders behind it
+        up a page: the one it pushed over the page boundary is never read, yet the count
+        afterwards (one fewer) still matches the ids read. So a walk is complete only when
+        the window's count did not change while it ran and it read at least that many."""
         stored = 0
         verify = self.settings.poll_verify_count
         for walk in range(1, WALKS + 1):
-            # an order updated during the walk leaves the window and moves the orders
-            # behind it up a page: the one it pushed over the page boundary is never read,
-            # yet the count afterwards (one fewer) still matches the ids read. So the walk
-            # is complete only when the window's count did not change while it ran.
             before = (
                 await self._retrying(partial(self.client.count_orders, window)) if verify else 0
             )
             seen, new = await self._pages(context, window)
             stored += new
             if not verify:
-                break
+                return True, stored
             count = await self._retrying(partial(self.client.count_orders, window))
             if count == before and count <= len(seen):
-                break
+                return True, stored
             log.warning(
                 "octopia.poll.short_walk",
                 account=self.account,
@@ -143,18 +183,7 @@ class Poller:
                 count_before=before,
                 walk=walk,
             )
-        else:
-            log.warning("octopia.poll.incomplete", account=self.account, window=window)
-            return stored  # the cursor stays: the next run walks this window again
-        await context.cursors.set(NAME, self.account, name, now.isoformat())
-        log.info(
-            "octopia.polled",
-            account=self.account,
-            sales_channel=sales_channel,
-            since=window["updatedAtMin"],
-            stored=stored,
-        )
-        return stored
+        return False, stored
 
     async def _pages(
         self, context: JobContext, window: dict[str, str | list[str]]

@@ -67,10 +67,11 @@ def stamp(minutes: int) -> str:
 
 
 async def test_an_order_updated_during_the_walk_hides_no_other_order() -> None:
-    """Pages of 2 over A..E: A is updated (leaves the window) once page 1 was read, so C
-    moves up to page 1 and page 2 starts at D. The count then says 4 and the walk read 4
-    ids (A, B, D, E): C must still be read before the cursor moves past it."""
-    listing = Listing({o: stamp(-50 + i) for i, o in enumerate("ABCDE")})
+    """Pages of 2 over A..E, older than the overlap (the next run will not read them
+    again): A is updated (leaves the window) once page 1 was read, so C moves up to page 1
+    and page 2 starts at D. The count then says 4 and the walk read 4 ids (A, B, D, E): C
+    must still be read before the cursor moves past it."""
+    listing = Listing({o: stamp(-170 + i) for i, o in enumerate("ABCDE")})
     listing.after[1] = lambda: listing.orders.update(A=stamp(5))
     settings = parse("main", account_config("http://octopia.test", poll_page_size=2).settings)
     poller = Poller("main", listing, settings)  # type: ignore[arg-type]
@@ -168,3 +169,36 @@ async def test_a_sales_channel_that_fails_stops_no_other_sales_channels_polling(
         await poller.run(context)  # the run still fails, visibly
     assert await cursors.get("octopia", "main", "orders:CDISFR") is None
     assert await cursors.get("octopia", "main", "orders:OCTOBE") == NOW.isoformat()
+
+
+async def test_updates_within_the_overlap_never_hold_the_cursor_and_nothing_is_skipped() -> None:
+    """The same shift among orders newer than the overlap: the next run reads them again,
+    so the cursor moves (a busy account's updates, one after each page here, must not
+    keep it in place forever), and what was skipped now is read by the next run."""
+    names = [f"O{i:02}" for i in range(40)]
+    listing = Listing({o: stamp(-50 + i) for i, o in enumerate(names)})
+    for page, name in enumerate(names[:30], start=1):
+        listing.after[page] = lambda name=name: listing.orders.update({name: stamp(5)})
+    settings = parse("main", account_config("http://octopia.test", poll_page_size=2).settings)
+    poller = Poller("main", listing, settings)  # type: ignore[arg-type]
+    stored: list[IntakeMessage] = []
+    cursors = Cursors()
+
+    async def submit(message: IntakeMessage) -> bool:
+        stored.append(message)
+        return True
+
+    clock = FixedClock(NOW)
+    context = JobContext(
+        account=account_config("http://octopia.test"),
+        cursors=cursors,  # type: ignore[arg-type]
+        clock=clock,
+        submit=submit,
+    )
+    await cursors.set("octopia", "main", "orders", (NOW - dt.timedelta(hours=2)).isoformat())
+    await poller.run(context)
+    assert await cursors.get("octopia", "main", "orders") == NOW.isoformat()
+    listing.after.clear()  # a quiet moment
+    clock.current = NOW + dt.timedelta(minutes=10)
+    await poller.run(context)
+    assert {m.dedupe_key.split(":")[1] for m in stored} >= set(names)
