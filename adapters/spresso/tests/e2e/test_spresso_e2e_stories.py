@@ -261,6 +261,9 @@ def test_a_5xx_is_retried_and_the_parcel_is_sent_once(spresso_demo: Demo) -> Non
     ]
     demo.fulfilment(result.spresso_id, 1, "in_transit")
     assert len(demo.spresso.order(result.spresso_id)["_shipments"][f2]) == 1
+    # the in_transit waited for the retried parcel: never before that fulfilment's parcels
+    (in_transit,) = demo.spresso.status_calls(f2, "in_transit")
+    assert in_transit["seq"] > max(c["seq"] for c in demo.spresso.shipment_calls(f2))
     outcomes = [
         e["type"]
         for e in demo.hub.events_for(result.order_id)
