@@ -65,6 +65,7 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_INTERRUPTED: Final = 130
 DEFAULT_TIMEOUT: Final = 20.0
+HOLD_SECONDS: Final = 3600.0
 
 BEANS_PRICE: Final = 2400
 MUG_PRICE: Final = 1200
@@ -451,6 +452,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pace", type=float, default=0.0, metavar="SECONDS", help="pause per step")
     p.add_argument("--keep", action="store_true", help="keep the work directory and its logs")
+    p.add_argument(
+        "--hold",
+        type=float,
+        nargs="?",
+        const=HOLD_SECONDS,
+        default=None,
+        metavar="SECONDS",
+        help="after the stories, keep everything running until Ctrl-C, to look around "
+        f"(at most SECONDS, default {HOLD_SECONDS:g})",
+    )
     return p
 
 
@@ -503,6 +514,15 @@ def _run(args: argparse.Namespace) -> int:
             print_feed(demo)
             say.line()
             say.line(f"All three stories checked in {time.monotonic() - started:.1f} s.")
+            if args.hold is not None:
+                say.line(
+                    f"\nHolding for up to {args.hold:g} s (Ctrl-C to stop). Try:\n  curl -H "
+                    f"'Authorization: Bearer {stack.api_key}' {stack.hub_url}/api/v1/orders"
+                )
+                until = time.monotonic() + args.hold
+                while time.monotonic() < until:
+                    stack.check_alive()
+                    time.sleep(0.5)
         except DemoFailure as exc:
             say.line()
             say.line(f"DEMO FAILED: {exc}")

@@ -4,6 +4,7 @@ does not happen in time fails it with exit 1, naming the step."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from spresso_e2e_support import DEMO_BUDGET_SECONDS
 
-from orderhub.testing.processes import ManagedProcess, pid_gone
+from orderhub.testing.processes import ManagedProcess, NotYet, eventually, pid_gone
 from orderhub_spresso import demo as demo_module
 from orderhub_spresso.demo import Demo, story_three_parcels
 
@@ -91,3 +92,27 @@ def test_a_step_that_does_not_happen_fails_the_demo_with_exit_1(
     pids = started_pids(output)
     assert set(pids) == {"simulator", "serve"}
     assert all(pid_gone(pid) for pid in pids.values())
+
+
+def test_ctrl_c_stops_the_demo_and_both_processes(
+    spresso_demo_cli: Callable[..., ManagedProcess],
+) -> None:
+    process = spresso_demo_cli("--hold", "600")  # still running at the interrupt
+
+    def story_started() -> str:
+        if process.returncode is not None:
+            raise AssertionError(f"the demo ended early:\n{process.text()}")
+        output = process.text()
+        if "[A1]" not in output:
+            raise NotYet(output[-300:])
+        return output
+
+    output = eventually("the demo to begin story A", story_started, timeout=90, processes=[process])
+    pids = started_pids(output)
+    assert set(pids) == {"simulator", "serve"}
+    os.kill(process.pid, signal.SIGINT)  # what Ctrl-C sends
+    assert process.wait(timeout=60) == 130, process.text()
+    output = process.text()
+    assert "interrupted" in output
+    assert "stopped: serve (exit 0)" in output, output
+    assert all(pid_gone(pid) for pid in pids.values()), output
