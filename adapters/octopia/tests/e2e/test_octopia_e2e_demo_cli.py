@@ -1,10 +1,12 @@
 """``python -m orderhub_octopia.demo`` (what ``make demo-octopia`` runs) as a real process:
-it passes within its time budget and stops the simulator and the hub it started; a step
-that does not happen in time fails it with exit code 1, naming the step."""
+it passes within its time budget, exits 130 on Ctrl-C, and stops the simulator and the hub
+it started; a step that does not happen in time fails it with exit code 1, naming the step."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 from octopia_e2e_support import DEMO_BUDGET_SECONDS
 
-from orderhub.testing.processes import ManagedProcess, pid_gone
+from orderhub.testing.processes import ManagedProcess, NotYet, eventually, pid_gone
 from orderhub_octopia import demo as demo_module
 from orderhub_octopia.demo import Demo, StoryResult, story_delivered
 
@@ -66,6 +68,31 @@ def test_the_demo_plays_both_stories_and_exits_0_within_its_budget(
     pids = started_pids(output)
     assert set(pids) == {"simulator", "serve"}
     assert all(pid_gone(pid) for pid in pids.values())
+
+
+def test_ctrl_c_stops_the_demo_and_both_processes(
+    run_octopia_demo: Callable[..., ManagedProcess],
+) -> None:
+    process = run_octopia_demo("--hold")  # still running at the interrupt, however fast
+
+    def story_started() -> str:
+        if process.returncode is not None:
+            raise AssertionError(f"the demo ended early:\n{process.text()}")
+        output = process.text()
+        if "[A1]" not in output:
+            raise NotYet(output[-300:])
+        return output
+
+    output = eventually("the demo to begin story A", story_started, timeout=60, processes=[process])
+    pids = started_pids(output)
+    assert set(pids) == {"simulator", "serve"}
+
+    os.kill(process.pid, signal.SIGINT)  # what Ctrl-C sends
+    assert process.wait(timeout=60) == 130, process.text()
+    output = process.text()
+    assert "interrupted" in output
+    assert "stopped: serve (exit 0)" in output
+    assert all(pid_gone(pid) for pid in pids.values()), output
 
 
 def test_a_step_that_does_not_happen_in_time_fails_the_demo_with_exit_1(

@@ -16,6 +16,7 @@ from octopia_e2e_support import POLL_INTERVAL, STEP_TIMEOUT
 
 from orderhub_octopia.demo import Demo
 from orderhub_octopia.demo_support import NotYet
+from orderhub_octopia.simulator import TOKEN_PATH
 
 ONE_LINE: Final[dict[str, Any]] = {
     "sales_channel": "OCTOBE",
@@ -175,3 +176,65 @@ def test_polling_catches_up_after_the_simulator_process_was_stopped(octopia_demo
 
 def _not_yet(seen: str) -> bool:
     raise NotYet(seen)
+
+
+OCTOPIA_DETAIL: Final = "the order is under review by Cdiscount's fraud team"
+OCTOPIA_FIELD: Final = "approval is locked until the review ends"
+
+
+def test_a_4xx_fails_the_command_and_keeps_octopias_whole_message(octopia_demo: Demo) -> None:
+    demo = octopia_demo
+    result = demo.receive("E", ONE_LINE, "an order Octopia refuses to approve")
+    demo.octopia.add_fault(
+        "/orders/*/approval-status",
+        status=400,
+        body={
+            "type": "about:blank",
+            "title": "Validation Failed",
+            "status": 400,
+            "detail": OCTOPIA_DETAIL,
+            "errors": {"approval_status": [OCTOPIA_FIELD]},
+            "traceId": "e2e-trace-400",
+        },
+    )
+    receipt = demo.hub.command(result.order_id, "accept")
+
+    event = demo.command_outcome(receipt["command_id"], state="failed")
+    assert event["type"] == "command.failed"
+    assert event["data"]["attempts"] == 1  # a 4xx is not retried
+    for said in (OCTOPIA_DETAIL, OCTOPIA_FIELD):
+        assert said in event["data"]["error"], event["data"]["error"]
+    order = demo.hub.order(result.order_id)
+    (failed,) = order["failed_commands"]
+    assert (failed["id"], failed["kind"]) == (receipt["command_id"], "accept")
+    for said in (OCTOPIA_DETAIL, OCTOPIA_FIELD):
+        assert said in failed["last_error"], failed["last_error"]
+    calls = demo.octopia.calls(method="POST", path=f"/orders/{result.octopia_id}/approval")
+    assert [c["status_code"] for c in calls] == [400]
+    assert demo.octopia.order(result.octopia_id)["status"] == "WaitingAcceptance"
+
+
+def test_revoked_tokens_are_replaced_and_the_command_goes_through(octopia_demo: Demo) -> None:
+    demo = octopia_demo
+    result = demo.receive("E", ONE_LINE, "an order accepted after the tokens were revoked")
+    before = len(demo.octopia.calls())
+    assert demo.octopia.revoke_tokens() >= 1  # every process's token is gone
+
+    receipt = demo.hub.command(result.order_id, "accept")
+    event = demo.command_outcome(receipt["command_id"])
+    assert event["data"]["attempts"] == 1  # a 401 buys a fresh token within the call
+    demo.octopia_order(result.octopia_id, "Accepted")
+    # the polls go on with fresh tokens too
+    demo.octopia.move(result.octopia_id, "pay")
+    demo.hub_order(result.octopia_id, status="ready_to_ship", channel_status="InPreparation")
+
+    since = demo.octopia.calls()[before:]
+    approvals = [c["status_code"] for c in since if c["path"].endswith("/approval-status")]
+    # 401 first unless a poll in the same process met the revoked token before it
+    assert approvals in ([401, 204], [204]), approvals
+    refused = [c for c in since if c["status_code"] == 401]
+    tokens = [c for c in since if c["path"] == TOKEN_PATH and c["status_code"] == 200]
+    assert refused, "no call met a revoked token"
+    # a fresh token per hub process at most (one that made no call yet fetches its first),
+    # never one per call
+    assert 1 <= len(tokens) <= len(demo.stack.services) - 1, [c["path"] for c in since]
