@@ -10,5 +10,6 @@ STEP_TIMEOUT: Final = 40.0
 #: How long a worker holds a command in the test stacks: a killed worker's command is
 #: swept back after it.
 LEASE_SECONDS: Final = 8.0
-#: ``make demo-spresso`` must stay watchable: the whole run, startup and shutdown included.
-DEMO_BUDGET_SECONDS: Final = 90.0
+#: How long a whole ``make demo-spresso`` run may take before its test gives up (it takes
+#: some 15 s on a quiet machine; a bound on a hung demo, not a measurement).
+DEMO_BUDGET_SECONDS: Final = 240.0

@@ -1,5 +1,5 @@
 """``python -m orderhub_spresso.demo`` (what ``make demo-spresso`` runs) as a real process:
-it passes within its budget and stops the simulator and the hub it started; a step that
+it passes and stops the simulator and the hub it started; Ctrl-C stops it too; a step that
 does not happen in time fails it with exit 1, naming the step."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,16 +44,13 @@ def spresso_demo_cli(tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
         process.stop(timeout=30)
 
 
-def test_the_demo_plays_its_stories_and_exits_0_within_its_budget(
+def test_the_demo_plays_its_stories_and_exits_0(
     spresso_demo_cli: Callable[..., ManagedProcess],
 ) -> None:
-    began = time.monotonic()
     process = spresso_demo_cli()
-    code = process.wait(timeout=DEMO_BUDGET_SECONDS * 2)
-    took = time.monotonic() - began
+    code = process.wait(timeout=DEMO_BUDGET_SECONDS)  # a bound, not a measurement
     output = process.text()
     assert code == 0, output
-    assert took < DEMO_BUDGET_SECONDS, f"the demo took {took:.1f} s\n{output}"
     for story in ("Story A", "Story B", "Story C"):
         assert story in output
     assert "fulfilment 1 in_transit (sent once, after its parcels)" in output
