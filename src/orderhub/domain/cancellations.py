@@ -82,6 +82,15 @@ class ChannelCancellations(Decisions):
             )
             self.returns.append(ret)
             self._emit(EventType.ORDER_RETURN_REQUESTED, **return_data(ret))
+            caps = self.capabilities
+            if cs.state is RequestState.ACCEPTED and caps and caps.attention_on_late_cancellation:
+                self.raise_attention(
+                    AttentionCode.CANCELLED_AFTER_SHIPMENT,
+                    f"{self.channel} cancelled {cs.channel_cancellation_id} after everything "
+                    "had shipped: recorded as a return, nothing is undone",
+                    now=now,
+                    ref=cs.channel_cancellation_id,
+                )
             return True
         self._cancelled_after_shipment(cs, touched, now)
         cancellation = Cancellation(

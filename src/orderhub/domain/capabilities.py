@@ -50,6 +50,9 @@ class Capabilities:
     cancellation_requests: bool = False  # the seller decides customer cancellation requests
     cancellation_decision: Scope = Scope.ORDER  # LINE: a request is decided line by line
     refusal_ships: bool = False  # refusing a request means shipping anyway (Cdiscount)
+    # a cancellation the channel carries out after everything shipped is recorded as a
+    # return; True: a person must look too (Spresso: order_cancelled after in_transit)
+    attention_on_late_cancellation: bool = False
     release_on_accept: bool = True  # False: after acceptance the channel still has to release
     multiple_fulfilments: bool = False
     short_ship: bool = False  # shipping fewer units closes the rest (cancelled, out_of_stock)
@@ -92,6 +95,7 @@ class Capabilities:
             "cancellation_requests": self.cancellation_requests,
             "cancellation_decision": self.cancellation_decision.value,
             "refusal_ships": self.refusal_ships,
+            "attention_on_late_cancellation": self.attention_on_late_cancellation,
             "invoices": self.invoices,
             "release_on_accept": self.release_on_accept,
             "multiple_fulfilments": self.multiple_fulfilments,

@@ -485,3 +485,31 @@ def test_released_is_the_channel_s_word_even_for_an_order_with_nothing_left() ->
             OrderStatus.REJECTED,
         )
     )
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_a_cancellation_after_everything_shipped_is_a_return_and_maybe_a_person_s(
+    attention: bool,
+) -> None:
+    """Spresso's ``order_cancelled`` after every fulfilment is ``in_transit``: recorded as
+    a return, nothing undone; a channel that declares it (Spresso) asks for a person, one
+    for which it is routine (topi: "handled as a return") does not."""
+    caps = dataclasses.replace(spresso_like(), attention_on_late_cancellation=attention)
+    order = receive(caps, Doc(status="fulfillable", released=True, lines=(L(id="L1", quantity=1),)))
+    ship(order, caps, [lq(order, "L1", 1)])
+    apply(
+        order,
+        caps,
+        Doc(
+            status="cancelled",
+            released=True,
+            lines=(L(id="L1", quantity=1, shipped=1),),
+            cancellations=(C(id="X9", state=RequestState.ACCEPTED),),
+        ),
+    )
+    assert counters(order, "L1")["shipped"] == 1
+    [ret] = order.returns
+    assert ret.state is RequestState.ACCEPTED
+    assert [a.code.value for a in order.attention] == (
+        ["cancelled_after_shipment"] if attention else []
+    )

@@ -78,6 +78,8 @@ CAPABILITIES: Final = Capabilities(
     release_on_accept=True,
     multiple_fulfilments=True,
     short_ship=True,
+    # order_cancelled after in_transit: recorded, nothing undone, a person looks (issue 9)
+    attention_on_late_cancellation=True,
     intake=frozenset({"webhook"}),
     refusals={
         "accept": "Spresso orders arrive ready to ship (paid, past the grace period): "

@@ -306,13 +306,12 @@ def test_a_cancellation_after_in_transit_is_recorded_undoes_nothing_and_asks_a_p
     assert demo.spresso.order(result.spresso_id)["fulfillments"][0]["status"] == "in_transit"
 
 
-def test_a_cancellation_after_every_fulfilment_is_in_transit_undoes_nothing(
+def test_a_cancellation_after_every_fulfilment_is_in_transit_asks_for_a_person(
     spresso_demo: Demo,
 ) -> None:
-    """Nothing is undone and nothing is sent; the hub records Spresso's status. With no
-    unit left unshipped the core records the cancellation as an accepted return and
-    raises no attention reason (issue 9 asks for one: a gap of the core, see
-    docs/channels/spresso.md, "Known gaps"); this test pins what happens today."""
+    """Nothing is undone and nothing is sent; the hub records Spresso's status and the
+    cancellation as an accepted return, and the order gets an attention reason (Spresso
+    declares attention_on_late_cancellation)."""
     demo = spresso_demo
     result = demo.place("Y", BEANS_AND_MUG, "an order cancelled after it all shipped")
     _ship_all(demo, result, 0)
@@ -334,7 +333,9 @@ def test_a_cancellation_after_every_fulfilment_is_in_transit_undoes_nothing(
         "accepted",
         "order_cancelled",
     )
-    assert order["attention"] == []  # the gap
+    assert [(a["code"], a["ref"]) for a in order["attention"]] == [
+        ("cancelled_after_shipment", recorded["channel_return_id"])
+    ]
     assert writes(demo, result.spresso_id) == sent
     assert [f["status"] for f in demo.spresso.order(result.spresso_id)["fulfillments"]] == [
         "in_transit",
