@@ -162,6 +162,8 @@ class StackOptions:
     retry_max_seconds: float = 2.0
     retry_max_attempts: int = 6
     octopia_timeout_seconds: float = 5.0
+    invoice_check_seconds: float = 1.0
+    """How soon, and how often, the hub reads an invoice import's report again."""
     worker_threads: int = 4
     startup_timeout: float = 60.0
     log_level: str = "INFO"
@@ -366,7 +368,8 @@ class Stack:
 
     def hub_config(self) -> dict[str, Any]:
         """The hub's configuration: one Octopia account on the simulator, short retry
-        delays, the scheduler's first runs soon after the start."""
+        delays, the scheduler's first runs soon after the start, invoice reports read
+        every :attr:`StackOptions.invoice_check_seconds`."""
         o = self.options
         database = o.database_url or f"sqlite+aiosqlite:///{self.workdir / 'orderhub.db'}"
         broker: dict[str, Any] = {"kind": o.broker_kind}
@@ -394,6 +397,10 @@ class Stack:
                 "sweep_interval_seconds": 2.0,
                 "grace_seconds": 5.0,
                 "first_run_jitter_seconds": 0.5,
+            },
+            "invoices": {
+                "check_seconds": o.invoice_check_seconds,
+                "job_interval_seconds": o.invoice_check_seconds,
             },
             "logging": {"level": o.log_level, "json": True},
         }

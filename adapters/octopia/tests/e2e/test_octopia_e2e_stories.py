@@ -1,6 +1,7 @@
 """Octopia orders through the hub as real processes, in embedded and production mode: the
 demo's two stories, a customer's request refused by shipping on Cdiscount, the refusals
-made before anything is sent, and lines the marketplace ships itself.
+made before anything is sent, lines the marketplace ships itself, and invoices decided by
+Octopia's asynchronous import report.
 
 Each story checks every step itself (it raises ``DemoFailure`` naming the step that did
 not happen); the tests add what the stories leave to the reader: the feed of each order
@@ -8,6 +9,8 @@ and the calls the hub made to Octopia (the simulator's call log)."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections import Counter
 from typing import Any, Final
 
@@ -307,3 +310,50 @@ def test_a_fulfillment_line_is_never_offered_to_the_wms(octopia_demo: Demo) -> N
     assert mixed.order_id in for_the_wms
     assert order["id"] in listed("channel")
     assert demo.writes(theirs_only) == []
+
+
+def upload_invoice(demo: Demo, order_id: str, number: str, content: bytes) -> dict[str, Any]:
+    resp = demo.hub.http.post(
+        f"/orders/{order_id}/invoices",
+        files={"file": (f"{number}.pdf", content, "application/pdf")},
+        data={"number": number},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert resp.status_code == 202, resp.text
+    receipt: dict[str, Any] = resp.json()
+    demo.hub.command_orders[receipt["command_id"]] = order_id
+    return receipt
+
+
+def test_invoices_are_decided_by_octopias_asynchronous_report(octopia_demo: Demo) -> None:
+    demo = octopia_demo
+    good = ready_order(demo, {"sales_channel": "CDISFR", "lines": [{"sku": "INV-OK-E2E"}]})
+    bad = ready_order(demo, {"sales_channel": "CDISFR", "lines": [{"sku": "INV-KO-E2E"}]})
+    for result, content in ((good, b"%PDF-1.4 invoice"), (bad, b"%PDF-1.4 REJECT")):
+        receipt = upload_invoice(demo, result.order_id, f"F-{result.octopia_id}", content)
+        demo.command_outcome(receipt["command_id"])
+
+    def decided(order_id: str, type_: str) -> dict[str, Any]:
+        def probe() -> dict[str, Any]:
+            found = demo.hub.events_for(order_id, type_)
+            if not found:
+                raise NotYet(f"invoices: {demo.hub.order(order_id).get('invoices')}")
+            return found[0]
+
+        return demo.wait(f"{type_} for order {order_id}", probe)
+
+    decided(good.order_id, "invoice.accepted")
+    rejected = decided(bad.order_id, "invoice.rejected")
+    assert "amounts do not match" in json.dumps(rejected["data"]), rejected
+    assert demo.hub.events_for(good.order_id, "invoice.rejected") == []
+    assert demo.hub.events_for(bad.order_id, "invoice.accepted") == []
+    # the import was read until final: first Pending, then the verdict
+    for result in (good, bad):
+        uploads = [
+            c
+            for c in demo.octopia.calls(method="POST", path="/invoice-documents")
+            if result.octopia_id in c["path"]
+        ]
+        assert [c["status_code"] for c in uploads] == [201]
+    reports = demo.octopia.calls(method="GET", path="/order-invoice-imports/")
+    assert len(reports) >= 4, reports  # two reads per import at least
