@@ -10,8 +10,9 @@ Index pages shift when an order of the window is updated during the walk (it lea
 window, so an order behind it moves up a page and would be skipped, while the count
 afterwards drops by one and still matches the ids read). The next run reads again what
 is newer than ``now - overlap``; the older part of the window is this run's last chance,
-so it is counted (``GET /orders/count``) before and after each walk and walked again
-unless the count held still and it read at least that many. The cursor moves to the end
+so it is walked an hour at a time, each hour counted (``GET /orders/count``) before and
+after each walk and walked again unless the count held still and it read at least that
+many, the cursor moving past each hour done. The cursor moves to the end
 only after a complete walk, once every page is stored. A failed page is retried a few
 times, then the run fails with the cursor where it was: the next run walks the whole
 window again (an outage of hours is one longer window).
@@ -43,6 +44,7 @@ REFRESH_SOURCE: Final = "octopia-refresh"
 CURSOR: Final = "orders"
 MAX_PAGES: Final = 10_000  # 1 million orders in one window: beyond, something loops
 WALKS: Final = 3
+SLICE: Final = dt.timedelta(hours=1)  # the older part of a window is verified by the hour
 MAX_PAUSE: Final = 30.0
 
 T = TypeVar("T")
@@ -115,20 +117,34 @@ class Poller:
         # what this run reads after that edge is read again then, and what it reads before
         # it is its last chance. Only that older part must be complete before the cursor
         # moves (below); the recent part, where most updates land, is walked once.
-        edge = min(max(since, now - dt.timedelta(minutes=self.settings.poll_overlap_minutes)), now)
+        # The older part is walked whole once; if that walk is not complete and the part
+        # is longer than an hour (the first run, an outage), it goes in slices of an hour,
+        # oldest first, the cursor moved past each one complete: a long catch-up is not
+        # one walk that any change anywhere in it would start again.
+        overlap = dt.timedelta(minutes=self.settings.poll_overlap_minutes)
+        edge = min(max(since, now - overlap), now)
         stored = 0
-        if edge > since:
-            older = self._window(since, edge, sales_channel)
+        complete, low = True, since
+        if edge - since > SLICE:
+            whole = self._window(since, edge, sales_channel)
+            complete, new = await self._complete(context, whole, walks=1)
+            stored += new
+            low = edge if complete else since
+        while low < edge:
+            high = min(low + SLICE, edge)
+            older = self._window(low, high, sales_channel)
             complete, new = await self._complete(context, older)
             stored += new
-        else:
-            older, complete = None, True
-        recent = self._window(edge, now, sales_channel)
-        if edge < now or older is None:
-            stored += (await self._pages(context, recent))[1]
+            if not complete:
+                log.warning("octopia.poll.incomplete", account=self.account, window=older)
+                break
+            if high < edge:  # the next run starts at this slice's end
+                await context.cursors.set(NAME, self.account, name, (high + overlap).isoformat())
+            low = high
+        if edge < now:
+            stored += (await self._pages(context, self._window(edge, now, sales_channel)))[1]
         if not complete:
-            log.warning("octopia.poll.incomplete", account=self.account, window=older)
-            return stored  # the cursor stays: the next run walks this window again
+            return stored  # the cursor stays: the next run walks from there again
         await context.cursors.set(NAME, self.account, name, now.isoformat())
         log.info(
             "octopia.polled",
@@ -153,7 +169,7 @@ class Poller:
         return window
 
     async def _complete(
-        self, context: JobContext, window: dict[str, str | list[str]]
+        self, context: JobContext, window: dict[str, str | list[str]], walks: int = WALKS
     ) -> tuple[bool, int]:
         """Walk ``window`` until one walk is known complete (or :data:`WALKS` tries);
         whether one was, and the number of new messages stored.
@@ -164,7 +180,7 @@ class Poller:
         the window's count did not change while it ran and it read at least that many."""
         stored = 0
         verify = self.settings.poll_verify_count
-        for walk in range(1, WALKS + 1):
+        for walk in range(1, walks + 1):
             before = (
                 await self._retrying(partial(self.client.count_orders, window)) if verify else 0
             )

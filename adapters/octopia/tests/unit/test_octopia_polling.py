@@ -202,3 +202,41 @@ async def test_updates_within_the_overlap_never_hold_the_cursor_and_nothing_is_s
     clock.current = NOW + dt.timedelta(minutes=10)
     await poller.run(context)
     assert {m.dedupe_key.split(":")[1] for m in stored} >= set(names)
+
+
+async def test_a_long_catch_up_moves_the_cursor_past_each_complete_hour() -> None:
+    """A change in hour 3 of a five-hour catch-up keeps failing its walks: the hours
+    before it are done and the cursor moves past them; the next run starts there."""
+    listing = Listing({f"H{h}": stamp(-60 * (6 - h) + 30) for h in range(5)})
+    count = listing.count_orders
+
+    async def unstable(params: Mapping[str, Any]) -> int:  # hour 3 never holds still
+        n = await count(params)
+        hour3 = wire.timestamp(NOW - dt.timedelta(hours=6 - 3) + dt.timedelta(minutes=30))
+        if params["updatedAtMin"] <= hour3 <= params["updatedAtMax"]:
+            unstable.calls += 1  # type: ignore[attr-defined]
+            return n + unstable.calls  # type: ignore[attr-defined]
+        return n
+
+    unstable.calls = 0  # type: ignore[attr-defined]
+    listing.count_orders = unstable  # type: ignore[method-assign]
+    config = account_config("http://octopia.test", poll_overlap_minutes=60)
+    settings = parse("main", config.settings)
+    poller = Poller("main", listing, settings)  # type: ignore[arg-type]
+    cursors = Cursors()
+
+    async def submit(message: IntakeMessage) -> bool:
+        return True
+
+    context = JobContext(
+        account=account_config("http://octopia.test"),
+        cursors=cursors,  # type: ignore[arg-type]
+        clock=FixedClock(NOW),
+        submit=submit,
+    )
+    start = NOW - dt.timedelta(hours=5)  # the cursor of a run five hours ago
+    await cursors.set("octopia", "main", "orders", start.isoformat())
+    await poller.run(context)
+    moved = dt.datetime.fromisoformat(str(await cursors.get("octopia", "main", "orders")))
+    assert start < moved < NOW  # past the complete hours, short of the unstable one
+    assert moved - dt.timedelta(hours=1) <= NOW - dt.timedelta(hours=3)
