@@ -60,7 +60,7 @@ bench-stack: env
 demo: env
 	$(PY_RUN) python -m orderhub_topi.demo $(DEMO_ARGS)
 
-# The Octopia simulator and the hub (polling), two Cdiscount stories, the feed; < 90 s.
+# The Octopia simulator and the hub (polling), two Cdiscount stories, the feed; ~15 s.
 # Options through DEMO_ARGS as for demo (see python -m orderhub_octopia.demo --help).
 demo-octopia: env
 	$(PY_RUN) python -m orderhub_octopia.demo $(DEMO_ARGS)

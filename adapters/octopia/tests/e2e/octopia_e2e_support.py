@@ -9,5 +9,6 @@ from typing import Final
 STEP_TIMEOUT: Final = 45.0
 #: The Octopia poll's interval in the test stacks, seconds.
 POLL_INTERVAL: Final = 1.0
-#: ``make demo-octopia`` must stay watchable: the whole run, startup and shutdown included.
-DEMO_BUDGET_SECONDS: Final = 90.0
+#: How long the demo CLI may run before its test fails (it takes about 15 s on a quiet
+#: machine): a bound for a hung demo, not a measure of its speed.
+DEMO_BOUND_SECONDS: Final = 240.0

@@ -1,5 +1,5 @@
 """``python -m orderhub_octopia.demo`` (what ``make demo-octopia`` runs) as a real process:
-it passes within its time budget, exits 130 on Ctrl-C, and stops the simulator and the hub
+it passes (within a generous bound), exits 130 on Ctrl-C, and stops the simulator and the hub
 it started; a step that does not happen in time fails it with exit code 1, naming the step."""
 
 from __future__ import annotations
@@ -8,12 +8,11 @@ import os
 import re
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from octopia_e2e_support import DEMO_BUDGET_SECONDS
+from octopia_e2e_support import DEMO_BOUND_SECONDS
 
 from orderhub.testing.processes import ManagedProcess, NotYet, eventually, pid_gone
 from orderhub_octopia import demo as demo_module
@@ -45,16 +44,14 @@ def run_octopia_demo(tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
         process.stop(timeout=30)
 
 
-def test_the_demo_plays_both_stories_and_exits_0_within_its_budget(
+def test_the_demo_plays_both_stories_and_exits_0(
     run_octopia_demo: Callable[..., ManagedProcess],
 ) -> None:
-    began = time.monotonic()
     process = run_octopia_demo()
-    code = process.wait(timeout=DEMO_BUDGET_SECONDS * 2)
-    took = time.monotonic() - began
+    # bounded, not timed: a loaded machine may be slow, a hung demo still fails
+    code = process.wait(timeout=DEMO_BOUND_SECONDS)
     output = process.text()
     assert code == 0, output
-    assert took < DEMO_BUDGET_SECONDS, f"the demo took {took:.1f} s\n{output}"
     for step in ("[A1]", "[A5]", "[B1]", "[B5]"):
         assert step in output, output
     assert "the hub says delivered" in output
