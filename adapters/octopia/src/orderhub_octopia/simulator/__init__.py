@@ -14,6 +14,7 @@ if _MISSING:  # pragma: no cover - the workspace always has the extra
         name=_MISSING[0],
     )
 
+from orderhub.testing.servers import ThreadedServer  # noqa: E402
 from orderhub_octopia.simulator.app import (  # noqa: E402
     TOKEN_PATH,
     Simulator,
@@ -21,7 +22,6 @@ from orderhub_octopia.simulator.app import (  # noqa: E402
     create_app,
 )
 from orderhub_octopia.simulator.control import SimulatorControl  # noqa: E402
-from orderhub_octopia.simulator.server import ThreadedServer  # noqa: E402
 from orderhub_octopia.simulator.state import CDISCOUNT, Rules  # noqa: E402
 
 __all__ = [

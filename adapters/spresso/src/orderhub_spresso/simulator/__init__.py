@@ -14,9 +14,9 @@ if _MISSING:  # pragma: no cover - the workspace always has the extra
         name=_MISSING[0],
     )
 
+from orderhub.testing.servers import ThreadedServer  # noqa: E402
 from orderhub_spresso.simulator.app import Simulator, SimulatorConfig, create_app  # noqa: E402
 from orderhub_spresso.simulator.control import SimulatorControl  # noqa: E402
-from orderhub_spresso.simulator.server import ThreadedServer  # noqa: E402
 from orderhub_spresso.simulator.webhooks import sign as sign_webhook  # noqa: E402
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Run an ASGI app with uvicorn on a loopback port in a background thread (tests, demos)."""
+"""Run an ASGI app with uvicorn on a loopback port in a background thread: the marketplace
+simulators of adapter packages, in their tests and demos (one copy for every adapter)."""
 
 from __future__ import annotations
 
