@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final, TypeVar
 
+from orderhub.testing.demo import problem_text
 from orderhub_octopia.demo_support import (
     DemoFailure,
     HubApi,
@@ -40,7 +41,6 @@ from orderhub_octopia.demo_support import (
     Stack,
     StackOptions,
     eventually,
-    problem_text,
     temporary_workdir,
 )
 from orderhub_octopia.simulator import SimulatorControl

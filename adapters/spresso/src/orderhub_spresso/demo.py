@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final, TypeVar
 
+from orderhub.testing.demo import problem_text
 from orderhub_spresso.demo_support import (
     DemoFailure,
     HubApi,
@@ -42,7 +43,6 @@ from orderhub_spresso.demo_support import (
     Stack,
     StackOptions,
     eventually,
-    problem_text,
     temporary_workdir,
 )
 

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
+from litestar.params import FromPath
 
 from orderhub_octopia import wire
 from orderhub_octopia.simulator import seller
@@ -311,18 +312,18 @@ def create_app(config: SimulatorConfig | None = None) -> Litestar:
         return await seller_call(request, lambda: Response(len(select(query))))
 
     @get("/orders/{order_id:str}")
-    async def get_order(request: Request[Any, Any, Any], order_id: str) -> Response[Any]:
+    async def get_order(request: Request[Any, Any, Any], order_id: FromPath[str]) -> Response[Any]:
         return await seller_call(request, lambda: sim.market.order(order_id))
 
     @post("/orders/{order_id:str}/approval-status")
-    async def approval(request: Request[Any, Any, Any], order_id: str) -> Response[Any]:
+    async def approval(request: Request[Any, Any, Any], order_id: FromPath[str]) -> Response[Any]:
         async def run() -> None:
             seller.approve(sim.market, order_id, await json_body(request), sim.config.approval_key)
 
         return await seller_call(request, run)
 
     @post("/orders/{order_id:str}/shipments")
-    async def shipments(request: Request[Any, Any, Any], order_id: str) -> Response[Any]:
+    async def shipments(request: Request[Any, Any, Any], order_id: FromPath[str]) -> Response[Any]:
         async def run() -> dict[str, Any]:
             seller.ship(sim.market, order_id, await json_body(request))
             return {"orderId": order_id}
@@ -366,7 +367,9 @@ def create_app(config: SimulatorConfig | None = None) -> Litestar:
         return files
 
     @post("/orders/{order_id:str}/invoice-documents")
-    async def invoice_document(request: Request[Any, Any, Any], order_id: str) -> Response[Any]:
+    async def invoice_document(
+        request: Request[Any, Any, Any], order_id: FromPath[str]
+    ) -> Response[Any]:
         async def run() -> dict[str, Any]:
             files = await _files(request, f"{order_id}.pdf")
             return {"importId": sim.imports.take(sim.market, files[:1])}
@@ -381,7 +384,9 @@ def create_app(config: SimulatorConfig | None = None) -> Litestar:
         return await seller_call(request, run, 201)
 
     @get("/order-invoice-imports/{import_id:str}")
-    async def invoice_report(request: Request[Any, Any, Any], import_id: str) -> Response[Any]:
+    async def invoice_report(
+        request: Request[Any, Any, Any], import_id: FromPath[str]
+    ) -> Response[Any]:
         return await seller_call(request, lambda: sim.imports.report(import_id))
 
     from orderhub_octopia.simulator.control import control_routes

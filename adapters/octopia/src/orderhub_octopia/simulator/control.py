@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 from litestar import Request, Response, delete, get, post
+from litestar.params import FromPath, FromQuery
 
 from orderhub_octopia.simulator.state import Refused
 
@@ -41,11 +42,13 @@ def control_routes(sim: Simulator) -> list[Any]:
         return answer(lambda: sim.market.create(spec), 201)
 
     @get("/_sim/orders/{order_id:str}")
-    async def show(order_id: str) -> Response[Any]:
+    async def show(order_id: FromPath[str]) -> Response[Any]:
         return answer(lambda: sim.market.order(order_id))
 
     @post("/_sim/orders/{order_id:str}/{move:str}", status_code=200)
-    async def move(request: Request[Any, Any, Any], order_id: str, move: str) -> Response[Any]:
+    async def move(
+        request: Request[Any, Any, Any], order_id: FromPath[str], move: FromPath[str]
+    ) -> Response[Any]:
         spec = await body_of(request)
         market = sim.market
         moves: dict[str, Any] = {
@@ -63,7 +66,9 @@ def control_routes(sim: Simulator) -> list[Any]:
         return answer(moves[move])
 
     @post("/_sim/orders/{order_id:str}/requests/{request_id:str}/{decision:str}", status_code=200)
-    async def decide(order_id: str, request_id: str, decision: str) -> Response[Any]:
+    async def decide(
+        order_id: FromPath[str], request_id: FromPath[str], decision: FromPath[str]
+    ) -> Response[Any]:
         accept = decision == "accept"
         return answer(lambda: sim.market.decide_request(order_id, request_id, accept=accept))
 
@@ -79,7 +84,9 @@ def control_routes(sim: Simulator) -> list[Any]:
         sim.faults.clear()
 
     @get("/_sim/calls")
-    async def calls(method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
+    async def calls(
+        method: FromQuery[str | None] = None, path: FromQuery[str | None] = None
+    ) -> list[dict[str, Any]]:
         return [
             c
             for c in sim.calls
