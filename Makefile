@@ -7,10 +7,14 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY_RUN = $(UV) run --frozen
 CONFIG ?= deploy/embedded.toml
 
-.PHONY: uv env run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack demo demo-octopia demo-spresso clean
+.PHONY: uv env browser run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack demo demo-octopia demo-spresso clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+# The console's browser tests drive Debian's chromium (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 env: uv
 	$(UV) sync --frozen --all-packages
@@ -18,7 +22,7 @@ env: uv
 run: env
 	$(PY_RUN) orderhub --config $(CONFIG) serve
 
-test: env
+test: env browser
 	$(PY_RUN) pytest -q -p no:cacheprovider
 
 test-unit: env
@@ -27,7 +31,7 @@ test-unit: env
 test-integration: env
 	$(PY_RUN) pytest -q tests/integration adapters/*/tests/integration
 
-test-e2e: env
+test-e2e: env browser
 	$(PY_RUN) pytest -q tests/e2e adapters/*/tests/e2e
 
 lint: env
