@@ -14,7 +14,7 @@ uv:
 
 # The console's browser tests drive Debian's chromium (never a downloaded browser).
 browser:
-	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 env: uv
 	$(UV) sync --frozen --all-packages
