@@ -55,6 +55,9 @@ class Invoices(OrderBase):
                 return invoice
         raise UnknownInvoice(f"order {self.id} has no invoice {invoice_id}")
 
+    def has_invoice(self, invoice_id: str) -> bool:
+        return any(invoice.id == invoice_id for invoice in self.invoices)
+
     def invoice_numbered(self, number: str) -> Invoice | None:
         """The newest invoice with this number, if any."""
         return next((i for i in reversed(self.invoices) if i.number == number), None)

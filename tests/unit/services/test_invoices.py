@@ -25,7 +25,13 @@ from orderhub.application.services.invoices import (
     record_invoice,
 )
 from orderhub.application.services.operations import sweep
-from orderhub.channels.spi import CommandOutcome, CommandView, InvoiceVerdict, TransientChannelError
+from orderhub.channels.spi import (
+    CommandOutcome,
+    CommandView,
+    InvoiceVerdict,
+    PermanentChannelError,
+    TransientChannelError,
+)
 from orderhub.domain.entities import AttentionCode, InvoiceState
 from orderhub.domain.errors import InvalidInput, InvalidTransition, NotSupportedByChannel
 from orderhub.domain.model import Order
@@ -342,3 +348,37 @@ async def test_an_account_no_longer_configured_counts_as_a_failed_check() -> Non
     world.hub.channels.account = lookup  # type: ignore[method-assign]
     checks = [i.checks for o in ("CO-1", "CO-2") for i in world.order(o).invoices]
     assert checks == [1, 1]
+
+
+async def test_an_upload_the_channel_refuses_rejects_the_invoice_with_its_message() -> None:
+    """A 4xx on the upload is the channel's refusal of the invoice: rejected with the
+    channel's message (its number free for a corrected one), not left pending for good."""
+    world, order = await octopia_world()
+    receipt = await upload(world, order)
+    world.account().fail_next(PermanentChannelError("422: the invoice total is not the order's"))
+
+    assert await dispatch_command(world.hub, receipt.command_id) is Dispatched.FAILED
+
+    [invoice] = world.order().invoices
+    assert invoice.state is InvoiceState.REJECTED
+    assert invoice.channel_reason is not None
+    assert "the invoice total is not the order's" in invoice.channel_reason
+    codes = {a.code for a in world.order().attention}
+    assert codes == {AttentionCode.COMMAND_FAILED, AttentionCode.INVOICE_REJECTED}
+    assert "invoice.rejected" in world.feed_types()
+    corrected = await upload(world, order, content=PDF + b"fixed")
+    assert corrected.details["invoice_id"] != invoice.id
+
+
+async def test_an_upload_that_gave_up_leaves_the_invoice_pending() -> None:
+    """Transient failures until the cap say nothing of the channel's view: pending, with
+    the failed command listed (an operator retries it)."""
+    world, order = await octopia_world()
+    receipt = await upload(world, order)
+    world.account().fail_next(TransientChannelError("503"), times=20)
+    outcome = None
+    for _ in range(world.hub.retry.max_attempts):
+        outcome = await dispatch_command(world.hub, receipt.command_id)
+        world.clock.advance(world.hub.retry.max_seconds + 1)
+    assert outcome is Dispatched.FAILED
+    assert world.order().invoices[0].state is InvoiceState.PENDING

@@ -280,6 +280,11 @@ async def _end_failed(
             now=now,
             undo=refused,
         )
+        invoice_id = str(command.payload.get("invoice_id", ""))
+        if refused and command.kind is CommandKind.INVOICE and order.has_invoice(invoice_id):
+            # the channel refused the upload itself: the invoice is rejected with its
+            # message (its number free for a corrected one), never left pending
+            undone |= order.invoice_verdict(invoice_id, accepted=False, reason=error, now=now)
         command.result = {**command.result, "decision_undone": undone}
     if not await uow.commands.save(command, fence=fence):
         return Dispatched.STALE
