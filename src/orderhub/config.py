@@ -110,6 +110,10 @@ class ApiSettings(_Section, frozen=True):
     keys: tuple[ApiKey, ...] = ()
     console_log_sign_in: bool = False
     """Development only: log the console's address and the keys that may sign in at start."""
+    max_body_bytes: PositiveInt = 1_048_576
+    """The largest request body (API and webhooks; invoices have documents.max_bytes)."""
+    max_long_polls_per_key: PositiveInt = 4
+    """Feed reads with ``wait`` held open at once per API key and process."""
 
 
 class WebhookSettings(_Section, frozen=True):

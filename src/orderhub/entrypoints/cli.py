@@ -261,6 +261,8 @@ def web_settings(settings: Settings) -> WebSettings:
             for key in settings.api.keys
         ),
         metrics_renderer=lambda: render()[0],
+        max_body_bytes=settings.api.max_body_bytes,
+        max_long_polls_per_key=settings.api.max_long_polls_per_key,
         max_document_bytes=settings.documents.max_bytes,
         console_log_sign_in=settings.api.console_log_sign_in,
         overview_metrics_seconds=OVERVIEW_METRICS_SECONDS,

@@ -42,6 +42,9 @@ class WebSettings:
     metrics_renderer: MetricsRenderer | None = None
     max_body_bytes: int = 1_048_576
     max_document_bytes: int = 10 * 1024 * 1024  # an invoice's PDF (its route's own limit)
+    max_long_polls_per_key: int = 4
+    """Feed reads with ``wait`` held open at once per API key, in this process; one more is
+    a 429 (docs/limits.md)."""
     ready_check_timeout_seconds: float = 5.0
     console_log_sign_in: bool = False  # development: log the console's sign-in keys
     overview_metrics_seconds: float | None = None
@@ -59,5 +62,7 @@ class WebSettings:
             raise ValueError("two API keys share one secret")
         if self.max_body_bytes <= 0 or self.max_document_bytes <= 0:
             raise ValueError("max_body_bytes and max_document_bytes must be positive")
+        if self.max_long_polls_per_key <= 0:
+            raise ValueError("max_long_polls_per_key must be positive")
         if self.overview_metrics_seconds is not None and self.overview_metrics_seconds <= 0:
             raise ValueError("overview_metrics_seconds must be positive")
