@@ -259,7 +259,7 @@ async def test_migration_0004_keeps_stored_orders(empty_database_url: str) -> No
             row = {**order_row("O-1", "CO-1", 1), "needs_attention": False, "last_seq": 1}
             row["document"]["v"] = 2
             await connection.execute(tables.tables["orders"].insert(), [row])
-        await migrate(empty_database_url)
+        await migrate(empty_database_url, revision="0004")
         assert await current_revision(empty_database_url) == "0004"
         async with SqlUnitOfWorkFactory(engine)() as uow:
             order = await uow.orders.get("O-1")

@@ -153,7 +153,10 @@ feed_events = sa.Table(
     sa.Column("channel", sa.String(NAME), nullable=True),
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
     sa.Column("data", json_type(), nullable=False),
+    # the order's account (migration 0006): a limited API key reads only its own events
+    sa.Column("account", sa.String(NAME), nullable=True),
     sa.Index("ix_feed_events_occurred_at", "occurred_at"),
+    sa.Index("ix_feed_events_channel_account_seq", "channel", "account", "seq"),
 )
 
 FEED_COUNTER_ID: Final = 1
@@ -173,6 +176,14 @@ cursors = sa.Table(
     sa.Column("account", sa.String(NAME), primary_key=True),
     sa.Column("name", sa.String(NAME), primary_key=True),
     sa.Column("value", sa.Text(), nullable=False),
+)
+
+rate_budgets = sa.Table(
+    "rate_budgets",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    # the times (epoch seconds) of the spends still inside the window, at most its limit
+    sa.Column("spent", json_type(), nullable=False),
 )
 
 idempotency_keys = sa.Table(
