@@ -70,9 +70,24 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 class DatabaseSettings(_Section, frozen=True):
     url: Annotated[str, msgspec.Meta(min_length=1)] = "sqlite+aiosqlite:///./var/orderhub.db"
+    pool_size: PositiveInt = 20
+    """PostgreSQL: connections each process keeps open (every in-flight request or job
+    holds one for its unit of work)."""
+    max_overflow: Annotated[int, msgspec.Meta(ge=0)] = 10
+    """PostgreSQL: connections opened beyond ``pool_size`` under a burst, closed after."""
+    pool_pre_ping: bool = False
+    """PostgreSQL: test each connection at checkout (three round trips each time). Off: a
+    connection the server dropped fails its statement once, SQLAlchemy then invalidates
+    every older pooled connection, and the job or request is retried."""
+    pool_recycle_seconds: Positive = 1800.0
+    """PostgreSQL: a pooled connection older than this is replaced at its next checkout."""
 
     def __repr__(self) -> str:
-        return f"DatabaseSettings(url={redact_url(self.url)!r})"
+        return (
+            f"DatabaseSettings(url={redact_url(self.url)!r}, pool_size={self.pool_size}, "
+            f"max_overflow={self.max_overflow}, pool_pre_ping={self.pool_pre_ping}, "
+            f"pool_recycle_seconds={self.pool_recycle_seconds})"
+        )
 
     @property
     def is_sqlite(self) -> bool:
