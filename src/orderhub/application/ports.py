@@ -9,6 +9,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from orderhub.application.access import AccountLimit
 from orderhub.channels.spi import (
     ChannelCommand,
     Clock,
@@ -73,6 +74,7 @@ class FeedEntry:
     channel: str | None
     occurred_at: datetime
     data: dict[str, Any]
+    account: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -84,6 +86,8 @@ class OrderFilter:
     ship_by_before: datetime | None = None
     attention: bool | None = None
     fulfilled_by: OrderFulfilledBy | None = None
+    within: AccountLimit | None = None
+    """Only orders of these channels and accounts (a limited API key); None: every one."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -182,9 +186,15 @@ class CommandRepository(Protocol):
         read (``command.fence``): never a whole-row write over a claim made meanwhile."""
         ...
 
-    async def failed(self, *, limit: int) -> Sequence[ChannelCommand]: ...
+    async def failed(
+        self, *, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[ChannelCommand]:
+        """Failed commands (of the accounts ``within`` admits, when given)."""
+        ...
 
-    async def held(self, *, limit: int) -> Sequence[ChannelCommand]:
+    async def held(
+        self, *, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[ChannelCommand]:
         """Pending commands waiting behind a failed command of their order."""
         ...
 
@@ -223,7 +233,9 @@ class InboxRepository(Protocol):
 
     async def mark_queued(self, message_ids: Sequence[str], at: datetime) -> None: ...
 
-    async def failed(self, *, limit: int) -> Sequence[InboxMessage]: ...
+    async def failed(
+        self, *, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[InboxMessage]: ...
 
     async def prune(self, *, bodies_before: datetime, rows_before: datetime) -> tuple[int, int]:
         """Empty the bodies of messages processed before ``bodies_before`` and delete the
@@ -234,7 +246,16 @@ class InboxRepository(Protocol):
 
 
 class FeedReader(Protocol):
-    async def read(self, *, after: int, limit: int) -> Sequence[FeedEntry]: ...
+    async def read(
+        self, *, after: int, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[FeedEntry]:
+        """Events after ``after`` by ``seq``; with ``within``, only the events of those
+        channels and accounts (the others are skipped, their numbers too)."""
+        ...
+
+    async def head(self) -> int:
+        """The newest sequence committed (0: none yet): every event up to it is readable."""
+        ...
 
     async def oldest(self) -> int | None:
         """The lowest sequence still kept (None: the feed is empty)."""

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from orderhub.application.access import AccountLimit, admitted
 from orderhub.application.ports import (
     ChannelCommand,
     CommandState,
@@ -110,6 +111,7 @@ class _Orders:
                 )
                 and (filters.attention is None or order.needs_attention is filters.attention)
                 and (filters.fulfilled_by is None or order.fulfilled_by is filters.fulfilled_by)
+                and admitted(filters.within, order.channel, order.account)
                 and (after_seq is None or order.last_seq > after_seq)
             )
 
@@ -216,15 +218,25 @@ class _Commands:
         self._uow.pending_commands[command.id] = changed
         return True
 
-    async def failed(self, *, limit: int) -> Sequence[ChannelCommand]:
-        failed = [c for c in self._uow.db.commands.values() if c.state is CommandState.FAILED]
+    async def failed(
+        self, *, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[ChannelCommand]:
+        failed = [
+            c
+            for c in self._uow.db.commands.values()
+            if c.state is CommandState.FAILED and admitted(within, c.channel, c.account)
+        ]
         return [copy.deepcopy(c) for c in failed[:limit]]
 
-    async def held(self, *, limit: int) -> Sequence[ChannelCommand]:
+    async def held(
+        self, *, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[ChannelCommand]:
         held = [
             c
             for c in self._uow.db.commands.values()
-            if c.state is CommandState.PENDING and c.held_by is not None
+            if c.state is CommandState.PENDING
+            and c.held_by is not None
+            and admitted(within, c.channel, c.account)
         ]
         return [copy.deepcopy(c) for c in held[:limit]]
 
@@ -312,8 +324,14 @@ class _Inbox:
             message.queued_at = at
             self._uow.pending_messages[message_id] = message
 
-    async def failed(self, *, limit: int) -> Sequence[InboxMessage]:
-        failed = [m for m in self._uow.db.inbox.values() if m.state is InboxState.FAILED]
+    async def failed(
+        self, *, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[InboxMessage]:
+        failed = [
+            m
+            for m in self._uow.db.inbox.values()
+            if m.state is InboxState.FAILED and admitted(within, m.channel, m.account)
+        ]
         return [copy.deepcopy(m) for m in failed[:limit]]
 
     async def prune(self, *, bodies_before: datetime, rows_before: datetime) -> tuple[int, int]:
@@ -337,8 +355,18 @@ class _Feed:
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self._uow = uow
 
-    async def read(self, *, after: int, limit: int) -> Sequence[FeedEntry]:
-        return [e for e in self._uow.db.feed if e.seq > after][:limit]
+    async def read(
+        self, *, after: int, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[FeedEntry]:
+        found = [
+            e
+            for e in self._uow.db.feed
+            if e.seq > after and (within is None or within.admits(e.channel, e.account))
+        ]
+        return found[:limit]
+
+    async def head(self) -> int:
+        return self._uow.db.last_seq
 
     async def oldest(self) -> int | None:
         return self._uow.db.feed[0].seq if self._uow.db.feed else None
@@ -525,6 +553,7 @@ class FakeUnitOfWork:
                 type=event_type,
                 order_id=order.id if order else None,
                 channel=order.channel if order else None,
+                account=order.account if order else None,
                 occurred_at=now,
                 data=copy.deepcopy(data),
             )

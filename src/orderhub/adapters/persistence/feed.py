@@ -50,8 +50,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from orderhub.adapters.persistence import limits
 from orderhub.adapters.persistence.mapping import feed_entry_from_row
 from orderhub.adapters.persistence.tables import FEED_COUNTER_ID, feed_counter, feed_events
+from orderhub.application.access import AccountLimit
 from orderhub.application.ports import FeedEntry
 
 
@@ -64,6 +66,7 @@ class PendingEvent:
     channel: str | None
     occurred_at: datetime
     data: dict[str, Any]
+    account: str | None = None
 
 
 async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) -> range:
@@ -90,6 +93,7 @@ async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) ->
                 "type": event.type,
                 "order_id": event.order_id,
                 "channel": event.channel,
+                "account": event.account,
                 "occurred_at": event.occurred_at,
                 "data": event.data,
             }
@@ -99,13 +103,16 @@ async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) ->
     return seqs
 
 
-async def read(connection: AsyncConnection, *, after: int, limit: int) -> list[FeedEntry]:
+async def read(
+    connection: AsyncConnection, *, after: int, limit: int, within: AccountLimit | None = None
+) -> list[FeedEntry]:
+    """Events after ``after``; ``within``: only those of its channels and accounts, in the
+    query (a limited reader's page is full of its own events, the others skipped)."""
     if limit <= 0:
         return []
-    result = await connection.execute(
-        sa.select(feed_events)
-        .where(feed_events.c.seq > after)
-        .order_by(feed_events.c.seq)
-        .limit(limit)
-    )
+    f = feed_events.c
+    query = sa.select(feed_events).where(f.seq > after)
+    if within is not None:
+        query = query.where(limits.within(within, f.channel, f.account))
+    result = await connection.execute(query.order_by(f.seq).limit(limit))
     return [feed_entry_from_row(row) for row in result.mappings()]

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from orderhub.adapters.persistence import limits
 from orderhub.adapters.persistence.mapping import (
     command_from_row,
     command_to_row,
@@ -22,6 +23,7 @@ from orderhub.adapters.persistence.mapping import (
 )
 from orderhub.adapters.persistence.repositories import Transaction
 from orderhub.adapters.persistence.tables import channel_commands, inbox_messages
+from orderhub.application.access import AccountLimit
 from orderhub.application.ports import ChannelCommand, CommandState, InboxMessage, InboxState
 
 
@@ -124,14 +126,29 @@ class SqlCommandRepository:
         )
         return result.rowcount == 1
 
-    async def failed(self, *, limit: int) -> Sequence[ChannelCommand]:
-        return await self._listing(channel_commands.c.state == CommandState.FAILED.value, limit)
-
-    async def held(self, *, limit: int) -> Sequence[ChannelCommand]:
+    async def failed(
+        self, *, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[ChannelCommand]:
         c = channel_commands.c
         return await self._listing(
-            sa.and_(c.state == CommandState.PENDING.value, c.held_by.is_not(None)), limit
+            self._within(c.state == CommandState.FAILED.value, within), limit
         )
+
+    async def held(
+        self, *, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[ChannelCommand]:
+        c = channel_commands.c
+        condition = sa.and_(c.state == CommandState.PENDING.value, c.held_by.is_not(None))
+        return await self._listing(self._within(condition, within), limit)
+
+    @staticmethod
+    def _within(
+        condition: sa.ColumnElement[bool], limit: AccountLimit | None
+    ) -> sa.ColumnElement[bool]:
+        if limit is None:
+            return condition
+        c = channel_commands.c
+        return sa.and_(condition, limits.within(limit, c.channel, c.account))
 
     async def _listing(self, condition: sa.ColumnElement[bool], limit: int) -> list[ChannelCommand]:
         if limit <= 0:
@@ -259,15 +276,17 @@ class SqlInboxRepository:
                 .values(queued_at=at)
             )
 
-    async def failed(self, *, limit: int) -> Sequence[InboxMessage]:
+    async def failed(
+        self, *, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[InboxMessage]:
         if limit <= 0:
             return []
         m = inbox_messages.c
+        condition = m.state == InboxState.FAILED.value
+        if within is not None:
+            condition = sa.and_(condition, limits.within(within, m.channel, m.account))
         result = await self._tx.conn().execute(
-            sa.select(inbox_messages)
-            .where(m.state == InboxState.FAILED.value)
-            .order_by(m.received_at, m.id)
-            .limit(limit)
+            sa.select(inbox_messages).where(condition).order_by(m.received_at, m.id).limit(limit)
         )
         return [message_from_row(row) for row in result.mappings()]
 

@@ -19,8 +19,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderhub.adapters.persistence import feed
+from orderhub.adapters.persistence.limits import within
 from orderhub.adapters.persistence.mapping import order_from_row, order_to_row
-from orderhub.adapters.persistence.tables import cursors, feed_events, idempotency_keys, orders
+from orderhub.adapters.persistence.tables import (
+    FEED_COUNTER_ID,
+    cursors,
+    feed_counter,
+    feed_events,
+    idempotency_keys,
+    orders,
+)
+from orderhub.application.access import AccountLimit
 from orderhub.application.ports import (
     ChannelCommand,
     Clock,
@@ -158,6 +167,8 @@ class SqlOrderRepository:
             query = query.where(o.needs_attention == filters.attention)
         if filters.fulfilled_by is not None:
             query = query.where(o.fulfilled_by == filters.fulfilled_by.value)
+        if filters.within is not None:
+            query = query.where(within(filters.within, o.channel, o.account))
         if after_seq is not None:
             query = query.where(o.last_seq > after_seq)
         result = await self._tx.conn().execute(query.order_by(o.last_seq).limit(limit))
@@ -204,8 +215,17 @@ class SqlFeedReader:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
-    async def read(self, *, after: int, limit: int) -> Sequence[FeedEntry]:
-        return await feed.read(self._tx.conn(), after=after, limit=limit)
+    async def read(
+        self, *, after: int, limit: int, within: AccountLimit | None = None
+    ) -> Sequence[FeedEntry]:
+        return await feed.read(self._tx.conn(), after=after, limit=limit, within=within)
+
+    async def head(self) -> int:
+        result = await self._tx.conn().execute(
+            sa.select(feed_counter.c.last_seq).where(feed_counter.c.id == FEED_COUNTER_ID)
+        )
+        value = result.scalar_one_or_none()
+        return 0 if value is None else int(value)
 
     async def oldest(self) -> int | None:
         result = await self._tx.conn().execute(sa.select(sa.func.min(feed_events.c.seq)))

@@ -123,6 +123,7 @@ class SqlUnitOfWork:
                 type=event_type,
                 order_id=None if order is None else order.id,
                 channel=None if order is None else order.channel,
+                account=None if order is None else order.account,
                 occurred_at=self._clock.now(),
                 data=data,
             )
@@ -143,6 +144,7 @@ class SqlUnitOfWork:
                 type=str(event.type),
                 order_id=entry.order.id,
                 channel=entry.order.channel,
+                account=entry.order.account,
                 occurred_at=entry.order.updated_at,
                 data=event.data,
             )
