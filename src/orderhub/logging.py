@@ -3,19 +3,23 @@
 Standard-library loggers (uvicorn, dramatiq, sqlalchemy, httpx) go through the same
 processors, so every line carries the context bound with :func:`bound` or
 :func:`bind_context` (``request_id``, ``order_id``, ``channel``, ``account``,
-``command_id``). Values under secret-looking keys are masked before rendering."""
+``command_id``). Before a line is rendered, values under secret-looking keys, credentials
+and card numbers inside any text are masked (:mod:`orderhub.sanitize`), and on a console
+control characters are escaped: one event is one line, whatever a sender put in a value."""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any, Final
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from orderhub.sanitize import escape_controls, redact_text
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -23,34 +27,69 @@ __all__ = [
     "bound",
     "clear_context",
     "configure_logging",
+    "escape_control_characters",
     "get_logger",
     "redact_secrets",
 ]
 
 CONTEXT_KEYS: Final = ("request_id", "order_id", "channel", "account", "command_id", "message_id")
-_SECRET_KEY = re.compile(r"secret|token|password|passwd|authorization|api_?key|credential", re.I)
-_QUERY_SECRET = re.compile(
-    r"(?P<name>[?&](?:[\w.-]*(?:token|secret|password|api_?key|signature)[\w.-]*)=)[^&\s\"']+",
-    re.I,
+_SECRET_KEY = re.compile(
+    r"secret|token|password|passwd|authorization|api[-_]?key|credential|signature|cookie", re.I
 )
 _QUIET: Final = {"pika": logging.WARNING, "sqlalchemy.engine": logging.WARNING}
+_TRACEBACK: Final = "exception"  # a rendered traceback: its lines stay lines on a console
+_MAX_DEPTH: Final = 8
 
 
 def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    """Mask values logged under secret-looking keys (also inside nested mappings), and
-    secret query parameters in logged strings (``/webhooks/x/y?token=...`` in access logs)."""
-    return _mask(event_dict)
+    """Mask every value under a secret-looking key (at any depth), and credentials and card
+    numbers inside any logged string (:func:`orderhub.sanitize.redact_text`): the event,
+    an access log's ``?token=...``, an exception's message, a body's text."""
+    return {key: _redacted(key, value, 0) for key, value in event_dict.items()}
 
 
-def _mask(mapping: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key, value in mapping.items():
-        if _SECRET_KEY.search(key):
-            mapping[key] = "***"
-        elif isinstance(value, Mapping):
-            mapping[key] = _mask(dict(value))
-        elif isinstance(value, str) and "=" in value:
-            mapping[key] = _QUERY_SECRET.sub(r"\g<name>***", value)
-    return mapping
+def _redacted(key: object, value: Any, depth: int) -> Any:
+    if isinstance(key, str) and _SECRET_KEY.search(key) and value is not None:
+        return "***"
+    if isinstance(value, str):
+        return redact_text(value)
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {k: _redacted(k, v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(None, item, depth + 1) for item in value]
+    if isinstance(value, BaseException):
+        return redact_text(f"{type(value).__name__}: {value}")
+    return value
+
+
+def escape_control_characters(
+    _logger: WrappedLogger, _name: str, event_dict: EventDict
+) -> EventDict:
+    """One event, one line, no terminal escapes: control characters in keys and string
+    values (CR/LF, ESC, NUL, bidi overrides...) become visible escapes such as ``\\x1b``.
+    The JSON renderer escapes them itself; the console renderer prints strings as they are."""
+    return {
+        _escaped(key): value if key == _TRACEBACK else _escaped_value(value, 0)
+        for key, value in event_dict.items()
+    }
+
+
+def _escaped(text: str) -> str:
+    return escape_controls(text) if isinstance(text, str) else text
+
+
+def _escaped_value(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return escape_controls(value)
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {_escaped(k): _escaped_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped_value(item, depth + 1) for item in value]
+    return value
 
 
 def _shared_processors() -> list[Processor]:
@@ -60,7 +99,6 @@ def _shared_processors() -> list[Processor]:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact_secrets,
     ]
 
 
@@ -85,7 +123,6 @@ def configure_logging(
     structlog.configure(
         processors=[
             *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
@@ -93,7 +130,12 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,  # structlog.testing.capture_logs keeps working
     )
-    final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    # Redaction comes last before rendering, once everything is text: what a positional
+    # argument, an exception's message or a standard-library record put in is masked too.
+    final: list[Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+    ]
     if json:
         # structured tracebacks without local variables (they may hold secrets)
         final.append(
@@ -101,7 +143,14 @@ def configure_logging(
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             )
         )
-    final.append(renderer)
+        final += [redact_secrets, renderer]  # json.dumps escapes every control character
+    else:
+        final += [
+            structlog.processors.ExceptionRenderer(),  # plain text, so that it is redacted
+            redact_secrets,
+            escape_control_characters,
+            renderer,
+        ]
     formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)

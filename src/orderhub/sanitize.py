@@ -1,0 +1,140 @@
+"""Text that came from outside (webhook bodies and headers, paths, API input), made safe
+to show in logs, problem documents and the console.
+
+Two things, used by :mod:`orderhub.logging`, the web problems and the console:
+
+* :func:`escape_controls`: control characters as visible escapes (``\\x1b``, ``\\r``,
+  ``\\u202e``), so that a value cannot colour or clear a terminal, start a new log line,
+  or reverse the text around it.
+* :func:`redact_text`: secrets and card numbers masked inside free text, whatever key the
+  text sits under.
+
+Card numbers: a run of 13 to 19 digits, in groups separated by single spaces or dashes,
+that passes the Luhn check is masked but its last four digits (``************1111``).
+Groups are where a number may start or end: within ``4111111111111111 12/25`` the first
+group is a card; a run of 25 digits with no separator is not one (no card is that long).
+An id or EAN that happens to pass Luhn (about one in ten 13-digit numbers does) is masked
+too: a masked id costs a look-up, a logged card number costs the whole log store."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = ["CONTROL", "escape_controls", "luhn_valid", "mask_cards", "redact_text"]
+
+MASK: Final = "***"
+CONTROL: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+"""C0 and C1 controls, DEL, line and paragraph separators, and bidirectional overrides."""
+_SHORT: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+MIN_CARD_DIGITS: Final = 13
+MAX_CARD_DIGITS: Final = 19
+KEEP_DIGITS: Final = 4
+# digit groups joined by one space or dash; never glued to a longer run of digits
+_DIGIT_RUN: Final = re.compile(r"(?<![0-9])[0-9]+(?:[ -][0-9]+)*(?![0-9])")
+_GROUP: Final = re.compile(r"[0-9]+")
+
+_SECRET_NAME: Final = (
+    r"[\w.-]*(?:secret|token|password|passwd|authorization|api[-_]?key|credential|signature)"
+    r"[\w.-]*"
+)
+# "Bearer abc", "Basic dXNlcjpw": whatever scheme, the credential goes
+_AUTH_SCHEME: Final = re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)[^\s\"',;]{4,}", re.I)
+# token=abc (query strings), "password": "p w", client_secret: abc, 'token': 'abc'
+_NAMED_SECRET: Final = re.compile(
+    rf"(?P<name>[\"']?\b{_SECRET_NAME}[\"']?\s*[:=]\s*)"
+    r"(?:(?P<quote>[\"'])(?P<quoted>[^\"']*)(?P=quote)|(?P<bare>[^\s\"'&,;}\]]+))",
+    re.I,
+)
+_QUERY_KEY: Final = re.compile(r"(?P<name>[?&;](?:key|sig|code)=)[^&\s\"'#]+", re.I)
+_ALREADY_MASKED: Final = frozenset({MASK, "bearer", "basic", "token", "digest"})
+_KNOWN_FORMATS: Final = re.compile(
+    r"\bwhsec_[A-Za-z0-9+/=]{8,}"  # Standard Webhooks secrets
+    r"|\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"  # JSON web tokens
+)
+
+
+def escape_controls(text: str, *, keep: str = "") -> str:
+    """``text`` with every control character (but those in ``keep``) as a visible escape."""
+
+    def visible(found: re.Match[str]) -> str:
+        char = found.group()
+        if char in keep:
+            return char
+        if char in _SHORT:
+            return _SHORT[char]
+        code = ord(char)
+        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+    return CONTROL.sub(visible, text)
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def mask_cards(text: str) -> str:
+    """``text`` with every Luhn-valid 13-19 digit number masked but its last four digits."""
+    if sum(char.isdigit() for char in text) < MIN_CARD_DIGITS:
+        return text
+    return _DIGIT_RUN.sub(_mask_run, text)
+
+
+def _mask_run(found: re.Match[str]) -> str:
+    run = found.group()
+    groups = [(g.start(), g.end()) for g in _GROUP.finditer(run)]
+    masked = list(run)
+    first = 0
+    while first < len(groups):
+        end = _card_from(run, groups, first)
+        if end is None:
+            first += 1
+            continue
+        start, stop = groups[first][0], groups[end][1]
+        digits = [i for i in range(start, stop) if run[i].isdigit()]
+        for i in digits[:-KEEP_DIGITS]:
+            masked[i] = "*"
+        first = end + 1
+    return "".join(masked)
+
+
+def _card_from(run: str, groups: list[tuple[int, int]], first: int) -> int | None:
+    """The last group of the longest card number that starts at group ``first``."""
+    digits = ""
+    found = None
+    for last in range(first, len(groups)):
+        start, stop = groups[last]
+        digits += run[start:stop]
+        if len(digits) > MAX_CARD_DIGITS:
+            break
+        if len(digits) >= MIN_CARD_DIGITS and luhn_valid(digits):
+            found = last
+    return found
+
+
+def redact_text(text: str) -> str:
+    """``text`` with credentials (``Bearer ...``, ``token=...``, ``"password": "..."``,
+    webhook secrets, JWTs) and card numbers masked."""
+    text = _KNOWN_FORMATS.sub(MASK, text)
+    text = _AUTH_SCHEME.sub(rf"\1\2{MASK}", text)
+    text = _NAMED_SECRET.sub(_mask_named, text)
+    text = _QUERY_KEY.sub(rf"\g<name>{MASK}", text)
+    return mask_cards(text)
+
+
+def _mask_named(found: re.Match[str]) -> str:
+    quote = found.group("quote")
+    if quote:
+        return f"{found.group('name')}{quote}{MASK}{quote}"
+    if found.group("bare").lower() in _ALREADY_MASKED:
+        return found.group()  # "Authorization: Bearer ***": masked already
+    return f"{found.group('name')}{MASK}"

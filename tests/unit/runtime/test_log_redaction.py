@@ -1,0 +1,190 @@
+"""What never reaches a log line: secrets and card numbers (whatever key or text they sit
+in), raw control characters (one event is one line, on a console too)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from typing import Final
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orderhub.logging import configure_logging, get_logger
+from orderhub.sanitize import CONTROL, escape_controls, luhn_valid, mask_cards, redact_text
+
+PROPERTY: Final = settings(
+    max_examples=200, derandomize=True, database=None, deadline=None,
+    suppress_health_check=list(HealthCheck),
+)  # fmt: skip
+NOT_A_DIGIT: Final = st.characters(blacklist_characters="0123456789", codec="utf-8")
+HOSTILE: Final = "<script>alert(1)</script>\x1b[31m\r\nERROR forged line\x00\x07\u202e\x9b"
+
+
+def with_check_digit(body: str) -> str:
+    """``body`` and the digit that makes the whole Luhn-valid."""
+    return next(body + d for d in "0123456789" if luhn_valid(body + d))
+
+
+cards = st.integers(min_value=12, max_value=18).flatmap(
+    lambda n: st.text("0123456789", min_size=n, max_size=n).map(with_check_digit)
+)
+separators = st.sampled_from(["", " ", "-"])
+
+
+def formatted(card: str, separator: str) -> str:
+    return separator.join(card[i : i + 4] for i in range(0, len(card), 4))
+
+
+def masked_form(shown: str) -> str:
+    """Every digit a star but the last four; separators kept."""
+    keep = [i for i, char in enumerate(shown) if char.isdigit()][-4:]
+    return "".join(c if i in keep or not c.isdigit() else "*" for i, c in enumerate(shown))
+
+
+@PROPERTY
+@given(
+    card=cards,
+    separator=separators,
+    before=st.text(max_size=40),
+    after=st.text(max_size=40),
+    edge=st.tuples(NOT_A_DIGIT, NOT_A_DIGIT),
+)
+def test_a_luhn_valid_number_in_any_text_is_masked_but_its_last_four(
+    card: str, separator: str, before: str, after: str, edge: tuple[str, str]
+) -> None:
+    shown = formatted(card, separator)
+    text = f"{before}{edge[0]}{shown}{edge[1]}{after}"
+
+    masked = mask_cards(text)
+
+    assert shown not in masked
+    assert masked_form(shown) in masked
+    assert len(masked) == len(text)
+
+
+@PROPERTY
+@given(
+    digits=st.text("0123456789", min_size=13, max_size=19),
+    text=st.text(NOT_A_DIGIT, max_size=20),
+)
+def test_numbers_that_fail_luhn_are_left_alone(digits: str, text: str) -> None:
+    if luhn_valid(digits):
+        digits = digits[:-1] + str((int(digits[-1]) + 1) % 10)  # one off: never valid
+    line = f"order {digits} {text}"
+
+    assert mask_cards(line) == line
+
+
+@PROPERTY
+@given(text=st.text(NOT_A_DIGIT, max_size=60))
+def test_text_without_digits_is_unchanged_by_card_masking(text: str) -> None:
+    assert mask_cards(text) == text
+
+
+def test_the_rule_on_ids_and_eans_in_examples() -> None:
+    assert mask_cards("EAN 4006381333931") == "EAN 4006381333931"  # fails Luhn: kept
+    assert mask_cards("id 1234567890123456789012345") == "id 1234567890123456789012345"  # > 19
+    assert mask_cards("4111111111111111 12/25") == "************1111 12/25"  # a group ends it
+    assert mask_cards("4111 1111 1111 1111") == "**** **** **** 1111"
+    assert mask_cards("short 4111 1111") == "short 4111 1111"
+    assert mask_cards("ORD-378282246310005") == "ORD-***********0005"  # Luhn-valid id: masked
+
+
+@PROPERTY
+@given(
+    name=st.sampled_from(
+        ["token", "access_token", "client_secret", "password", "api_key", "Authorization",
+         "x-api-key", "webhook-signature", "refresh_token"]
+    ),
+    secret=st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", min_size=8,
+                   max_size=40),
+    shape=st.sampled_from(['{name}={secret}', '"{name}": "{secret}"', "'{name}': '{secret}'",
+                           "{name}: {secret}", "/x?a=1&{name}={secret}&b=2",
+                           "Bearer {secret}", "{name}: Basic {secret}"]),
+    before=st.text(max_size=20),
+    after=st.text(max_size=20),
+)  # fmt: skip
+def test_credentials_inside_any_text_are_masked(
+    name: str, secret: str, shape: str, before: str, after: str
+) -> None:
+    text = f"{before} {shape.format(name=name, secret='S3CR3T' + secret)} {after}"
+
+    assert "S3CR3T" not in redact_text(text)
+
+
+@PROPERTY
+@given(text=st.text(max_size=80))
+def test_escaped_text_has_no_control_characters_and_reads_back(text: str) -> None:
+    escaped = escape_controls(text)
+
+    assert CONTROL.search(escaped) is None
+    if CONTROL.search(text) is None:
+        assert escaped == text
+
+
+def captured(*, json_lines: bool) -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(level="DEBUG", json=json_lines, stream=stream)
+    return stream
+
+
+def log_everything() -> None:
+    log = get_logger("orderhub.test")
+    log.info(
+        f"webhook from {HOSTILE}",
+        customer=HOSTILE,
+        headers={"x-note": HOSTILE, "authorization": "Bearer AUTH-SECRET-1"},
+        body='{"card": "4111 1111 1111 1111", "password": "PW-SECRET-2"}',
+        lines=[HOSTILE, "api_key=KEY-SECRET-3"],
+        error=ValueError("client_secret=CS-SECRET-4"),
+    )
+    log.warning("refused %s", "Bearer POSITIONAL-SECRET-5")
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/1.1" %d', "10.0.0.1", "POST", "/webhooks/x/y?token=PT-SECRET-6", 202
+    )
+    try:
+        raise RuntimeError(f"card 5555555555554444 {HOSTILE} token=EXC-SECRET-7")
+    except RuntimeError:
+        log.exception("failed")
+
+
+SECRETS: Final = (
+    "AUTH-SECRET-1", "PW-SECRET-2", "KEY-SECRET-3", "CS-SECRET-4", "POSITIONAL-SECRET-5",
+    "PT-SECRET-6", "EXC-SECRET-7", "4111 1111 1111 1111", "5555555555554444",
+)  # fmt: skip
+
+
+def test_json_lines_carry_no_secret_no_card_and_one_event_per_line() -> None:
+    stream = captured(json_lines=True)
+
+    log_everything()
+
+    text = stream.getvalue()
+    for secret in SECRETS:
+        assert secret not in text
+    assert "**** **** **** 1111" in text
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)  # only the line ends
+    records = [json.loads(line) for line in text.splitlines()]
+    assert len(records) == 4
+    assert records[0]["customer"] == HOSTILE  # escaped by JSON, read back as sent
+    assert HOSTILE in records[0]["event"]
+
+
+def test_console_lines_carry_no_secret_no_card_and_no_raw_control_character() -> None:
+    stream = captured(json_lines=False)
+
+    log_everything()
+
+    text = stream.getvalue()
+    for secret in SECRETS:
+        assert secret not in text
+    events, _, traceback = text.partition("Traceback")
+    assert len(events.splitlines()) == 4  # the forged line stays inside its event
+    assert "ERROR forged line" not in "".join(line[:40] for line in events.splitlines())
+    assert CONTROL.search(events.replace("\n", "")) is None
+    assert "\\x1b[31m\\r\\nERROR forged line\\x00\\x07\\u202e\\x9b" in events
+    assert "<script>" in events  # a log is text, not HTML: shown as sent, escapes aside
+    assert "RuntimeError: card ************4444" in traceback
