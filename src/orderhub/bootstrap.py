@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orderhub.adapters.clock import SystemClock, uuid7
-from orderhub.adapters.persistence import SqlUnitOfWorkFactory, create_engine, ping
+from orderhub.adapters.persistence import PoolOptions, SqlUnitOfWorkFactory, create_engine, ping
+from orderhub.adapters.persistence.budgets import SqlRateBudget
 from orderhub.adapters.queue.dramatiq_queue import DramatiqQueue, make_broker, middleware_stack
 from orderhub.adapters.queue.inprocess import InProcessQueue
 from orderhub.application.hub import Hub
 from orderhub.application.ports import Clock, CommandQueue, UnitOfWorkFactory
 from orderhub.channels.registry import ChannelRegistry, discover
+from orderhub.channels.spi import AccountServices
 from orderhub.config import Settings
 from orderhub.logging import get_logger
 
@@ -76,6 +78,8 @@ def bootstrap(
         clock=the_clock,
         ids=uuid7,
         queue=queue,
+    if resources.engine is not None:  # else a test's own unit of work: each account counts alone
+        registry.bind(AccountServices(budget=SqlRateBudget(resources.engine, the_clock)))
         retry=settings.retry.policy(),
         invoices=settings.invoices.policy(settings.documents),
     )

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from orderhub.channels.spi import ENTRY_POINT_GROUP, AccountConfig, ChannelAccount, ChannelPlugin
+import structlog
+
+from orderhub.channels.spi import (
+    ENTRY_POINT_GROUP,
+    AccountConfig,
+    AccountServices,
+    ChannelAccount,
+    ChannelPlugin,
+)
 from orderhub.domain.errors import DomainError
+
+log = structlog.get_logger(__name__)
 
 
 class ChannelNotFound(DomainError):
@@ -90,6 +101,26 @@ class ChannelRegistry:
 
     def accounts(self) -> Iterator[ChannelAccount]:
         return iter(self._accounts.values())
+
+    def bind(self, services: AccountServices) -> None:
+        """Lend every open account the hub's services (its shared rate budget)."""
+        for account in self._accounts.values():
+            account.bind(services)
+
+    async def warm(self) -> None:
+        """Every account's :meth:`~ChannelAccount.warm`, together; a failure is logged."""
+        accounts = list(self._accounts.values())
+        results = await asyncio.gather(*(a.warm() for a in accounts), return_exceptions=True)
+        for account, result in zip(accounts, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                log.warning(
+                    "channel.warm_failed",
+                    channel=account.channel,
+                    account=account.name,
+                    error=f"{type(result).__name__}: {result}",
+                )
 
     async def aclose(self) -> None:
         for account in self._accounts.values():

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
+from orderhub.channels.budget import LocalRateBudget, RateBudget
 from orderhub.channels.invoicing import CommandDocument as CommandDocument
 from orderhub.channels.invoicing import InvoiceVerdict as InvoiceVerdict
 from orderhub.domain.capabilities import Capabilities
@@ -348,6 +349,15 @@ class CheckReport:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class AccountServices:
+    """What the hub lends an open account (:meth:`ChannelAccount.bind`): ``budget``, a
+    :class:`RateBudget` shared by every process of the hub (its database), for a channel
+    that limits how often it is asked."""
+
+    budget: RateBudget = field(default_factory=LocalRateBudget)
+
+
 class ChannelAccount:
     """One seller account on one channel. Override what the channel needs; the optional
     hooks do nothing by default."""
@@ -355,6 +365,16 @@ class ChannelAccount:
     def __init__(self, config: AccountConfig, capabilities: Capabilities) -> None:
         self.config = config
         self.capabilities = capabilities
+        self.services = AccountServices()  # this process's own until the hub binds its own
+
+    def bind(self, services: AccountServices) -> None:
+        """The hub's services, given once the account is opened (before any other call)."""
+        self.services = services
+
+    async def warm(self) -> None:
+        """Load what :meth:`preflight` needs from the channel (reference lists): awaited
+        once in the background by each API process at start. Errors are logged; the
+        adapter retries on its own schedule."""
 
     @property
     def channel(self) -> str:

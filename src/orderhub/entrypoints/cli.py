@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -270,6 +271,19 @@ def web_settings(settings: Settings) -> WebSettings:
 
 
 @asynccontextmanager
+async def warm_channels(hub: Hub) -> AsyncIterator[None]:
+    """The accounts' reference lists for pre-flight checks (Octopia's carriers), loaded in
+    the background so that a channel down at start delays nothing; stopped with the server."""
+    task = asyncio.get_running_loop().create_task(hub.channels.warm(), name="channels.warm")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@asynccontextmanager
 async def embedded_runtime(hub: Hub, settings: Settings) -> AsyncIterator[None]:
     """Embedded mode, inside the app's lifespan: start the in-process queue and the
     scheduler with the server, stop them (scheduler first) when it stops."""
@@ -313,7 +327,7 @@ async def serve(
 
         @asynccontextmanager
         async def lifespan(_app: object) -> AsyncIterator[None]:
-            async with embedded_runtime(hub, settings):
+            async with embedded_runtime(hub, settings), warm_channels(hub):
                 if on_started is not None:
                     on_started()
                 yield

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
+from structlog.testing import capture_logs
 
 from orderhub.adapters.clock import SystemClock, uuid7
 from orderhub.adapters.persistence import SqlUnitOfWorkFactory
+from orderhub.adapters.persistence.budgets import SqlRateBudget
 from orderhub.adapters.queue.dramatiq_queue import DramatiqQueue
 from orderhub.adapters.queue.inprocess import InProcessQueue
 from orderhub.application.hub import RetryPolicy
 from orderhub.bootstrap import aclose, bootstrap, build_registry, ready_checks, resources
+from orderhub.channels.budget import LocalRateBudget
 from orderhub.channels.registry import PluginLoadError
 from orderhub.config import Settings, load_settings
 from orderhub.testing.fakes import FakeUnitOfWorkFactory
@@ -151,3 +154,49 @@ def test_registry_is_limited_to_the_enabled_channels() -> None:
 def test_enabled_channels_that_are_not_installed_are_refused() -> None:
     with pytest.raises(PluginLoadError, match="enabled channels not installed: nowhere"):
         build_registry(settings_with(channels__enabled="nowhere"))
+
+
+async def test_every_account_spends_from_the_databases_shared_budget(tmp_path: Path) -> None:
+    settings = settings_with(database__url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    script = Script()
+    reg = registry(script, "a", "b")
+    before = [account.services.budget for account in reg.accounts()]
+    hub = bootstrap(settings, registry=reg)
+    try:
+        budgets = [account.services.budget for account in hub.channels.accounts()]
+        shared = budgets[0]
+        assert isinstance(shared, SqlRateBudget)
+        assert all(b is shared for b in budgets)  # one budget, the database's, for all
+        assert all(b is not shared for b in before)  # each counted alone before binding
+    finally:
+        await aclose(hub)
+
+
+async def test_a_hub_on_a_fake_unit_of_work_leaves_each_account_its_own_budget() -> None:
+    reg = registry(Script(), "a", "b")
+    hub = bootstrap(settings_with(), uow=FakeUnitOfWorkFactory(), registry=reg)
+    try:
+        budgets = [account.services.budget for account in hub.channels.accounts()]
+        assert all(isinstance(b, LocalRateBudget) for b in budgets)
+        assert budgets[0] is not budgets[1]
+    finally:
+        await aclose(hub)
+
+
+async def test_warming_the_channels_logs_a_failure_and_warms_the_rest() -> None:
+    reg = registry(Script(), "a", "b")
+    warmed: list[str] = []
+    for account in reg.accounts():
+
+        async def warm(name: str = account.name) -> None:
+            if name == "a":
+                raise RuntimeError("carriers unavailable")
+            warmed.append(name)
+
+        account.warm = warm  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        await reg.warm()
+    assert warmed == ["b"]
+    [failure] = [e for e in logs if e["event"] == "channel.warm_failed"]
+    assert failure["account"] == "a"
+    assert "carriers unavailable" in failure["error"]

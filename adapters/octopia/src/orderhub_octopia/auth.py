@@ -2,9 +2,12 @@
 
 One :class:`TokenSource` per account: the token is reused for its lifetime (2 h) less a
 margin, shared by every task (one fetch at a time), and the token endpoint is never asked
-more than ``per_hour`` times in any hour, failures included; after a failed fetch it is
-not asked again before a growing pause. Either limit answers a transient error with the
-time to wait, so the hub's outbox retries later instead of burning the quota.
+more than ``per_hour`` times in any hour, failures included: each request is spent from a
+:class:`~orderhub.channels.budget.RateBudget` keyed by the client id, which the hub shares
+between all its processes (:meth:`TokenSource.share`; alone, one process counts for
+itself). After a failed fetch the endpoint is not asked again before a growing pause.
+Either limit answers a transient error with the time to wait, so the hub's outbox retries
+later instead of burning the quota.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -20,6 +22,7 @@ from typing import Final
 import httpx
 import msgspec
 
+from orderhub.channels.budget import LocalRateBudget, RateBudget
 from orderhub.channels.spi import ChannelConfigurationError, TransientChannelError
 from orderhub_octopia import wire
 
@@ -68,15 +71,19 @@ class TokenSource:
         self.clock = clock
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
-        self._requests: deque[float] = deque()  # when each token request was sent
+        self._budget: RateBudget = LocalRateBudget(lambda: self.clock())
         self._paused_until = 0.0
         self._pause = FIRST_PAUSE
         self.fetched = 0  # token requests sent (for tests and logs)
 
     @property
-    def requests_in_window(self) -> int:
-        self._prune()
-        return len(self._requests)
+    def budget_key(self) -> str:
+        """One quota per client: accounts that share a client share its budget."""
+        return f"octopia:token:{self.credentials.client_id}"
+
+    def share(self, budget: RateBudget) -> None:
+        """Count token requests in ``budget`` (the hub's, shared by all its processes)."""
+        self._budget = budget
 
     async def token(self) -> str:
         cached = self._token
@@ -108,27 +115,28 @@ class TokenSource:
         """A call went through: the pause after failures starts short again."""
         self._pause = FIRST_PAUSE
 
-    def _prune(self) -> None:
-        horizon = self.clock() - WINDOW_SECONDS
-        while self._requests and self._requests[0] <= horizon:
-            self._requests.popleft()
-
-    def _admit(self) -> None:
+    async def _admit(self) -> None:
         now = self.clock()
         if now < self._paused_until:
             wait = self._paused_until - now
             raise TokenUnavailable(
                 f"Octopia token endpoint: paused {wait:.0f} s after a failure", retry_after=wait
             )
-        self._prune()
-        if len(self._requests) >= self._per_hour:
-            wait = self._requests[0] + WINDOW_SECONDS - now
+        try:
+            wait_for = await self._budget.spend(
+                self.budget_key, limit=self._per_hour, window_seconds=WINDOW_SECONDS
+            )
+        except Exception as exc:  # the shared budget unreadable (its database down)
+            raise TokenUnavailable(
+                f"Octopia token quota unreadable ({type(exc).__name__}): no token asked for",
+                retry_after=FIRST_PAUSE,
+            ) from exc
+        if wait_for is not None:
             raise TokenUnavailable(
                 f"Octopia token quota: {self._per_hour} token requests in the last hour; "
-                f"next one in {wait:.0f} s",
-                retry_after=wait,
+                f"next one in {wait_for:.0f} s",
+                retry_after=wait_for,
             )
-        self._requests.append(now)
         self.fetched += 1
 
     def _failed(self) -> float:
@@ -138,7 +146,7 @@ class TokenSource:
         return pause
 
     async def _fetch(self) -> _Token:
-        self._admit()
+        await self._admit()
         creds = self.credentials
         form = {
             "grant_type": "client_credentials",

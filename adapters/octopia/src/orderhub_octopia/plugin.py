@@ -15,6 +15,7 @@ import structlog
 
 from orderhub.channels.spi import (
     AccountConfig,
+    AccountServices,
     ChannelAccount,
     ChannelConfigurationError,
     ChannelError,
@@ -77,6 +78,15 @@ class OctopiaAccount(ChannelAccount):
         self._carriers: dict[str, str] | None = None  # carrier key -> label to send
         self._carriers_at = 0.0
         self._carrier_task: asyncio.Task[None] | None = None
+
+    def bind(self, services: AccountServices) -> None:
+        super().bind(services)
+        self.client.tokens.share(services.budget)  # one token quota for all the hub's processes
+
+    async def warm(self) -> None:
+        """The carrier list, for :meth:`preflight` to refuse an unknown carrier at once."""
+        if self.settings.carriers is None and self._carriers is None:
+            await self.load_carriers()
 
     # --- intake -----------------------------------------------------------------------
 
