@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orderhub.adapters.clock import SystemClock, uuid7
-from orderhub.adapters.persistence import PoolOptions, SqlUnitOfWorkFactory, create_engine, ping
+from orderhub.adapters.persistence import SqlUnitOfWorkFactory, create_engine, ping
 from orderhub.adapters.persistence.budgets import SqlRateBudget
 from orderhub.adapters.queue.dramatiq_queue import DramatiqQueue, make_broker, middleware_stack
 from orderhub.adapters.queue.inprocess import InProcessQueue
