@@ -14,6 +14,7 @@ import dramatiq
 import msgspec
 import pytest
 from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 from structlog.testing import capture_logs
 
@@ -26,6 +27,7 @@ from orderhub.adapters.queue.dramatiq_queue import (
     middleware_stack,
     set_hub,
 )
+from orderhub.adapters.queue.redis_batch import enqueue_many
 from orderhub.application.hub import Hub, RetryPolicy
 from orderhub.application.ports import CommandState, InboxMessage, InboxState
 from orderhub.channels.registry import ChannelRegistry, LoadedPlugin
@@ -191,3 +193,35 @@ def test_enqueue_to_an_unreachable_broker_is_logged_not_raised(target: BrokerTar
 
     failed = [(e["what"], e["id"]) for e in logs if e["event"] == "queue.enqueue_failed"]
     assert failed == [("command", "c-1"), ("inbox", "m-1")]
+
+
+def test_a_burst_runs_each_job_once_and_a_delayed_one_after_its_delay(rig: Rig) -> None:
+    """Many ids at once: on Redis they go in pipelined batches (one round trip each)."""
+    ids = [f"burst-{i}" for i in range(150)]
+    enqueued = time.monotonic()
+    rig.queue.enqueue_command("burst-late", delay_seconds=1.0)
+    for ident in ids:
+        rig.queue.enqueue_command(ident)
+    assert rig.queue.flush(timeout=30)
+    rig.wait_for(lambda: all(rig.runs.finished[(DISPATCH_ACTOR, i)] for i in [*ids, "burst-late"]))
+
+    assert {i: rig.runs.finished[(DISPATCH_ACTOR, i)] for i in ids} == dict.fromkeys(ids, 1)
+    (started,) = rig.runs.started_at[(DISPATCH_ACTOR, "burst-late")]
+    assert started - enqueued >= 1.0
+
+
+def test_a_batch_is_sent_again_once_redis_forgot_the_script(rig: Rig, target: BrokerTarget) -> None:
+    if target.kind != "redis":
+        return  # a Redis script; RabbitMQ publishes one message at a time
+    broker = rig.queue.broker
+    assert isinstance(broker, RedisBroker)
+    broker.client.script_flush()  # what a Redis restart does to the loaded scripts
+    messages = [
+        (rig.queue.actors.dispatch.message_with_options(args=(f"flushed-{i}",)), None)
+        for i in range(3)
+    ]
+
+    enqueue_many(broker, messages)
+
+    rig.wait_for(lambda: all(rig.runs.finished[(DISPATCH_ACTOR, f"flushed-{i}")] for i in range(3)))
+    assert [rig.runs.finished[(DISPATCH_ACTOR, f"flushed-{i}")] for i in range(3)] == [1, 1, 1]

@@ -343,3 +343,57 @@ def test_delays_reach_the_delay_queues_of_both_kinds() -> None:
     assert [queued(broker, f"orderhub.{q}.DQ") for q in ("inbox", "commands")] == [1, 1]
     assert queued(broker, "orderhub.inbox") == 1
     queue.close()
+
+
+def test_what_piles_up_during_a_send_goes_in_one_batch_in_order() -> None:
+    release = threading.Event()
+    singles: list[str] = []
+    batches: list[list[str]] = []
+
+    def send(item: str) -> None:
+        singles.append(item)
+        assert release.wait(30), "never released"
+
+    publisher: BackgroundPublisher[str] = BackgroundPublisher(
+        send, send_many=batches.append, batch=3, on_give_up=lambda *a: None
+    )
+    assert publisher.submit("a")
+    deadline = time.monotonic() + 10
+    while not singles and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for item in "bcdef":  # while "a" is being sent
+        assert publisher.submit(item)
+    release.set()
+    assert publisher.flush(timeout=10)
+    publisher.close(timeout=10)
+
+    assert singles == ["a"]
+    assert batches == [["b", "c", "d"], ["e", "f"]]
+
+
+def test_a_failed_batch_gives_up_each_of_its_items() -> None:
+    release = threading.Event()
+    given_up: list[tuple[str, GiveUpReason]] = []
+    entered = threading.Event()
+
+    def send(item: str) -> None:
+        entered.set()
+        assert release.wait(30), "never released"
+
+    def send_many(items: list[str]) -> None:
+        raise redis.ConnectionError("gone")
+
+    publisher: BackgroundPublisher[str] = BackgroundPublisher(
+        send,
+        send_many=send_many,
+        on_give_up=lambda item, reason, exc: given_up.append((item, reason)),
+    )
+    assert publisher.submit("a")
+    assert entered.wait(10)
+    for item in "bc":
+        assert publisher.submit(item)
+    release.set()
+    assert publisher.flush(timeout=10)
+    publisher.close(timeout=10)
+
+    assert given_up == [("b", "error"), ("c", "error")]

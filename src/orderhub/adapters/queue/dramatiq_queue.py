@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
 
 from orderhub.adapters.queue import jobs
 from orderhub.adapters.queue.brokers import (
@@ -41,11 +42,13 @@ from orderhub.adapters.queue.brokers import (
     service_thread_connection,
 )
 from orderhub.adapters.queue.publisher import (
+    DEFAULT_BATCH,
     DEFAULT_CAPACITY,
     BackgroundPublisher,
     Breaker,
     GiveUpReason,
 )
+from orderhub.adapters.queue.redis_batch import enqueue_many
 from orderhub.application.hub import Hub, RetryPolicy
 from orderhub.logging import get_logger
 from orderhub.metrics import ENQUEUE_FAILURES, ENQUEUE_GIVEN_UP, ENQUEUE_PUBLISH_SECONDS
@@ -198,6 +201,9 @@ class DramatiqQueue:
         self.publisher: BackgroundPublisher[Outgoing] = BackgroundPublisher(
             self._send,
             on_give_up=self._given_up,
+            # Redis: what piled up goes in one pipeline (one round trip for the lot)
+            send_many=self._send_many if isinstance(broker, RedisBroker) else None,
+            batch=DEFAULT_BATCH,
             on_sent=self._sent,
             classify=lambda exc: "timeout" if is_timeout(exc) else "error",
             on_idle=lambda: service_thread_connection(broker),
@@ -259,6 +265,18 @@ class DramatiqQueue:
         actor = self.actors.dispatch if outgoing.what == "command" else self.actors.inbox
         delay = outgoing.delay_ms(time.monotonic())
         actor.send_with_options(args=(outgoing.ident,), delay=delay)
+
+    def _send_many(self, batch: list[Outgoing]) -> None:
+        """On a publisher thread, Redis only: the batch in one pipeline."""
+        assert isinstance(self.broker, RedisBroker)
+        now = time.monotonic()
+        messages = []
+        for outgoing in batch:
+            actor = self.actors.dispatch if outgoing.what == "command" else self.actors.inbox
+            messages.append(
+                (actor.message_with_options(args=(outgoing.ident,)), outgoing.delay_ms(now))
+            )
+        enqueue_many(self.broker, messages)
 
     def _sent(self, outgoing: Outgoing) -> None:
         ENQUEUE_PUBLISH_SECONDS.labels(outgoing.what).observe(time.monotonic() - outgoing.handed_at)
