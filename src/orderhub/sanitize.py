@@ -41,16 +41,21 @@ _SECRET_NAME: Final = (
     r"[\w.-]*(?:secret|token|password|passwd|authorization|api[-_]?key|credential|signature)"
     r"[\w.-]*"
 )
-# "Bearer abc", "Basic dXNlcjpw": whatever scheme, the credential goes
-_AUTH_SCHEME: Final = re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)[^\s\"',;]{4,}", re.I)
-# token=abc (query strings), "password": "p w", client_secret: abc, 'token': 'abc'
+_SCHEME: Final = r"(?:Bearer|Basic|Token|Digest)"
+# "Bearer abc.123", "Basic dXNlcjpw0=": a credential has a digit or token punctuation,
+# so that prose ("the bearer token is not valid") stays readable
+_AUTH_SCHEME: Final = re.compile(
+    rf"\b({_SCHEME})(\s+)(?=[^\s\"',;]*[0-9._~+/=-])[^\s\"',;]{{6,}}", re.I
+)
+# token=abc (query strings), "password": "p w", client_secret: abc, 'token': 'abc',
+# Authorization: Bearer abc (the scheme and the credential)
 _NAMED_SECRET: Final = re.compile(
     rf"(?P<name>[\"']?\b{_SECRET_NAME}[\"']?\s*[:=]\s*)"
-    r"(?:(?P<quote>[\"'])(?P<quoted>[^\"']*)(?P=quote)|(?P<bare>[^\s\"'&,;}\]]+))",
+    r"(?:(?P<quote>[\"'])(?P<quoted>[^\"']*)(?P=quote)"
+    rf"|(?P<bare>(?:{_SCHEME}\s+)?[^\s\"'&,;}}\]]+))",
     re.I,
 )
 _QUERY_KEY: Final = re.compile(r"(?P<name>[?&;](?:key|sig|code)=)[^&\s\"'#]+", re.I)
-_ALREADY_MASKED: Final = frozenset({MASK, "bearer", "basic", "token", "digest"})
 _KNOWN_FORMATS: Final = re.compile(
     r"\bwhsec_[A-Za-z0-9+/=]{8,}"  # Standard Webhooks secrets
     r"|\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"  # JSON web tokens
@@ -135,6 +140,4 @@ def _mask_named(found: re.Match[str]) -> str:
     quote = found.group("quote")
     if quote:
         return f"{found.group('name')}{quote}{MASK}{quote}"
-    if found.group("bare").lower() in _ALREADY_MASKED:
-        return found.group()  # "Authorization: Bearer ***": masked already
     return f"{found.group('name')}{MASK}"

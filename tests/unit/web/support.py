@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
+from urllib.parse import unquote
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -38,7 +39,16 @@ from orderhub.domain.model import (
     Order,
     Unit,
 )
-from orderhub.domain.values import FulfilledBy, Initiator, Money, Price, Reason, RequestState
+from orderhub.domain.values import (
+    Address,
+    Customer,
+    FulfilledBy,
+    Initiator,
+    Money,
+    Price,
+    Reason,
+    RequestState,
+)
 from orderhub.entrypoints.web import ApiKey
 from orderhub.entrypoints.web.webhook_auth import sign
 from orderhub.testing.fakes import (
@@ -106,7 +116,8 @@ def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:
      "lines": [{"id": "a", "sku": "SKU-A", "quantity": 2, "price": 1999,
                 "serial": true, "parent": null, "units": ["u1", "u2"]}],
      "cancellation": {"id": "c1", "state": "requested", "lines": [["a", 1]]},
-     "fulfilments": {"F1": "channel"}}  (a line names its own with "fulfilment": "F1")
+     "fulfilments": {"F1": "channel"},  (a line names its own with "fulfilment": "F1")
+     "customer": {"name": "Ada"}, "address": {"line1": "1 Main St", "city": "Paris"}}
     """
     currency = data.get("currency", "EUR")
     lines = tuple(
@@ -144,6 +155,8 @@ def snapshot_from(data: Mapping[str, Any]) -> ChannelSnapshot:
         currency=currency,
         ship_by=datetime.fromisoformat(data["ship_by"]) if data.get("ship_by") else None,
         released=data.get("released", False),
+        customer=Customer(**data["customer"]) if data.get("customer") else None,
+        shipping_address=Address(**data["address"]) if data.get("address") else None,
         cancellations=cancellations,
         fulfilments=tuple(
             FulfilmentSnapshot(channel_fulfilment_id=fid, fulfilled_by=FulfilledBy(by))
@@ -299,6 +312,6 @@ def assert_problem(response: Any, status: int, rule: str) -> dict[str, Any]:
     assert body["rule"] == rule
     assert body["title"]
     assert body["detail"]
-    assert body["instance"] == response.request.url.path
+    assert unquote(body["instance"]) == response.request.url.path  # percent-encoded
     assert body["request_id"] == response.headers["x-request-id"]
     return body

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
+from urllib.parse import quote
 
 import msgspec
 import structlog
@@ -40,6 +41,7 @@ from orderhub.domain.errors import (
 )
 from orderhub.entrypoints.web.middleware import request_id_of
 from orderhub.entrypoints.web.schemas import FieldError, Problem
+from orderhub.sanitize import escape_controls
 
 PROBLEM_BASE: Final = "https://orderhub.dev/problems/"
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
@@ -76,6 +78,7 @@ HTTP_RULES: Final[Mapping[int, str]] = {
     503: "service-unavailable",
 }
 
+URI_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar, unreserved: kept as they are
 BODY_PARAMETER: Final = "data"  # what Litestar calls the body in its validation errors
 _NAMED_FIELD: Final = re.compile(r"(?:unknown|required) field `([^`]+)`")
 
@@ -138,16 +141,29 @@ def problem(
     errors: Sequence[FieldError] = (),
     checks: Mapping[str, bool] | None = None,
 ) -> Problem:
+    """A problem document; what it echoes of the request (a field name, a value) has its
+    control characters escaped and the path is percent-encoded, so that a terminal showing
+    the document shows them instead of obeying them."""
     return Problem(
         type=PROBLEM_BASE + rule,
         title=title_of(rule),
         status=status,
-        detail=detail,
-        instance=scope["path"],  # never the query string: it may hold a webhook path token
+        detail=escape_controls(detail),
+        # a URI reference, as the client wrote it; never the query string (it may hold a
+        # webhook path token)
+        instance=quote(scope["path"], safe=URI_PATH_SAFE),
         rule=rule,
         request_id=request_id_of(scope),
-        errors=list(errors) or None,
+        errors=[_visible_error(error) for error in errors] or None,
         checks=dict(checks) if checks is not None else None,
+    )
+
+
+def _visible_error(error: FieldError) -> FieldError:
+    return FieldError(
+        field=escape_controls(error.field),
+        message=escape_controls(error.message),
+        source=error.source,
     )
 
 

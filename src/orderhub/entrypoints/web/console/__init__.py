@@ -20,6 +20,7 @@ from litestar.datastructures import CacheControlHeader, State
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
+from markupsafe import Markup
 
 from orderhub.application.hub import Hub
 from orderhub.entrypoints.web.console.actions import ACTION_HANDLERS
@@ -40,6 +41,7 @@ from orderhub.entrypoints.web.console.pages import (
 )
 from orderhub.entrypoints.web.console.session import Sessions
 from orderhub.entrypoints.web.settings import WebSettings
+from orderhub.sanitize import CONTROL, escape_controls
 
 __all__ = [
     "console_lifespan",
@@ -116,10 +118,21 @@ def _headers(headers: dict[str, str]) -> list[tuple[str, str]]:
     )
 
 
+def _visible(value: Any) -> Any:
+    """Every value a template prints (before HTML escaping): control characters a channel
+    or caller sent (ESC, NUL, bidi overrides...) are shown as escapes such as ``\\x1b``,
+    never passed to the page; line breaks and tabs stay (raw bodies are shown as sent)."""
+    if not isinstance(value, str) or CONTROL.search(value) is None:
+        return value
+    shown = escape_controls(value, keep="\n\r\t")
+    return Markup(shown) if isinstance(value, Markup) else shown
+
+
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(default=True, default_for_string=True),
+        finalize=_visible,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
