@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY_RUN = $(UV) run --frozen
 CONFIG ?= deploy/embedded.toml
 
-.PHONY: uv env browser run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack demo demo-octopia demo-spresso clean
+.PHONY: uv env browser run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack chaos chaos-short demo demo-octopia demo-spresso clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -57,6 +57,17 @@ BENCH_STACK_ARGS ?= --profile full
 bench-stack: env
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY_RUN) python -m benchmarks.stack $(BENCH_STACK_ARGS)
+
+# Faults over the whole production topology (PostgreSQL, a broker, 2 x serve, worker and
+# scheduler, the three simulators), then an independent check (docs/reliability.md);
+# < 15 min. CHAOS_ARGS: --seed N (reproduce), --broker rabbitmq, --kills N, --duration S.
+CHAOS_ARGS ?=
+chaos: env
+	$(PY_RUN) python -m chaos $(CHAOS_ARGS)
+
+# The same in about 2 minutes with ~10 kills (CI)
+chaos-short: env
+	$(PY_RUN) python -m chaos --short $(CHAOS_ARGS)
 
 # The topi simulator and the hub as real processes, three order stories, the feed; < 60 s.
 # Options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--pace 1 --hold" (see --help).
