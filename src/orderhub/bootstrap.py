@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orderhub.adapters.clock import SystemClock, uuid7
-from orderhub.adapters.persistence import SqlUnitOfWorkFactory, create_engine, ping
+from orderhub.adapters.persistence import PoolOptions, SqlUnitOfWorkFactory, create_engine, ping
 from orderhub.adapters.persistence.budgets import SqlRateBudget
 from orderhub.adapters.queue.dramatiq_queue import DramatiqQueue, make_broker, middleware_stack
 from orderhub.adapters.queue.inprocess import InProcessQueue
@@ -59,7 +59,16 @@ def bootstrap(
     resources = Resources(settings=settings)
     the_clock = clock or SystemClock()
     if uow is None:
-        engine = create_engine(settings.database.url)
+        db = settings.database
+        engine = create_engine(
+            db.url,
+            pool=PoolOptions(
+                size=db.pool_size,
+                max_overflow=db.max_overflow,
+                pre_ping=db.pool_pre_ping,
+                recycle_seconds=db.pool_recycle_seconds,
+            ),
+        )
         resources.engine = engine
         directory = settings.documents.directory
         uow = SqlUnitOfWorkFactory(

@@ -11,13 +11,14 @@ PostgreSQL (asyncpg) in production, SQLite (aiosqlite) embedded and in developme
 
 from __future__ import annotations
 
-from orderhub.adapters.persistence.engine import create_engine, ping
+from orderhub.adapters.persistence.engine import PoolOptions, create_engine, ping
 from orderhub.adapters.persistence.leadership import leadership
 from orderhub.adapters.persistence.migrate import current_revision, head_revision, migrate, upgrade
 from orderhub.adapters.persistence.tables import metadata
 from orderhub.adapters.persistence.uow import SqlUnitOfWork, SqlUnitOfWorkFactory, SystemClock
 
 __all__ = [
+    "PoolOptions",
     "SqlUnitOfWork",
     "SqlUnitOfWorkFactory",
     "SystemClock",
