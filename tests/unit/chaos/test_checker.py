@@ -1,0 +1,283 @@
+"""The chaos checker fails when it should: fabricated simulator logs, hub orders and feeds
+with one fault each (a lost order, a second parcel, a gap in the feed...) each give the
+violation they must, and a clean observation gives none."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from chaos.checker import check
+
+T0 = 1_700_000_000.0
+ORDER = "topi-1"
+HUB = "hub-1"
+ACCEPT = "cmd-accept"
+SHIP = "cmd-ship"
+
+
+def _call(seq: int, path: str, status: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "method": "POST",
+        "path": path,
+        "query": "",
+        "body": json.dumps(body) if body else "",
+        "at": f"2023-11-14T22:13:{20 + seq:02d}Z",
+        "status_code": status,
+        "fault": False,
+    }
+
+
+def _ship_call(seq: int, tracking: str, status: int = 200) -> dict[str, Any]:
+    body = {"order_id": ORDER, "metadata": {"tracking_number": tracking}}
+    return _call(seq, "/v1/shipment", status, body)
+
+
+def _event(seq: int, type_: str, **data: Any) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "type": type_,
+        "order_id": HUB,
+        "channel": "topi",
+        "occurred_at": f"2023-11-14T22:13:{20 + seq:02d}Z",
+        "data": data,
+    }
+
+
+def _clean() -> dict[str, Any]:
+    """One topi order: received, accepted, shipped in one parcel; everything agrees."""
+    return {
+        "max_attempts": 3,
+        "retry_horizon": 60.0,
+        "observed_at": T0 + 100,
+        "channels": {
+            "topi": {
+                "orders": [{"id": ORDER, "status": "completed"}],
+                "calls": [
+                    _call(1, f"/v1/orders/{ORDER}/acknowledge", 200),
+                    _call(2, f"/v1/orders/{ORDER}/accept", 200),
+                    _ship_call(3, "TRK1"),
+                ],
+                "webhooks": [
+                    {"id": "msg-1", "order_id": ORDER, "status": "created", "delivered": True},
+                    {"id": "msg-2", "order_id": ORDER, "status": "completed", "delivered": True},
+                ],
+            }
+        },
+        "hub_orders": [
+            {
+                "id": HUB,
+                "channel": "topi",
+                "channel_order_id": ORDER,
+                "status": "shipped",
+                "channel_status": "completed",
+                "attention": [],
+                "pending_commands": [],
+            }
+        ],
+        "feed": [
+            _event(1, "order.received", channel_order_id=ORDER),
+            _event(2, "order.accepted"),
+            _event(3, "command.succeeded", command_id=ACCEPT, kind="accept", attempts=1),
+            _event(4, "order.shipment_recorded", tracking_number="TRK1"),
+            _event(5, "command.succeeded", command_id=SHIP, kind="ship", attempts=1),
+        ],
+        "wms": [
+            {
+                "at": T0 + 2,
+                "key": "k1",
+                "order_id": HUB,
+                "channel": "topi",
+                "channel_order_id": ORDER,
+                "action": "accept",
+                "body": None,
+                "status": 202,
+                "command_id": ACCEPT,
+            },
+            {
+                "at": T0 + 3,
+                "key": "k2",
+                "order_id": HUB,
+                "channel": "topi",
+                "channel_order_id": ORDER,
+                "action": "shipments",
+                "body": {"tracking_number": "TRK1", "carrier": "DHL", "items": []},
+                "status": 202,
+                "command_id": SHIP,
+            },
+        ],
+        "failed_messages": [],
+        "timeline": [{"at": T0 + 1, "kind": "customer.order", "channel": "topi", "order": ORDER}],
+    }
+
+
+def kinds(observation: dict[str, Any]) -> list[str]:
+    return [v.kind for v in check(observation)]
+
+
+def test_a_clean_run_has_no_violation() -> None:
+    assert check(_clean()) == []
+
+
+def test_a_lost_order_is_reported_with_its_timeline() -> None:
+    obs = _clean()
+    obs["hub_orders"] = []
+    violations = check(obs)
+    lost = [v for v in violations if v.kind == "order-missing"]
+    assert len(lost) == 1
+    assert lost[0].order == ORDER
+    assert any("customer.order" in line for line in lost[0].timeline)
+    # the webhooks the hub answered 2xx for are lost with it
+    assert "webhook-lost" in kinds(obs)
+
+
+def test_an_order_stored_twice_is_reported() -> None:
+    obs = _clean()
+    twin = copy.deepcopy(obs["hub_orders"][0])
+    twin["id"] = "hub-2"
+    obs["hub_orders"].append(twin)
+    assert "order-duplicated" in kinds(obs)
+
+
+def test_an_order_no_marketplace_created_is_reported() -> None:
+    obs = _clean()
+    ghost = copy.deepcopy(obs["hub_orders"][0])
+    ghost.update(id="hub-9", channel_order_id="topi-9")
+    obs["hub_orders"].append(ghost)
+    assert kinds(obs) == ["order-unknown"]
+
+
+def test_a_state_the_marketplace_does_not_show_is_reported_unless_flagged() -> None:
+    obs = _clean()
+    obs["channels"]["topi"]["orders"][0]["status"] = "canceled"
+    assert "state-disagrees" in kinds(obs)
+    obs["hub_orders"][0]["attention"] = [{"code": "channel_conflict", "detail": "..."}]
+    assert kinds(obs) == []
+
+
+def test_a_webhook_answered_2xx_but_not_applied_is_lost() -> None:
+    obs = _clean()
+    obs["hub_orders"][0]["channel_status"] = "confirmed"
+    found = kinds(obs)
+    assert "webhook-lost" in found
+    assert "state-disagrees" in found
+
+
+def test_a_second_parcel_is_reported() -> None:
+    obs = _clean()
+    obs["channels"]["topi"]["calls"].append(_ship_call(4, "TRK1"))
+    assert kinds(obs) == ["effect-duplicated"]
+
+
+def test_a_second_acceptance_is_reported() -> None:
+    obs = _clean()
+    obs["channels"]["topi"]["calls"].append(_call(5, f"/v1/orders/{ORDER}/accept", 200))
+    assert kinds(obs) == ["effect-duplicated"]
+
+
+def test_a_refused_repeat_is_not_a_second_effect() -> None:
+    obs = _clean()
+    obs["channels"]["topi"]["calls"].append(_ship_call(4, "TRK1", status=400))
+    assert kinds(obs) == []
+
+
+def test_a_succeeded_command_the_marketplace_never_took_is_reported() -> None:
+    obs = _clean()
+    calls = obs["channels"]["topi"]["calls"]
+    obs["channels"]["topi"]["calls"] = [c for c in calls if c["path"] != "/v1/shipment"]
+    assert kinds(obs) == ["effect-missing"]
+
+
+def test_effects_in_another_order_than_the_commands_are_reported() -> None:
+    obs = _clean()
+    calls = obs["channels"]["topi"]["calls"]
+    calls[1]["seq"], calls[2]["seq"] = 3, 2  # the parcel reached topi before the acceptance
+    assert kinds(obs) == ["effects-out-of-order"]
+
+
+def test_a_command_without_a_terminal_event_is_reported() -> None:
+    obs = _clean()
+    obs["feed"] = obs["feed"][:4]
+    assert "terminal-events" in kinds(obs)
+
+
+def test_a_command_with_two_terminal_events_is_reported() -> None:
+    obs = _clean()
+    obs["feed"].append(_event(6, "command.succeeded", command_id=SHIP, kind="ship", attempts=1))
+    found = kinds(obs)
+    assert "terminal-events" in found
+    assert "feed-duplicate" in found
+
+
+def test_more_calls_than_max_attempts_are_reported() -> None:
+    obs = _clean()
+    calls = obs["channels"]["topi"]["calls"]
+    calls[2:2] = [_ship_call(10 + i, "TRK1", status=503) for i in range(3)]
+    for i, call in enumerate(calls):
+        call["seq"] = i + 1
+    assert kinds(obs) == ["too-many-attempts"]
+
+
+def test_an_attempt_count_over_max_attempts_is_reported() -> None:
+    obs = _clean()
+    obs["feed"][4]["data"]["attempts"] = 4
+    assert kinds(obs) == ["too-many-attempts"]
+
+
+def test_a_gap_in_the_feed_is_reported() -> None:
+    obs = _clean()
+    del obs["feed"][1]
+    violations = check(obs)
+    assert [v.kind for v in violations] == ["feed-gap"]
+    assert "seq 3 follows 1" in violations[0].detail
+
+
+def test_a_feed_not_starting_at_one_is_reported() -> None:
+    obs = _clean()
+    del obs["feed"][0]
+    assert kinds(obs) == ["feed-gap"]
+
+
+def test_a_command_pending_past_the_horizon_is_stuck() -> None:
+    obs = _clean()
+    obs["hub_orders"][0]["pending_commands"] = [
+        {"id": "cmd-x", "kind": "ship", "state": "pending", "attempts": 2, "created_at": T0}
+    ]
+    assert kinds(obs) == ["command-stuck"]
+    obs["hub_orders"][0]["pending_commands"][0]["created_at"] = T0 + 90
+    assert kinds(obs) == []
+
+
+def test_a_failed_inbox_message_is_reported() -> None:
+    obs = _clean()
+    obs["failed_messages"] = [{"id": "m1", "channel": "topi", "order_key": ORDER, "error": "x"}]
+    assert kinds(obs) == ["message-failed"]
+
+
+def test_a_failed_command_the_marketplace_took_anyway_needs_attention() -> None:
+    obs = _clean()
+    obs["feed"][4]["type"] = "command.failed"
+    assert kinds(obs) == ["failed-but-done"]
+    obs["hub_orders"][0]["attention"] = [{"code": "command_failed", "ref": SHIP}]
+    assert kinds(obs) == []
+
+
+@pytest.mark.parametrize("status", [None, 409, 422])
+def test_commands_without_a_2xx_promise_nothing(status: int | None) -> None:
+    obs = _clean()
+    obs["wms"].append(
+        {
+            "at": T0 + 4,
+            "order_id": HUB,
+            "channel": "topi",
+            "channel_order_id": ORDER,
+            "action": "shipments",
+            "body": {"tracking_number": "TRK2"},
+            "status": status,
+            "command_id": None,
+        }
+    )
+    assert kinds(obs) == []
