@@ -30,6 +30,7 @@ from typing import Final
 
 from orderhub.application import snapshot_codec
 from orderhub.application.hub import Hub
+from orderhub.application.limits import check_size
 from orderhub.application.ports import ChannelCommand, InboxMessage, InboxState, UnitOfWork
 from orderhub.application.services.common import (
     clip,
@@ -348,6 +349,7 @@ async def apply_in(
 ) -> tuple[Order, list[str]]:
     """Create the order or merge what the channel saw, in ``uow``; add the channel's
     follow-up commands. Returns the order and the ids of the commands to queue."""
+    check_size(snapshot)  # before anything is read or built: a huge order fails its message
     order = await uow.orders.get_by_channel_id(
         account.channel, account.name, snapshot.channel_order_id
     )

@@ -11,12 +11,20 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
+from orderhub.application.limits import MAX_LINES_PER_ORDER
 from orderhub.domain.entities import AttentionCode
 from orderhub.domain.values import Decision, Reason
 
 MAX_QUANTITY: Final = 2**31 - 1  # any count of units a warehouse handles; fits every integer column
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY, description="Units, at least one.")]
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+MAX_TEXT: Final = 500
+MAX_ID: Final = 200
+MAX_URL: Final = 2000
+MAX_SERIALS_PER_ITEM: Final = 10_000
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
+Id = Annotated[str, msgspec.Meta(max_length=MAX_ID)]
+Url = Annotated[str, msgspec.Meta(max_length=MAX_URL)]
+Serials = Annotated[list[NonEmpty], msgspec.Meta(max_length=MAX_SERIALS_PER_ITEM)]
 
 
 class _Response(msgspec.Struct, kw_only=True):
@@ -54,33 +62,41 @@ class LineQuantityIn(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     quantity: Quantity
 
 
+Lines = Annotated[
+    list[LineQuantityIn],
+    msgspec.Meta(max_length=MAX_LINES_PER_ORDER, description="At most one per line of the order."),
+]
+
+
 class ShipmentItemIn(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     line_id: NonEmpty
     quantity: Quantity
-    serial_numbers: list[NonEmpty] = []
+    serial_numbers: Serials = []
 
 
 class AcceptRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    lines: list[LineQuantityIn] | None = None
+    lines: Lines | None = None
 
 
 class RejectRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     reason: Reason
-    lines: list[LineQuantityIn] | None = None
+    lines: Lines | None = None
 
 
 class ShipmentRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     carrier: NonEmpty
     tracking_number: NonEmpty
-    items: Annotated[list[ShipmentItemIn], msgspec.Meta(min_length=1)]
-    fulfilment_id: str | None = None
-    tracking_url: str | None = None
+    items: Annotated[
+        list[ShipmentItemIn], msgspec.Meta(min_length=1, max_length=MAX_LINES_PER_ORDER)
+    ]
+    fulfilment_id: Id | None = None
+    tracking_url: Url | None = None
     final: bool = False
     """True for a short ship: close the fulfilment, cancelling what did not ship."""
 
 
 class DeliveryRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    fulfilment_id: str | None = None
+    fulfilment_id: Id | None = None
 
 
 class CloseFulfilmentRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -93,9 +109,9 @@ class CancellationRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unkn
     the channel decides line by line: the lines of the request this decision is for)."""
 
     reason: Reason | None = None
-    lines: list[LineQuantityIn] | None = None
+    lines: Lines | None = None
     decision: Decision | None = None
-    cancellation_id: str | None = None
+    cancellation_id: Id | None = None
 
 
 class CommandReceiptOut(_Response):
