@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orderhub.adapters.clock import SystemClock, uuid7
 from orderhub.adapters.persistence import PoolOptions, SqlUnitOfWorkFactory, create_engine, ping
 from orderhub.adapters.persistence.budgets import SqlRateBudget
+from orderhub.adapters.persistence.health import UnitOfWorkAccountHealth
 from orderhub.adapters.queue.dramatiq_queue import DramatiqQueue, make_broker, middleware_stack
 from orderhub.adapters.queue.inprocess import InProcessQueue
 from orderhub.application.hub import Hub
 from orderhub.application.ports import Clock, CommandQueue, UnitOfWorkFactory
+from orderhub.channels.budget import LocalRateBudget
 from orderhub.channels.registry import ChannelRegistry, discover
 from orderhub.channels.spi import AccountServices
 from orderhub.config import Settings
@@ -87,12 +89,17 @@ def bootstrap(
         clock=the_clock,
         ids=uuid7,
         queue=queue,
-    if resources.engine is not None:  # else a test's own unit of work: each account counts alone
-        registry.bind(AccountServices(budget=SqlRateBudget(resources.engine, the_clock)))
         retry=settings.retry.policy(),
         invoices=settings.invoices.policy(settings.documents),
     )
     _resources[id(hub)] = (hub, resources)
+    # without an engine (a test's own unit of work) the budget is this process's alone
+    budget = (
+        LocalRateBudget()
+        if resources.engine is None
+        else SqlRateBudget(resources.engine, the_clock)
+    )
+    registry.bind(AccountServices(budget=budget, health=UnitOfWorkAccountHealth(uow, the_clock)))
     log.debug(
         "hub.bootstrapped",
         broker=settings.broker.kind,

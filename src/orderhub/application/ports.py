@@ -367,6 +367,33 @@ class DocumentStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HealthItem:
+    """How one thing an account depends on fared last (its token, a polling job): ``ok``
+    at ``checked_at``; when failing, since when and why (``detail``, the channel's words)."""
+
+    channel: str
+    account: str
+    item: str
+    ok: bool
+    checked_at: datetime
+    last_ok_at: datetime | None = None
+    failing_since: datetime | None = None
+    detail: str = ""
+
+
+class HealthStore(Protocol):
+    async def note(
+        self, channel: str, account: str, item: str, *, ok: bool, detail: str, at: datetime
+    ) -> None:
+        """Record an outcome: ok clears the failure; a failure keeps its first time."""
+        ...
+
+    async def all(self) -> Sequence[HealthItem]:
+        """Every item, by channel, account and item."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless committed; commit writes the events of every
     order it saw to the feed, in the same transaction as the orders and commands."""
@@ -394,6 +421,9 @@ class UnitOfWork(Protocol):
 
     @property
     def overview(self) -> OverviewReader: ...
+
+    @property
+    def health(self) -> HealthStore: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 from orderhub.channels.budget import LocalRateBudget, RateBudget
+from orderhub.channels.health import AccountHealth, LocalAccountHealth
 from orderhub.channels.invoicing import CommandDocument as CommandDocument
 from orderhub.channels.invoicing import InvoiceVerdict as InvoiceVerdict
 from orderhub.domain.capabilities import Capabilities
@@ -353,9 +354,11 @@ class CheckReport:
 class AccountServices:
     """What the hub lends an open account (:meth:`ChannelAccount.bind`): ``budget``, a
     :class:`RateBudget` shared by every process of the hub (its database), for a channel
-    that limits how often it is asked."""
+    that limits how often it is asked; ``health``, where to note how its token or a job
+    fared (shown to operators)."""
 
     budget: RateBudget = field(default_factory=LocalRateBudget)
+    health: AccountHealth = field(default_factory=LocalAccountHealth)
 
 
 class ChannelAccount:

@@ -104,7 +104,7 @@ class Scheduler:
                         channel=account.channel,
                         account=account.name,
                         interval_seconds=job.interval_seconds,
-                        run=_bind_run(job.run, context),
+                        run=_bind_run(job.run, context, account, job.name),
                     )
                 )
         return found
@@ -267,12 +267,30 @@ class Scheduler:
 
 
 def _bind_run(
-    run: Callable[[JobContext], Awaitable[None]], context: JobContext
+    run: Callable[[JobContext], Awaitable[None]],
+    context: JobContext,
+    account: ChannelAccount,
+    name: str,
 ) -> Callable[[], Awaitable[None]]:
+    """The job on its context; each run's outcome is noted as the account's health."""
+    health = account.services.health
+
     async def bound_run() -> None:
-        await run(context)
+        try:
+            await run(context)
+        except Exception as exc:
+            await health.note(
+                account.channel, account.name, f"job {name}", ok=False, detail=_said(exc)
+            )
+            raise
+        await health.note(account.channel, account.name, f"job {name}", ok=True)
 
     return bound_run
+
+
+def _said(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 async def _any_set(*events: asyncio.Event, within: float) -> bool:

@@ -4,6 +4,7 @@ state of a :class:`~orderhub.testing.fakes.FakeDatabase`."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,6 +15,7 @@ from orderhub.application.ports import (
     ChannelActivity,
     CommandState,
     FeedEntry,
+    HealthItem,
     HourlyCount,
     InboxMessage,
     InboxState,
@@ -117,3 +119,37 @@ class FakeOverview:
 
     async def order_events(self, order_id: str, *, limit: int) -> Sequence[FeedEntry]:
         return [e for e in self._db.feed if e.order_id == order_id][-limit:]
+
+
+class FakeHealthStore:
+    """The in-memory :class:`~orderhub.application.ports.HealthStore` (a note is its own
+    transaction: it lands at once)."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    async def note(
+        self, channel: str, account: str, item: str, *, ok: bool, detail: str, at: datetime
+    ) -> None:
+        key = (channel, account, item)
+        before = self._db.health.get(key)
+        if ok:
+            self._db.health[key] = HealthItem(
+                channel=channel, account=account, item=item, ok=True, checked_at=at, last_ok_at=at
+            )
+            return
+        since = before.failing_since if before is not None and before.failing_since else at
+        last_ok = before.last_ok_at if before is not None else None
+        self._db.health[key] = HealthItem(
+            channel=channel,
+            account=account,
+            item=item,
+            ok=False,
+            checked_at=at,
+            last_ok_at=last_ok,
+            failing_since=since,
+            detail=detail,
+        )
+
+    async def all(self) -> Sequence[HealthItem]:
+        return [dataclasses.replace(h) for _, h in sorted(self._db.health.items())]

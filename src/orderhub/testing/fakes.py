@@ -19,6 +19,7 @@ from orderhub.application.ports import (
     ChannelCommand,
     CommandState,
     FeedEntry,
+    HealthItem,
     InboxMessage,
     InboxState,
     OrderFilter,
@@ -27,7 +28,7 @@ from orderhub.application.ports import (
 )
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import Order
-from orderhub.testing.fake_overview import FakeOverview
+from orderhub.testing.fake_overview import FakeHealthStore, FakeOverview
 
 
 class FixedClock:
@@ -67,6 +68,7 @@ class FakeDatabase:
     idempotency_at: dict[str, datetime] = field(default_factory=dict)
     refreshed: dict[str, datetime] = field(default_factory=dict)
     documents: dict[str, tuple[StoredDocument, bytes]] = field(default_factory=dict)
+    health: dict[tuple[str, str, str], HealthItem] = field(default_factory=dict)
     last_seq: int = 0  # the feed counter
     inbox_seq: int = 0  # the inbox's arrival numbers
     commits: int = 0
@@ -448,6 +450,7 @@ class FakeUnitOfWork:
         self.idempotency = _Idempotency(self)
         self.documents = FakeDocumentStore(self)
         self.overview = FakeOverview(db)
+        self.health = FakeHealthStore(db)
         self.seen: dict[str, tuple[Order, int, Order]] = {}
         self.new_orders: list[Order] = []
         self.pending_commands: dict[str, ChannelCommand] = {}

@@ -44,7 +44,7 @@ async def schema_differences(url: str, target: sa.MetaData) -> list[Any]:
 async def test_migrations_build_exactly_the_tables_of_the_code(empty_database_url: str) -> None:
     assert await current_revision(empty_database_url) is None
     await migrate(empty_database_url)
-    assert await current_revision(empty_database_url) == head_revision() == "0006"
+    assert await current_revision(empty_database_url) == head_revision() == "0007"
     assert await schema_differences(empty_database_url, metadata) == []
 
 

@@ -172,13 +172,17 @@ async def test_every_account_spends_from_the_databases_shared_budget(tmp_path: P
         await aclose(hub)
 
 
-async def test_a_hub_on_a_fake_unit_of_work_leaves_each_account_its_own_budget() -> None:
+async def test_a_hub_on_a_fake_unit_of_work_counts_in_this_process_and_notes_health() -> None:
     reg = registry(Script(), "a", "b")
-    hub = bootstrap(settings_with(), uow=FakeUnitOfWorkFactory(), registry=reg)
+    uow = FakeUnitOfWorkFactory()
+    hub = bootstrap(settings_with(), uow=uow, registry=reg)
     try:
-        budgets = [account.services.budget for account in hub.channels.accounts()]
-        assert all(isinstance(b, LocalRateBudget) for b in budgets)
-        assert budgets[0] is not budgets[1]
+        [a, b] = hub.channels.accounts()
+        assert isinstance(a.services.budget, LocalRateBudget)
+        await b.services.health.note(b.channel, b.name, "token", ok=False, detail="503")
+        async with uow() as tx:
+            [noted] = await tx.health.all()
+        assert (noted.account, noted.item, noted.ok, noted.detail) == ("b", "token", False, "503")
     finally:
         await aclose(hub)
 

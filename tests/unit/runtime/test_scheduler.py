@@ -11,7 +11,14 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from orderhub.application.ports import ChannelCommand, CommandKind
-from orderhub.channels.spi import IntakeMessage, JobContext, ScheduledJob
+from orderhub.channels.health import LocalAccountHealth
+from orderhub.channels.spi import (
+    AccountServices,
+    IntakeMessage,
+    JobContext,
+    ScheduledJob,
+    TransientChannelError,
+)
 from orderhub.config import SchedulerSettings
 from orderhub.entrypoints.scheduler import SWEEP_JOB, Periodic, Scheduler
 from orderhub.testing.fakes import FakeDatabase, FixedClock, RecordingQueue
@@ -198,3 +205,29 @@ def test_first_runs_are_jittered_within_the_interval_and_the_jitter_setting(
 
     assert all(0 <= d <= ceiling for d in delays)
     assert len(set(delays)) > 100  # spread, not one fixed offset
+
+
+async def test_each_jobs_outcome_is_noted_as_the_accounts_health() -> None:
+    calls = {"n": 0}
+
+    async def flaky(_ctx: JobContext) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TransientChannelError("Octopia answered 503")
+
+    hub = make_hub(
+        RecordingQueue(),
+        script=Script(jobs=[ScheduledJob(name="poll", interval_seconds=60, run=flaky)]),
+    )
+    account = hub.channels.account(CHANNEL, ACCOUNT)
+    health = LocalAccountHealth()
+    account.bind(AccountServices(health=health))
+    job = periodic_named(Scheduler(hub, SETTINGS, sweep=False), "poll")
+    with pytest.raises(TransientChannelError):
+        await job.run()
+    assert health.last[(CHANNEL, ACCOUNT, "job poll")] == (
+        False,
+        "TransientChannelError: Octopia answered 503",
+    )
+    await job.run()
+    assert health.last[(CHANNEL, ACCOUNT, "job poll")] == (True, "")

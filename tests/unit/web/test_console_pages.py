@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+from orderhub.adapters.persistence.health import UnitOfWorkAccountHealth
 from orderhub.application.ports import CommandState
 from orderhub.application.services.intake import Processed, apply_snapshot, process_message
 from orderhub.domain.entities import Shipment, ShipmentItem
@@ -248,3 +249,23 @@ async def test_an_accept_through_the_api_is_not_an_operator_action(harness: Harn
     order = await harness.seed()
     await harness.client.post(f"/api/v1/orders/{order.id}/accept", headers=commanding())
     assert not [e for e in harness.db.feed if e.type == "operator.action"]
+
+
+async def test_overview_shows_each_accounts_token_and_job_health(harness: Harness) -> None:
+    health = UnitOfWorkAccountHealth(harness.hub.uow, harness.clock)
+    await health.note(CHANNEL, "main", "job poll", ok=True)
+    await health.note(CHANNEL, "main", "token", ok=True)
+    harness.clock.advance(30 * 60)
+    await health.note(CHANNEL, "main", "token", ok=False, detail=f"refused: {SCRIPT}")
+    harness.clock.advance(5 * 60)
+    await health.note(CHANNEL, "main", "token", ok=False, detail="endpoint answered 503")
+    await sign_in(harness.client)
+    html = (await harness.client.get("/console/")).text
+    assert "Channel accounts" in html
+    assert "job poll: ok" in html
+    # failing since the first failure, with the last one's words, and when it last worked
+    assert "token: failing</strong> for 5 min (last ok 35 min ago): endpoint answered 503" in html
+    await health.note(CHANNEL, "main", "token", ok=False, detail=SCRIPT)
+    html = (await harness.client.get("/console/")).text
+    assert SCRIPT not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -23,7 +23,7 @@ import httpx
 import msgspec
 
 from orderhub.channels.budget import LocalRateBudget, RateBudget
-from orderhub.channels.spi import ChannelConfigurationError, TransientChannelError
+from orderhub.channels.spi import ChannelConfigurationError, ChannelError, TransientChannelError
 from orderhub_octopia import wire
 
 WINDOW_SECONDS: Final = 3600.0
@@ -72,6 +72,7 @@ class TokenSource:
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
         self._budget: RateBudget = LocalRateBudget(lambda: self.clock())
+        self._report: Callable[[bool, str], Awaitable[None]] | None = None
         self._paused_until = 0.0
         self._pause = FIRST_PAUSE
         self.fetched = 0  # token requests sent (for tests and logs)
@@ -85,6 +86,14 @@ class TokenSource:
         """Count token requests in ``budget`` (the hub's, shared by all its processes)."""
         self._budget = budget
 
+    def report_to(self, report: Callable[[bool, str], Awaitable[None]]) -> None:
+        """Tell ``report`` how each token fetch went (ok, or failed and why)."""
+        self._report = report
+
+    async def _reported(self, ok: bool, detail: str = "") -> None:
+        if self._report is not None:
+            await self._report(ok, detail)
+
     async def token(self) -> str:
         cached = self._token
         if cached is not None and self.clock() < cached.refresh_at:
@@ -93,7 +102,12 @@ class TokenSource:
             cached = self._token
             if cached is not None and self.clock() < cached.refresh_at:
                 return cached.value
-            self._token = await self._fetch()
+            try:
+                self._token = await self._fetch()
+            except ChannelError as exc:
+                await self._reported(False, exc.message)
+                raise
+            await self._reported(True)
             return self._token.value
 
     async def invalidate(self, value: str) -> None:
@@ -110,6 +124,7 @@ class TokenSource:
             if self._token is not None and self._token.value == value:
                 self._token = None
             self._failed()
+        await self._reported(False, "Octopia refused a fresh token (401)")
 
     def accepted(self) -> None:
         """A call went through: the pause after failures starts short again."""

@@ -83,6 +83,11 @@ class OctopiaAccount(ChannelAccount):
         super().bind(services)
         self.client.tokens.share(services.budget)  # one token quota for all the hub's processes
 
+        async def report(ok: bool, detail: str) -> None:
+            await services.health.note(self.channel, self.name, "token", ok=ok, detail=detail)
+
+        self.client.tokens.report_to(report)
+
     async def warm(self) -> None:
         """The carrier list, for :meth:`preflight` to refuse an unknown carrier at once."""
         if self.settings.carriers is None and self._carriers is None:

@@ -1,7 +1,8 @@
 """The token quota is the hub's, not a process's: accounts opened by several processes
 (each its own client, its own database connection) spend from one budget in the database,
 so a storm of refused tokens in all of them still asks Octopia at most the quota. And
-warming an account up (an API process starting) reads the carriers once."""
+warming an account up (an API process starting) reads the carriers once; each token
+fetch is noted as the account's health."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from octopia_helpers import account_config
 from orderhub.adapters.clock import SystemClock
 from orderhub.adapters.persistence import create_engine, migrate
 from orderhub.adapters.persistence.budgets import SqlRateBudget
+from orderhub.channels.health import LocalAccountHealth
 from orderhub.channels.spi import AccountServices, TransientChannelError
 from orderhub_octopia.plugin import OctopiaAccount, plugin
-from orderhub_octopia.simulator import SimulatorControl
+from orderhub_octopia.simulator import TOKEN_PATH, SimulatorControl
 
 PROCESSES = 3
 QUOTA = 4
@@ -70,3 +72,23 @@ async def test_warming_up_loads_the_carriers_once(
 @pytest.fixture(autouse=True)
 def _no_stray_faults(sim: SimulatorControl) -> None:
     sim.clear_faults()
+
+
+async def test_each_token_fetch_is_noted_as_the_accounts_health(sim: SimulatorControl) -> None:
+    account = plugin.open_account(account_config(sim.url))
+    assert isinstance(account, OctopiaAccount)
+    health = LocalAccountHealth()
+    account.bind(AccountServices(health=health))
+    order_id = str(sim.create_order(sales_channel="OCTOBE")["orderId"])
+    try:
+        sim.add_fault(TOKEN_PATH, status=503, times=1)
+        with pytest.raises(TransientChannelError):
+            await account.client.get_order(order_id)
+        ok, detail = health.last[("octopia", "main", "token")]
+        assert not ok
+        assert "503" in detail
+        account.client.tokens._paused_until = 0.0
+        await account.client.get_order(order_id)
+        assert health.last[("octopia", "main", "token")] == (True, "")
+    finally:
+        await account.aclose()

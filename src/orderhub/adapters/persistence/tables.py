@@ -64,6 +64,7 @@ orders = sa.Table(
     sa.Index("ix_orders_needs_attention_last_seq", "needs_attention", "last_seq"),
     sa.Index("ix_orders_fulfilled_by_last_seq", "fulfilled_by", "last_seq"),
     sa.Index("ix_orders_next_invoice_check", "next_invoice_check"),
+    sa.Index("ix_orders_created_at", "created_at"),  # orders received per hour
 )
 
 documents = sa.Table(
@@ -157,6 +158,7 @@ feed_events = sa.Table(
     sa.Column("account", sa.String(NAME), nullable=True),
     sa.Index("ix_feed_events_occurred_at", "occurred_at"),
     sa.Index("ix_feed_events_channel_account_seq", "channel", "account", "seq"),
+    sa.Index("ix_feed_events_order_id_seq", "order_id", "seq"),  # an order's timeline
 )
 
 FEED_COUNTER_ID: Final = 1
@@ -184,6 +186,19 @@ rate_budgets = sa.Table(
     sa.Column("key", sa.String(200), primary_key=True),
     # the times (epoch seconds) of the spends still inside the window, at most its limit
     sa.Column("spent", json_type(), nullable=False),
+)
+
+account_health = sa.Table(
+    "account_health",
+    metadata,
+    sa.Column("channel", sa.String(NAME), primary_key=True),
+    sa.Column("account", sa.String(NAME), primary_key=True),
+    sa.Column("item", sa.String(NAME), primary_key=True),
+    sa.Column("ok", sa.Boolean(), nullable=False),
+    sa.Column("checked_at", UTCDateTime(), nullable=False),
+    sa.Column("last_ok_at", UTCDateTime(), nullable=True),
+    sa.Column("failing_since", UTCDateTime(), nullable=True),
+    sa.Column("detail", sa.Text(), nullable=False),
 )
 
 idempotency_keys = sa.Table(

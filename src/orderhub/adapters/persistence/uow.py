@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from orderhub.adapters.persistence import feed
 from orderhub.adapters.persistence.documents import DirectoryDocumentStore, SqlDocumentStore
 from orderhub.adapters.persistence.feed import PendingEvent
+from orderhub.adapters.persistence.health import SqlHealthStore
 from orderhub.adapters.persistence.mapping import order_to_row
 from orderhub.adapters.persistence.outbox import SqlCommandRepository, SqlInboxRepository
 from orderhub.adapters.persistence.overview import SqlOverviewReader
@@ -88,6 +89,7 @@ class SqlUnitOfWork:
         self.cursors = SqlCursorStore(self._tx)
         self.idempotency = SqlIdempotencyStore(self._tx)
         self.overview = SqlOverviewReader(self._tx)
+        self.health = SqlHealthStore(self._tx)
         self.documents: SqlDocumentStore = (
             SqlDocumentStore(self._tx)
             if documents_directory is None

@@ -14,6 +14,7 @@ from orderhub.application.ports import (
     ChannelActivity,
     ChannelCommand,
     FeedEntry,
+    HealthItem,
     HourlyCount,
     InboxMessage,
     OrderFilter,
@@ -43,6 +44,7 @@ class Overview:
     commands: Backlog
     feed_head: int
     activity: Sequence[ChannelActivity]
+    health: Sequence[HealthItem]
     received_per_hour: Sequence[HourlyCount]
     chart_since: datetime
 
@@ -66,6 +68,7 @@ async def overview(hub: Hub, *, limit: int = 50) -> Overview:
             commands=await reads.command_backlog(),
             feed_head=await reads.feed_head(),
             activity=await reads.channel_activity(),
+            health=await uow.health.all(),
             received_per_hour=await reads.received_per_hour(since=since),
             chart_since=since,
         )

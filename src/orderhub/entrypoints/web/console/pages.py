@@ -39,6 +39,9 @@ async def overview_page(request: Req) -> Template:
     activity: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for seen in view.activity:
         activity[(seen.channel, seen.account)].append(seen)
+    health: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for checked in view.health:
+        health[(checked.channel, checked.account)].append(checked)
     chart = build_chart(
         view.received_per_hour, since=view.chart_since, hours=overview_service.CHART_HOURS
     )
@@ -51,6 +54,7 @@ async def overview_page(request: Req) -> Template:
         table=table,
         accounts=accounts,
         activity=activity,
+        health=health,
         chart=chart,
     )
 
