@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from orderhub.application.access import AccountLimit, split_account
 from orderhub.application.hub import InvoicePolicy, RetryPolicy
 from orderhub.application.services.retention import RetentionPolicy
 from orderhub.channels.spi import AccountConfig, WebhookAuth
@@ -54,7 +55,10 @@ SECRET_NAME = re.compile(r"secret|token|password|passwd|key", re.IGNORECASE)
 BrokerKind = Literal["embedded", "redis", "rabbitmq"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Scope = Literal["orders:read", "orders:write", "ops", "console:read"]
-Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+NAME_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+Name = Annotated[str, msgspec.Meta(min_length=1, pattern=f"^{NAME_PATTERN}$")]
+AccountRef = Annotated[str, msgspec.Meta(pattern=f"^{NAME_PATTERN}/{NAME_PATTERN}$")]
+"""An account as ``channel/account``."""
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -114,9 +118,24 @@ class ApiKey(_Section, frozen=True):
     name: Name
     key: Annotated[str, msgspec.Meta(min_length=16)]
     scopes: tuple[Scope, ...] = ("orders:read",)
+    channels: tuple[Name, ...] = ()
+    """Limit the key to these channels (every account of each) and ``accounts``."""
+    accounts: tuple[AccountRef, ...] = ()
+    """Limit the key to these accounts, as ``channel/account``. With neither ``channels``
+    nor ``accounts`` the key sees every channel and account; with either, only those: its
+    lists and feed leave the others out, and their orders are "not found"."""
 
     def __repr__(self) -> str:
-        return f"ApiKey(name={self.name!r}, key={REDACTED!r}, scopes={self.scopes!r})"
+        limited = ""
+        if self.channels or self.accounts:
+            limited = f", channels={self.channels!r}, accounts={self.accounts!r}"
+        return f"ApiKey(name={self.name!r}, key={REDACTED!r}, scopes={self.scopes!r}{limited})"
+
+    def account_limit(self) -> AccountLimit | None:
+        """What the key is limited to (None: nothing, it sees everything)."""
+        if not self.channels and not self.accounts:
+            return None
+        return AccountLimit.of(channels=self.channels, accounts=self.accounts)
 
 
 class ApiSettings(_Section, frozen=True):
@@ -303,6 +322,8 @@ class Settings(_Section, frozen=True):
             data["broker"]["url"] = redact_url(self.broker.url)
         for key in data["api"]["keys"]:
             key["key"] = REDACTED
+            if not key["channels"] and not key["accounts"]:  # unlimited: shown as before
+                del key["channels"], key["accounts"]
         for account in data["channels"]["accounts"]:
             account["settings"] = _redact_mapping(account["settings"])
             webhook = account["webhook"]
@@ -458,6 +479,7 @@ def _check(settings: Settings) -> list[str]:
     secrets = [key.key for key in settings.api.keys]
     if len(set(secrets)) != len(secrets):
         problems.append("api.keys: two keys share the same secret")
+    problems.extend(_check_key_limits(settings))
     seen: set[tuple[str, str]] = set()
     enabled = settings.channels.enabled_names
     for account in settings.channels.accounts:
@@ -472,4 +494,26 @@ def _check(settings: Settings) -> list[str]:
             )
     if settings.retry.base_seconds > settings.retry.max_seconds:
         problems.append("retry.base_seconds must not exceed retry.max_seconds")
+    return problems
+
+
+def _check_key_limits(settings: Settings) -> list[str]:
+    """A key's limit names only configured channels and accounts: a typo would otherwise
+    be a key that sees nothing."""
+    problems = []
+    configured = {(account.channel, account.name) for account in settings.channels.accounts}
+    channels = {channel for channel, _ in configured}
+    for key in settings.api.keys:
+        for channel in key.channels:
+            if channel not in channels:
+                problems.append(
+                    f"api.keys: {key.name!r} is limited to channel {channel!r}, which has no "
+                    "account in channels.accounts"
+                )
+        for account in key.accounts:
+            if split_account(account) not in configured:
+                problems.append(
+                    f"api.keys: {key.name!r} is limited to account {account!r}, which is not "
+                    "in channels.accounts"
+                )
     return problems

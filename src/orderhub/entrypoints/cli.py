@@ -258,7 +258,12 @@ def web_settings(settings: Settings) -> WebSettings:
     """The web app's view of the configuration."""
     return WebSettings(
         api_keys=tuple(
-            ApiKey(name=key.name, key=key.key, scopes=frozenset(key.scopes))
+            ApiKey(
+                name=key.name,
+                key=key.key,
+                scopes=frozenset(key.scopes),
+                limit=key.account_limit(),
+            )
             for key in settings.api.keys
         ),
         metrics_renderer=lambda: render()[0],

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from orderhub.application.access import AccountLimit
 from orderhub.application.hub import Hub
 from orderhub.application.ports import (
     ChannelCommand,
@@ -46,19 +47,25 @@ class SweepResult:
     messages: int
 
 
-async def failed_commands(hub: Hub, *, limit: int = 100) -> Sequence[ChannelCommand]:
+async def failed_commands(
+    hub: Hub, *, limit: int = 100, within: AccountLimit | None = None
+) -> Sequence[ChannelCommand]:
     async with hub.uow() as uow:
-        return await uow.commands.failed(limit=limit)
+        return await uow.commands.failed(limit=limit, within=within)
 
 
-async def held_commands(hub: Hub, *, limit: int = 100) -> Sequence[ChannelCommand]:
+async def held_commands(
+    hub: Hub, *, limit: int = 100, within: AccountLimit | None = None
+) -> Sequence[ChannelCommand]:
     async with hub.uow() as uow:
-        return await uow.commands.held(limit=limit)
+        return await uow.commands.held(limit=limit, within=within)
 
 
-async def failed_messages(hub: Hub, *, limit: int = 100) -> Sequence[InboxMessage]:
+async def failed_messages(
+    hub: Hub, *, limit: int = 100, within: AccountLimit | None = None
+) -> Sequence[InboxMessage]:
     async with hub.uow() as uow:
-        return await uow.inbox.failed(limit=limit)
+        return await uow.inbox.failed(limit=limit, within=within)
 
 
 async def _failed_command(uow: UnitOfWork, command_id: str, *, rule: str) -> ChannelCommand:

@@ -25,6 +25,7 @@ from orderhub.entrypoints.web.console import (
 )
 from orderhub.entrypoints.web.feed_events import document_event_data
 from orderhub.entrypoints.web.inflight import InFlightMiddleware
+from orderhub.entrypoints.web.limits import check_keys, check_routes, reach_check
 from orderhub.entrypoints.web.middleware import RequestContextMiddleware, add_request_id_header
 from orderhub.entrypoints.web.overview_metrics import OverviewMetrics
 from orderhub.entrypoints.web.problems import handle_exception
@@ -43,6 +44,7 @@ from orderhub.entrypoints.web.strict import RefuseNulMiddleware, StrictRequest
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]] | AbstractAsyncContextManager[Any]
 
 API_SECURITY_SCHEME = "apiKey"
+API_PREFIX = "/api/v1"
 
 
 def _handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -74,8 +76,9 @@ def create_app(
     def provide_hub() -> Hub:
         return hub
 
+    check_keys(settings.api_keys, hub.channels)
     api = Router(
-        path="/api/v1",
+        path=API_PREFIX,
         route_handlers=[
             list_orders,
             get_order,
@@ -85,7 +88,7 @@ def create_app(
             list_channels,
             *OPS_HANDLERS,
         ],
-        guards=[api_key_guard(ApiKeyRing(settings.api_keys))],
+        guards=[api_key_guard(ApiKeyRing(settings.api_keys), reach=reach_check(hub))],
         security=[{API_SECURITY_SCHEME: []}],
         tags=["warehouse"],
     )
@@ -126,7 +129,9 @@ def create_app(
                         type="http",
                         scheme="bearer",
                         description="An API key from configuration, with scopes "
-                        "orders:read, orders:write and/or ops.",
+                        "orders:read, orders:write and/or ops, maybe limited to some "
+                        "channels and accounts: it then sees only their orders and "
+                        "events, and anything else it names is 404.",
                     )
                 }
             ),
@@ -136,4 +141,5 @@ def create_app(
             ],
         ),
     )
+    check_routes(app, prefix=API_PREFIX)
     return document_event_data(app)

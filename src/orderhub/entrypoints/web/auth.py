@@ -1,4 +1,5 @@
-"""Warehouse API keys: ``Authorization: Bearer <key>``, each key with scopes.
+"""Warehouse API keys: ``Authorization: Bearer <key>``, each key with scopes, and maybe
+limited to some channels and accounts (see :mod:`orderhub.entrypoints.web.limits`).
 
 Keys are compared as SHA-256 digests with :func:`hmac.compare_digest`, against every
 configured key (no early exit), so neither the length nor the prefix of a key leaks
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final
 
 import structlog
@@ -16,6 +17,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
+from orderhub.application.access import AccountLimit
 from orderhub.entrypoints.web.problems import ProblemError
 from orderhub.entrypoints.web.settings import ApiKey
 from orderhub.entrypoints.web.webhook_auth import bearer_token
@@ -24,6 +26,11 @@ SCOPE_OPT: Final = "required_scope"
 """The ``opt`` key a route handler sets to the scope it needs."""
 REALM: Final = 'Bearer realm="orderhub"'
 CALLER_STATE: Final = "orderhub_api_key"
+LIMIT_STATE: Final = "orderhub_api_key_limit"
+
+ReachCheck = Callable[[AccountLimit, Mapping[str, Any]], Awaitable[None]]
+"""Refuses (404, as if unknown) a request of a limited key whose path names an order,
+command or message outside its limit; given the request's path parameters."""
 
 
 def _digest(secret: str) -> bytes:
@@ -43,10 +50,14 @@ class ApiKeyRing:
         return found
 
 
-def api_key_guard(ring: ApiKeyRing) -> Guard:
-    """A guard that admits a request whose key holds the scope its route handler names."""
+def api_key_guard(ring: ApiKeyRing, *, reach: ReachCheck | None = None) -> Guard:
+    """A guard that admits a request whose key holds the scope its route handler names
+    and, for a limited key, whose path names nothing outside its limit (``reach``: before
+    the body is read, so another account's order is 404 whatever the request carries)."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
         required = handler.opt.get(SCOPE_OPT)
         token = bearer_token(connection.headers.get("authorization"))
         if token is None:
@@ -65,7 +76,9 @@ def api_key_guard(ring: ApiKeyRing) -> Guard:
                 headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
             )
         structlog.contextvars.bind_contextvars(api_key=key.name)
-        connection.scope.setdefault("state", {})[CALLER_STATE] = key.name
+        state = connection.scope.setdefault("state", {})
+        state[CALLER_STATE] = key.name
+        state[LIMIT_STATE] = key.limit
         if required is None or required not in key.scopes:
             raise ProblemError(
                 403,
@@ -77,6 +90,8 @@ def api_key_guard(ring: ApiKeyRing) -> Guard:
                     )
                 },
             )
+        if key.limit is not None and reach is not None:
+            await reach(key.limit, connection.path_params)
 
     return guard
 
@@ -87,6 +102,15 @@ def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     if not isinstance(name, str):
         raise RuntimeError("no API key on this request: is the route guarded?")
     return name
+
+
+def caller_limit(connection: ASGIConnection[Any, Any, Any, Any]) -> AccountLimit | None:
+    """The channels and accounts the admitted key is limited to (None: unlimited)."""
+    state = connection.scope.get("state", {})
+    if not isinstance(state.get(CALLER_STATE), str):
+        raise RuntimeError("no API key on this request: is the route guarded?")
+    limit = state.get(LIMIT_STATE)
+    return limit if isinstance(limit, AccountLimit) else None
 
 
 def requires(scope: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from orderhub.application.access import AccountLimit, admitted
 from orderhub.application.ports import ChannelCommand, CommandState, FeedEntry, InboxMessage
 from orderhub.application.services.common import CommandReceipt
 from orderhub.channels.registry import ChannelRegistry
@@ -81,9 +82,13 @@ def feed_event_out(entry: FeedEntry) -> FeedEventOut:
     return _shown(entry, FeedEventOut)
 
 
-def channel_list(registry: ChannelRegistry) -> ChannelList:
+def channel_list(registry: ChannelRegistry, *, within: AccountLimit | None = None) -> ChannelList:
+    """Every installed channel and account; with ``within``, only the channels it names
+    or names an account of, and only those accounts."""
     accounts: dict[str, list[AccountOut]] = {}
     for account in registry.accounts():
+        if not admitted(within, account.channel, account.name):
+            continue
         accounts.setdefault(account.channel, []).append(
             AccountOut(name=account.name, capabilities=account.capabilities.as_dict())
         )
@@ -96,5 +101,6 @@ def channel_list(registry: ChannelRegistry) -> ChannelList:
                 accounts=sorted(accounts.get(name, []), key=lambda a: a.name),
             )
             for name, loaded in sorted(registry.plugins.items())
+            if within is None or name in within.channels or name in accounts
         ]
     )

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from orderhub.application.access import AccountLimit
+
 READ: Final = "orders:read"
 WRITE: Final = "orders:write"
 OPS: Final = "ops"
@@ -26,6 +28,9 @@ class ApiKey:
     name: str
     key: str = field(repr=False)
     scopes: frozenset[str]
+    limit: AccountLimit | None = None
+    """Only these channels and accounts (a 3PL, an agency): everything else is filtered
+    out of its lists and feed, or answered 404. None: every channel and account."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.key:

@@ -89,6 +89,14 @@ async def sign_in(request: Req) -> Redirect | Template:
     if key is None:
         log.warning("console.sign_in_refused", reason="unknown key")
         return _login_page(request, status=401, error="That API key is not valid.")
+    if key.limit is not None:
+        log.warning("console.sign_in_refused", reason="limited", key=key.name)
+        return _login_page(
+            request,
+            status=403,
+            error=f"API key {key.name!r} is limited to some channels and accounts: the "
+            "console shows every account, so only keys without a limit may sign in.",
+        )
     if not key_may_sign_in(key):
         log.warning("console.sign_in_refused", reason="scope", key=key.name)
         return _login_page(

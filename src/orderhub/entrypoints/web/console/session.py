@@ -4,8 +4,9 @@ The cookie holds the key's *name*, a tag of the key (an HMAC of it: never the ke
 the session ends, and the session's CSRF token; it is signed with HMAC-SHA256 under a
 secret derived from every configured key's secret, so each API process of a deployment
 reads the others' sessions and every session ends when a key is rotated. Each request
-checks the signature, the expiry, that the key still exists with the same secret, and its
-scopes: removing a key or its scope ends its sessions at once."""
+checks the signature, the expiry, that the key still exists with the same secret, its
+scopes and that it is not limited to some channels and accounts: removing a key or its
+scope, or limiting it, ends its sessions at once."""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ class Sessions:
 
     @staticmethod
     def may_look(key: ApiKey) -> bool:
-        return OPS in key.scopes or CONSOLE_READ in key.scopes
+        """``ops`` or ``console:read``, and no limit: the console shows every account."""
+        return key.limit is None and (OPS in key.scopes or CONSOLE_READ in key.scopes)
 
     def _tag(self, key: ApiKey) -> str:
         return _b64(hmac.new(self._secret, key.key.encode(), hashlib.sha256).digest()[:16])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from litestar import get
+from litestar import Request, get
 from litestar.params import QueryParameter
 
 from orderhub.application.services import queries
-from orderhub.entrypoints.web.auth import requires
+from orderhub.entrypoints.web.auth import caller_limit, requires
 from orderhub.entrypoints.web.presenters import feed_event_out
 from orderhub.entrypoints.web.problems import problem_responses
 from orderhub.entrypoints.web.routes._params import HubDep
@@ -26,18 +26,22 @@ MAX_SEQ: Final = 2**63 - 1  # feed_events.seq is a BIGINT: a larger cursor is re
     opt=requires(READ),
     summary="Events after a cursor",
     description="Pass the previous answer's next_cursor as `after`. With `wait`, the call "
-    "is held up to that many seconds until an event arrives.",
+    "is held up to that many seconds until an event arrives. A key limited to some "
+    "channels and accounts reads only their events; the cursor is the feed's own sequence, "
+    "the others' events skipped.",
     responses=problem_responses(401, 403, 422),
 )
 async def read_feed(
     hub: HubDep,
+    request: Request[Any, Any, Any],
     # Litestar documents a bound as a float, 2**63 here: the document gets the exact one
     after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, schema_extra={"maximum": MAX_SEQ})] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     wait: Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> FeedPage:
-    entries = await queries.read_feed(hub, after=after, limit=limit, wait_seconds=wait)
+    page = await queries.read_feed_page(
+        hub, after=after, limit=limit, wait_seconds=wait, within=caller_limit(request)
+    )
     return FeedPage(
-        events=[feed_event_out(entry) for entry in entries],
-        next_cursor=entries[-1].seq if entries else after,
+        events=[feed_event_out(entry) for entry in page.entries], next_cursor=page.next_cursor
     )

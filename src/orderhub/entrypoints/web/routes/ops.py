@@ -3,13 +3,13 @@ failed inbox messages, retried; an order read again from its channel; attention 
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from orderhub.application.services import operations
-from orderhub.entrypoints.web.auth import requires
+from orderhub.entrypoints.web.auth import caller_limit, requires
 from orderhub.entrypoints.web.presenters import inbox_message_out, ops_command_out
 from orderhub.entrypoints.web.problems import problem_responses
 from orderhub.entrypoints.web.routes._params import HubDep
@@ -36,8 +36,10 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
     summary="Channel commands that failed for good",
     responses=problem_responses(401, 403, 422),
 )
-async def failed_commands(hub: HubDep, limit: Limit = DEFAULT_LIMIT) -> OpsCommandList:
-    found = await operations.failed_commands(hub, limit=limit)
+async def failed_commands(
+    hub: HubDep, request: Request[Any, Any, Any], limit: Limit = DEFAULT_LIMIT
+) -> OpsCommandList:
+    found = await operations.failed_commands(hub, limit=limit, within=caller_limit(request))
     return OpsCommandList(commands=[ops_command_out(c) for c in found])
 
 
@@ -60,8 +62,10 @@ async def retry_command(hub: HubDep, command_id: FromPath[str]) -> OpsCommandOut
     "that one and the chain goes on, in order.",
     responses=problem_responses(401, 403, 422),
 )
-async def held_commands(hub: HubDep, limit: Limit = DEFAULT_LIMIT) -> OpsCommandList:
-    found = await operations.held_commands(hub, limit=limit)
+async def held_commands(
+    hub: HubDep, request: Request[Any, Any, Any], limit: Limit = DEFAULT_LIMIT
+) -> OpsCommandList:
+    found = await operations.held_commands(hub, limit=limit, within=caller_limit(request))
     return OpsCommandList(commands=[ops_command_out(c) for c in found])
 
 
@@ -116,8 +120,10 @@ async def resolve_attention(
     summary="Inbox messages that could not be applied",
     responses=problem_responses(401, 403, 422),
 )
-async def failed_messages(hub: HubDep, limit: Limit = DEFAULT_LIMIT) -> InboxMessageList:
-    found = await operations.failed_messages(hub, limit=limit)
+async def failed_messages(
+    hub: HubDep, request: Request[Any, Any, Any], limit: Limit = DEFAULT_LIMIT
+) -> InboxMessageList:
+    found = await operations.failed_messages(hub, limit=limit, within=caller_limit(request))
     return InboxMessageList(messages=[inbox_message_out(m) for m in found])
 
 

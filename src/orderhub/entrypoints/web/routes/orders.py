@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from litestar import get
+from litestar import Request, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from orderhub.application.ports import OrderFilter
 from orderhub.application.services import queries
 from orderhub.domain.values import OrderFulfilledBy, OrderStatus
-from orderhub.entrypoints.web.auth import requires
+from orderhub.entrypoints.web.auth import caller_limit, requires
 from orderhub.entrypoints.web.pagination import InvalidCursor, decode_cursor, encode_cursor
 from orderhub.entrypoints.web.presenters import order_detail_out, order_out
 from orderhub.entrypoints.web.problems import ProblemError, invalid_field, problem_responses
@@ -70,6 +70,7 @@ def _after(cursor: str | None) -> int | None:
 )
 async def list_orders(
     hub: HubDep,
+    request: Request[Any, Any, Any],
     status: FromQuery[OrderStatus | None] = None,
     channel: FromQuery[str | None] = None,
     account: FromQuery[str | None] = None,
@@ -88,6 +89,7 @@ async def list_orders(
         ship_by_before=_aware("ship_by_before", ship_by_before),
         attention=attention,
         fulfilled_by=fulfilled_by,
+        within=caller_limit(request),
     )
     after = _after(cursor)
     found = await queries.list_orders(hub, filters, after_seq=after, limit=limit + 1)
@@ -107,6 +109,8 @@ async def list_orders(
     "channel calls still pending or failed.",
     responses=problem_responses(401, 403, 404),
 )
-async def get_order(hub: HubDep, order_id: FromPath[str]) -> OrderDetailOut:
-    view = await queries.get_order(hub, order_id)
+async def get_order(
+    hub: HubDep, request: Request[Any, Any, Any], order_id: FromPath[str]
+) -> OrderDetailOut:
+    view = await queries.get_order(hub, order_id, within=caller_limit(request))
     return order_detail_out(view.order, view.commands)
