@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import httpx
 from litestar import Litestar
 from litestar.routes import HTTPRoute
-from litestar.testing import AsyncTestClient
 
 from orderhub.application.access import AccountLimit
 from orderhub.application.hub import Hub
@@ -92,7 +92,7 @@ class AccountWorld:
 
 
 async def build_account(
-    client: AsyncTestClient[Any], hub: Hub, account: str, *, invoices: bool
+    client: httpx.AsyncClient, hub: Hub, account: str, *, invoices: bool
 ) -> AccountWorld:
     world = AccountWorld(account=account)
     world.markers.add(f'"account":"{account}"')
@@ -167,7 +167,7 @@ class Route:
         return PARAM.sub(lambda match: ids[match.group(1)], self.path)
 
 
-async def api_routes(app: Litestar, client: AsyncTestClient[Any]) -> list[Route]:
+async def api_routes(app: Litestar, client: httpx.AsyncClient) -> list[Route]:
     """Every route under the API prefix, from the route table; the OpenAPI document lists
     exactly the same ones."""
     table = {
@@ -192,7 +192,7 @@ async def api_routes(app: Litestar, client: AsyncTestClient[Any]) -> list[Route]
 Snapshot = Callable[[], Awaitable[Any]]
 
 
-async def observed(client: AsyncTestClient[Any], extra: Snapshot | None = None) -> Any:
+async def observed(client: httpx.AsyncClient, extra: Snapshot | None = None) -> Any:
     """Everything an unlimited key can see (and what the caller adds: the queue)."""
     seen: dict[str, Any] = {}
     for path in (
@@ -211,7 +211,7 @@ async def observed(client: AsyncTestClient[Any], extra: Snapshot | None = None) 
     return seen
 
 
-async def send(client: AsyncTestClient[Any], route: Route, path: str, key: str) -> Any:
+async def send(client: httpx.AsyncClient, route: Route, path: str, key: str) -> Any:
     if route.method == "GET":
         return await client.get(path, headers=headers(key))
     return await client.request(route.method, path, headers=commanding(key), json={})
@@ -224,7 +224,7 @@ def shows(text: str, markers: Iterable[str]) -> list[str]:
 
 async def probe(
     app: Litestar,
-    client: AsyncTestClient[Any],
+    client: httpx.AsyncClient,
     *,
     key: str,
     hidden: list[AccountWorld],
