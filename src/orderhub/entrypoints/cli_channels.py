@@ -21,8 +21,11 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 
+from orderhub.adapters.persistence import create_engine
+from orderhub.adapters.persistence.budgets import SqlRateBudget
 from orderhub.channels.registry import PluginLoadError, discover
 from orderhub.channels.spi import (
+    AccountServices,
     ChannelAccount,
     ChannelError,
     CheckReport,
@@ -95,7 +98,7 @@ def run_channels(args: argparse.Namespace, settings: Settings) -> int:
     if isinstance(account, str):
         print(f"{command}: {account}", file=sys.stderr)
         return EXIT_UNKNOWN
-    return asyncio.run(_run(account, args, command))
+    return asyncio.run(_run(account, args, command, settings.database.url))
 
 
 def open_account(settings: Settings, channel: str, name: str) -> ChannelAccount | str:
@@ -117,8 +120,13 @@ def _among(names: Iterable[str]) -> str:
     return f" (known: {', '.join(known)})" if known else " (none is configured)"
 
 
-async def _run(account: ChannelAccount, args: argparse.Namespace, command: str) -> int:
+async def _run(
+    account: ChannelAccount, args: argparse.Namespace, command: str, database_url: str
+) -> int:
     where = f"{account.channel}/{account.name}"
+    # what the check asks of the channel counts in the hub's shared budget (a token quota)
+    engine = create_engine(database_url)
+    account.bind(AccountServices(budget=SqlRateBudget(engine)))
     try:
         if args.channels_command == "setup":
             report = await account.setup(args.public_url)
@@ -135,6 +143,7 @@ async def _run(account: ChannelAccount, args: argparse.Namespace, command: str) 
             await account.aclose()
         except Exception as exc:
             print(f"{command}: {where}: closing the account: {_describe(exc)}", file=sys.stderr)
+        await engine.dispose()
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orderhub.adapters.persistence.budgets import SqlRateBudget
@@ -76,3 +77,36 @@ async def test_bad_budgets_are_refused(engine: AsyncEngine) -> None:
         await budget.spend("k", limit=0, window_seconds=60)
     with pytest.raises(ValueError, match="key"):
         await budget.spend("x" * 201, limit=1, window_seconds=60)
+
+
+async def test_a_clock_set_back_counts_later_spends_as_now(engine: AsyncEngine) -> None:
+    clock = StepClock()
+    budget = SqlRateBudget(engine, clock)
+    assert await budget.spend("k", limit=1, window_seconds=60) is None
+    clock.advance(-3600)  # an hour back: the spend would otherwise block for 61 minutes
+    assert await budget.spend("k", limit=1, window_seconds=60) == pytest.approx(60.0)
+
+
+async def test_by_default_the_databases_own_clock_counts(engine: AsyncEngine) -> None:
+    budget = SqlRateBudget(engine)
+    assert await budget.spend("k", limit=1, window_seconds=3600) is None
+    wait = await budget.spend("k", limit=1, window_seconds=3600)
+    assert wait is not None
+    assert 3000 < wait <= 3600
+
+
+async def test_a_spend_waits_a_bounded_time_for_a_row_another_holds(postgres_url: str) -> None:
+    """A holder frozen mid-transaction (a paused VM) makes a spend fail, not hang."""
+    engine = create_engine(postgres_url)
+    try:
+        budget = SqlRateBudget(engine, StepClock())
+        assert await budget.spend("held", limit=5, window_seconds=60) is None
+        async with engine.connect() as holder:
+            await holder.begin()
+            await holder.exec_driver_sql("SELECT * FROM rate_budgets WHERE key = 'held' FOR UPDATE")
+            with pytest.raises(DBAPIError, match="timeout"):
+                await asyncio.wait_for(budget.spend("held", limit=5, window_seconds=60), timeout=60)
+            await holder.rollback()
+        assert await budget.spend("held", limit=5, window_seconds=60) is None
+    finally:
+        await engine.dispose()

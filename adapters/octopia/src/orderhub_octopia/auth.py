@@ -13,6 +13,7 @@ later instead of burning the quota.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from orderhub_octopia import wire
 WINDOW_SECONDS: Final = 3600.0
 FIRST_PAUSE: Final = 2.0
 MAX_PAUSE: Final = 300.0
+BUDGET_SECONDS: Final = 10.0  # the longest a token request waits for the shared budget
 MIN_TTL: Final = 60.0  # a token said to live less (or negative) is kept this long
 
 
@@ -79,8 +81,12 @@ class TokenSource:
 
     @property
     def budget_key(self) -> str:
-        """One quota per client: accounts that share a client share its budget."""
-        return f"octopia:token:{self.credentials.client_id}"
+        """One quota per client: accounts that share a client share its budget (a client
+        id too long or odd for a key is named by its hash)."""
+        client = self.credentials.client_id
+        if not (0 < len(client) <= 100 and client.isascii() and client.isprintable()):
+            client = "sha256:" + hashlib.sha256(client.encode()).hexdigest()
+        return f"octopia:token:{client}"
 
     def share(self, budget: RateBudget) -> None:
         """Count token requests in ``budget`` (the hub's, shared by all its processes)."""
@@ -138,13 +144,16 @@ class TokenSource:
                 f"Octopia token endpoint: paused {wait:.0f} s after a failure", retry_after=wait
             )
         try:
-            wait_for = await self._budget.spend(
-                self.budget_key, limit=self._per_hour, window_seconds=WINDOW_SECONDS
-            )
-        except Exception as exc:  # the shared budget unreadable (its database down)
+            async with asyncio.timeout(BUDGET_SECONDS):
+                wait_for = await self._budget.spend(
+                    self.budget_key, limit=self._per_hour, window_seconds=WINDOW_SECONDS
+                )
+        except Exception as exc:  # the shared budget unreadable: its database down or busy
+            pause = self._failed()  # a growing pause, as after a failed fetch
             raise TokenUnavailable(
-                f"Octopia token quota unreadable ({type(exc).__name__}): no token asked for",
-                retry_after=FIRST_PAUSE,
+                f"Octopia token quota unreadable, no token asked for: "
+                f"{type(exc).__name__}: {str(exc)[:300]}",
+                retry_after=pause,
             ) from exc
         if wait_for is not None:
             raise TokenUnavailable(

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from orderhub.channels.spi import ChannelConfigurationError, TransientChannelError
-from orderhub_octopia.auth import Credentials
+from orderhub_octopia.auth import Credentials, TokenSource
 from orderhub_octopia.client import OctopiaClient, OctopiaRejected
 
 
@@ -118,3 +118,40 @@ async def test_bad_credentials_are_a_configuration_error() -> None:
     with pytest.raises(ChannelConfigurationError, match="nope"):
         await c.get_order("O")
     await c.aclose()
+
+
+def test_the_budget_key_names_the_client_or_its_hash() -> None:
+    def key(client_id: str) -> str:
+        credentials = Credentials(client_id=client_id, client_secret="s")
+        return TokenSource(credentials, httpx.AsyncClient()).budget_key
+
+    assert key("orderhub") == "octopia:token:orderhub"
+    long = key("x" * 300)
+    assert long.startswith("octopia:token:sha256:")
+    assert len(long) < 100
+    assert key("a\x00b").startswith("octopia:token:sha256:")
+    assert key("x" * 300) == long  # the same client, the same budget
+
+
+async def test_a_budget_that_cannot_be_read_asks_for_no_token_and_backs_off() -> None:
+    class Down:
+        async def spend(self, key: str, *, limit: int, window_seconds: float) -> float | None:
+            raise OSError("database unreachable")
+
+    asked: list[httpx.Request] = []
+    now = [0.0]
+    transport = httpx.MockTransport(lambda r: asked.append(r) or httpx.Response(500))
+    tokens = TokenSource(
+        Credentials(client_id="c", client_secret="s"),
+        httpx.AsyncClient(transport=transport),
+        clock=lambda: now[0],
+    )
+    tokens.share(Down())
+    pauses = []
+    for _ in range(3):
+        with pytest.raises(TransientChannelError, match="database unreachable") as waiting:
+            await tokens.token()
+        pauses.append(waiting.value.retry_after)
+        now[0] += 1000  # past any pause
+    assert asked == []
+    assert pauses == [2.0, 4.0, 8.0]  # growing, as after a failed fetch
