@@ -17,7 +17,10 @@ after everything else the unit of work writes, it runs::
     UPDATE feed_counter SET last_seq = last_seq + :n WHERE id = 1 RETURNING last_seq
 
 which takes the row lock, inserts its ``n`` events numbered ``last_seq - n + 1 ..
-last_seq``, and commits, which releases the lock. So:
+last_seq`` (and sets the orders' ``last_seq``), and commits, which releases the lock. On
+PostgreSQL the three are one statement (data-modifying CTEs, the events passed as
+arrays), so the lock is held across two round trips (that statement, COMMIT) instead
+of four. So:
 
 * Another transaction that wants numbers blocks on that UPDATE until the holder has
   committed or rolled back, then (READ COMMITTED re-reads the row) continues from the
@@ -33,8 +36,10 @@ Hence a reader that sees ``seq = k`` can already see every ``seq < k``: reading
 
 The lock serialises only the last moment of writing transactions that have events (the
 counter update, the feed insert and the COMMIT itself); the unit of work takes it as late
-as possible, after orders, commands and everything else are written and checked, and
-nothing after it takes another lock, so it cannot deadlock with order rows. Transactions
+as possible, after orders, commands and everything else are written and checked. (The
+``last_seq`` stamp locks an order row after the counter only for an order that has an
+event but was not itself written, such as a ``command.*`` event's: PostgreSQL's deadlock
+detector then ends one of two such transactions, which is retried.) Transactions
 without events never touch it. On SQLite the database write lock (``BEGIN IMMEDIATE``,
 see ``engine.py``) serialises whole writing transactions anyway, so the same statement is
 trivially gapless there.
@@ -44,15 +49,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderhub.adapters.persistence import limits
+from orderhub.adapters.persistence.engine import json_dumps
 from orderhub.adapters.persistence.mapping import feed_entry_from_row
-from orderhub.adapters.persistence.tables import FEED_COUNTER_ID, feed_counter, feed_events
+from orderhub.adapters.persistence.tables import (
+    FEED_COUNTER_ID,
+    feed_counter,
+    feed_events,
+    orders,
+)
 from orderhub.application.access import AccountLimit
 from orderhub.application.ports import FeedEntry
 
@@ -69,12 +80,100 @@ class PendingEvent:
     account: str | None = None
 
 
-async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) -> range:
-    """Number ``events`` and insert them; holds the counter lock until the caller commits.
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The numbers :func:`append` used, and each order's newest one (its ``last_seq``)."""
 
-    Call it last in the transaction, right before COMMIT. Returns the numbers used."""
+    seqs: range
+    newest: dict[str, int]
+
+
+_APPEND_POSTGRESQL: Final = sa.text(
+    """
+    WITH counter AS (
+        UPDATE feed_counter SET last_seq = last_seq + :n WHERE id = :counter_id
+        RETURNING last_seq
+    ), inserted AS (
+        INSERT INTO feed_events (seq, type, order_id, channel, account, occurred_at, data)
+        SELECT counter.last_seq - :n + e.ord, e.type, e.order_id, e.channel, e.account,
+               e.occurred_at, e.data::jsonb
+        FROM counter,
+             unnest(CAST(:types AS varchar[]), CAST(:order_ids AS varchar[]),
+                    CAST(:channels AS varchar[]), CAST(:accounts AS varchar[]),
+                    CAST(:occurred AS timestamptz[]), CAST(:data AS text[]))
+                 WITH ORDINALITY AS e(type, order_id, channel, account, occurred_at, data, ord)
+        RETURNING seq, order_id
+    ), stamped AS (
+        UPDATE orders SET last_seq = newest.seq
+        FROM (SELECT order_id, max(seq) AS seq FROM inserted
+              WHERE order_id IS NOT NULL GROUP BY order_id) AS newest
+        WHERE orders.id = newest.order_id
+    )
+    SELECT last_seq FROM counter
+    """
+)
+"""One round trip on PostgreSQL: the counter, the events, the orders' ``last_seq``."""
+
+
+async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) -> Appended:
+    """Number ``events``, insert them and set each of their orders' ``last_seq`` to its
+    newest event's number (the orders list pages by it and so inherits the feed's
+    gaplessness); holds the counter lock until the caller commits.
+
+    Call it last in the transaction, right before COMMIT. On PostgreSQL this is one
+    statement (one round trip while the lock is held, then COMMIT: the lock is held
+    across two round trips instead of four); on SQLite, where the database lock
+    serialises whole transactions anyway, three."""
     if not events:
-        return range(0)
+        return Appended(range(0), {})
+    if connection.dialect.name == "postgresql":
+        last = await _append_postgresql(connection, events)
+    else:
+        last = await _append_generic(connection, events)
+    seqs = range(last - len(events) + 1, last + 1)
+    newest: dict[str, int] = {}
+    for event, seq in zip(events, seqs, strict=True):
+        if event.order_id is not None:
+            newest[event.order_id] = seq
+    if newest and connection.dialect.name != "postgresql":
+        await connection.execute(
+            sa.update(orders).where(orders.c.id == sa.bindparam("order_id")),
+            [{"order_id": key, "last_seq": value} for key, value in newest.items()],
+        )
+    return Appended(seqs, newest)
+
+
+def _no_counter() -> RuntimeError:
+    return RuntimeError("feed_counter has no row: run the migrations (orderhub db upgrade)")
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: give it a timezone (UTC)")
+    return value.astimezone(UTC)
+
+
+async def _append_postgresql(connection: AsyncConnection, events: Sequence[PendingEvent]) -> int:
+    result = await connection.execute(
+        _APPEND_POSTGRESQL,
+        {
+            "n": len(events),
+            "counter_id": FEED_COUNTER_ID,
+            "types": [event.type for event in events],
+            "order_ids": [event.order_id for event in events],
+            "channels": [event.channel for event in events],
+            "accounts": [event.account for event in events],
+            "occurred": [_utc(event.occurred_at) for event in events],
+            "data": [json_dumps(event.data) for event in events],
+        },
+    )
+    last = result.scalar_one_or_none()
+    if last is None:
+        raise _no_counter()
+    return int(last)
+
+
+async def _append_generic(connection: AsyncConnection, events: Sequence[PendingEvent]) -> int:
     result = await connection.execute(
         sa.update(feed_counter)
         .where(feed_counter.c.id == FEED_COUNTER_ID)
@@ -83,8 +182,7 @@ async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) ->
     )
     last = result.scalar_one_or_none()
     if last is None:
-        raise RuntimeError("feed_counter has no row: run the migrations (orderhub db upgrade)")
-    seqs = range(last - len(events) + 1, last + 1)
+        raise _no_counter()
     await connection.execute(
         sa.insert(feed_events),
         [
@@ -97,10 +195,10 @@ async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) ->
                 "occurred_at": event.occurred_at,
                 "data": event.data,
             }
-            for seq, event in zip(seqs, events, strict=True)
+            for seq, event in zip(range(last - len(events) + 1, last + 1), events, strict=True)
         ],
     )
-    return seqs
+    return int(last)
 
 
 async def read(

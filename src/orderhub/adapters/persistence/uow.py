@@ -58,8 +58,9 @@ class SqlUnitOfWork:
        read is not written: readers never make writers conflict;
     2. inserts the commands added to ``commands``;
     3. numbers and inserts the events of every tracked order and those given to
-       :meth:`record` (see :mod:`orderhub.adapters.persistence.feed`: the counter lock
-       is taken here, last, so it is held for as short a time as possible);
+       :meth:`record`, and sets the orders' ``last_seq`` (see
+       :mod:`orderhub.adapters.persistence.feed`: the counter lock is taken here, last,
+       in one statement on PostgreSQL, so it is held for as short a time as possible);
     4. commits, then bumps the orders' ``version`` and empties their ``events``.
 
     After a commit the unit may be used again: the next statement starts a new
@@ -154,8 +155,7 @@ class SqlUnitOfWork:
             for event in entry.order.events
         ]
         events.extend(self._recorded)
-        seqs = await feed.append(connection, events)
-        newest = await _stamp_orders(connection, events, seqs)
+        newest = (await feed.append(connection, events)).newest  # and each order's last_seq
         await self._before_commit()
         await connection.commit()
         for event in events:
@@ -225,23 +225,6 @@ class SqlUnitOfWork:
                 f"order {order.id} changed since it was read (version {seen})"
             )
         return seen + 1
-
-
-async def _stamp_orders(
-    connection: AsyncConnection, events: list[PendingEvent], seqs: range
-) -> dict[str, int]:
-    """Set each order's ``last_seq`` to its newest event's sequence, in the same commit:
-    the orders list pages by it and inherits the feed's gaplessness."""
-    newest: dict[str, int] = {}
-    for event, seq in zip(events, seqs, strict=True):
-        if event.order_id is not None:
-            newest[event.order_id] = seq
-    if newest:
-        await connection.execute(
-            sa.update(orders).where(orders.c.id == sa.bindparam("order_id")),
-            [{"order_id": key, "last_seq": value} for key, value in newest.items()],
-        )
-    return newest
 
 
 def _is_unique_violation(exc: IntegrityError) -> bool:

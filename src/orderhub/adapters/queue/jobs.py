@@ -9,9 +9,11 @@ sweeper backs up."""
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from typing import Final
 
 from orderhub.application.hub import Hub
+from orderhub.application.ports import ChannelCommand, InboxMessage
 from orderhub.application.services import dispatch, intake
 from orderhub.logging import bound, get_logger
 from orderhub.metrics import COMMANDS_DISPATCHED, DISPATCH_SECONDS, INBOX_PROCESSED, STALE_OUTCOMES
@@ -24,53 +26,71 @@ QUIET: Final = frozenset({"waiting", "not_due", "leased", "ended", "held"})
 
 
 async def run_dispatch(hub: Hub, command_id: str) -> str:
-    """Dispatch one command; return what happened (a :class:`dispatch.Dispatched` value)."""
-    async with hub.uow() as uow:
-        command = await uow.commands.get(command_id)
-    if command is None:
-        log.warning("dispatch.missing", command_id=command_id)
-        COMMANDS_DISPATCHED.labels(UNKNOWN, UNKNOWN, "missing").inc()
-        return dispatch.Dispatched.MISSING.value
-    channel, kind = command.channel, command.kind.value
-    with bound(
-        command_id=command_id,
-        order_id=command.order_id,
-        channel=channel,
-        account=command.account,
-    ):
+    """Dispatch one command; return what happened (a :class:`dispatch.Dispatched` value).
+
+    The logs and metrics name the command's channel, kind and order as its claim reads
+    them (``seen``): the job does not read the command once more for them."""
+    known: list[ChannelCommand] = []
+    with bound(command_id=command_id), ExitStack() as context:
+
+        def seen(command: ChannelCommand) -> None:
+            if not known:
+                known.append(command)
+                context.enter_context(
+                    bound(
+                        order_id=command.order_id, channel=command.channel, account=command.account
+                    )
+                )
+
+        def labels() -> tuple[str, str]:
+            return (known[0].channel, known[0].kind.value) if known else (UNKNOWN, UNKNOWN)
+
         started = time.perf_counter()
         try:
-            outcome = (await dispatch.dispatch_command(hub, command_id)).value
+            outcome = (await dispatch.dispatch_command(hub, command_id, seen=seen)).value
         except Exception:
-            COMMANDS_DISPATCHED.labels(channel, kind, "error").inc()
-            log.exception("dispatch.error", kind=kind)
+            COMMANDS_DISPATCHED.labels(*labels(), "error").inc()
+            log.exception("dispatch.error", kind=labels()[1])
             raise
         finally:
             elapsed = time.perf_counter() - started
-            DISPATCH_SECONDS.labels(channel, kind).observe(elapsed)
-        COMMANDS_DISPATCHED.labels(channel, kind, outcome).inc()
-        _report("dispatch", outcome, kind=kind, seconds=round(elapsed, 3))
+            if known:
+                DISPATCH_SECONDS.labels(*labels()).observe(elapsed)
+        COMMANDS_DISPATCHED.labels(*labels(), outcome).inc()
+        if outcome == dispatch.Dispatched.MISSING.value:
+            log.warning("dispatch.missing", command_id=command_id)
+            return outcome
+        _report("dispatch", outcome, kind=labels()[1], seconds=round(elapsed, 3))
         return outcome
 
 
 async def run_inbox(hub: Hub, message_id: str) -> str:
-    """Process one inbox message; return what happened (a :class:`intake.Processed` value)."""
-    async with hub.uow() as uow:
-        message = await uow.inbox.get(message_id)
-    if message is None:
-        log.warning("inbox.missing", message_id=message_id)
-        INBOX_PROCESSED.labels(UNKNOWN, "missing").inc()
-        return intake.Processed.MISSING.value
-    channel = message.channel
-    with bound(message_id=message_id, channel=channel, account=message.account):
+    """Process one inbox message; return what happened (a :class:`intake.Processed` value).
+
+    The logs and metrics name the message's channel and account as its claim reads them
+    (``seen``): the job does not read the message once more for them."""
+    known: list[InboxMessage] = []
+    with bound(message_id=message_id), ExitStack() as context:
+
+        def seen(message: InboxMessage) -> None:
+            if not known:
+                known.append(message)
+                context.enter_context(bound(channel=message.channel, account=message.account))
+
+        def channel() -> str:
+            return known[0].channel if known else UNKNOWN
+
         try:
-            outcome = (await intake.process_message(hub, message_id)).value
+            outcome = (await intake.process_message(hub, message_id, seen=seen)).value
         except Exception:
-            INBOX_PROCESSED.labels(channel, "error").inc()
+            INBOX_PROCESSED.labels(channel(), "error").inc()
             log.exception("inbox.error")
             raise
-        INBOX_PROCESSED.labels(channel, outcome).inc()
-        _report("inbox", outcome, source=message.source)
+        INBOX_PROCESSED.labels(channel(), outcome).inc()
+        if outcome == intake.Processed.MISSING.value:
+            log.warning("inbox.missing", message_id=message_id)
+            return outcome
+        _report("inbox", outcome, source=known[0].source if known else UNKNOWN)
         return outcome
 
 

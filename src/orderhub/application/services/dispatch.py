@@ -25,6 +25,7 @@ The steps, and what a crash between them leaves:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -69,8 +70,12 @@ class Claim:
     account: ChannelAccount
 
 
-async def dispatch_command(hub: Hub, command_id: str) -> Dispatched:
-    claimed = await with_conflict_retry(lambda: _claim(hub, command_id))
+async def dispatch_command(
+    hub: Hub, command_id: str, *, seen: Callable[[ChannelCommand], None] | None = None
+) -> Dispatched:
+    """Claim, call, record (see the module's docstring). ``seen`` is shown the command as
+    the claim reads it (the caller's logs and metrics name it without a second read)."""
+    claimed = await with_conflict_retry(lambda: _claim(hub, command_id, seen))
     if not isinstance(claimed, Claim):
         return claimed
     command = claimed.command
@@ -93,12 +98,16 @@ async def dispatch_command(hub: Hub, command_id: str) -> Dispatched:
     return await _succeed(hub, command, outcome)
 
 
-async def _claim(hub: Hub, command_id: str) -> Claim | Dispatched:
+async def _claim(
+    hub: Hub, command_id: str, seen: Callable[[ChannelCommand], None] | None = None
+) -> Claim | Dispatched:
     now = hub.clock.now()
     async with hub.uow() as uow:
         command = await uow.commands.get(command_id, for_update=True)
         if command is None:
             return Dispatched.MISSING
+        if seen is not None:
+            seen(command)
         if command.state is not CommandState.PENDING:
             return Dispatched.ENDED
         if command.next_attempt_at is not None and command.next_attempt_at > now:

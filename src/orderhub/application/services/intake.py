@@ -22,7 +22,7 @@ Processing (:func:`process_message`), like a command's dispatch:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -177,9 +177,13 @@ class _Claim:
     account: ChannelAccount
 
 
-async def process_message(hub: Hub, message_id: str) -> Processed:
-    """Map and apply one stored message (see the module's docstring)."""
-    claimed = await with_conflict_retry(lambda: _claim(hub, message_id))
+async def process_message(
+    hub: Hub, message_id: str, *, seen: Callable[[InboxMessage], None] | None = None
+) -> Processed:
+    """Map and apply one stored message (see the module's docstring). ``seen`` is shown
+    the message as the claim reads it (the caller's logs and metrics name its channel
+    without reading it a second time)."""
+    claimed = await with_conflict_retry(lambda: _claim(hub, message_id, seen))
     if not isinstance(claimed, _Claim):
         if claimed is Processed.FAILED:  # over its cap: the order's next message may go
             async with hub.uow() as uow:
@@ -215,12 +219,16 @@ async def _map(account: ChannelAccount, message: InboxMessage) -> Sequence[Chann
     return await account.snapshots(message.body, message.headers)
 
 
-async def _claim(hub: Hub, message_id: str) -> _Claim | Processed:
+async def _claim(
+    hub: Hub, message_id: str, seen: Callable[[InboxMessage], None] | None = None
+) -> _Claim | Processed:
     now = hub.clock.now()
     async with hub.uow() as uow:
         message = await uow.inbox.get(message_id, for_update=True)
         if message is None:
             return Processed.MISSING
+        if seen is not None:
+            seen(message)
         if message.state is not InboxState.RECEIVED:
             return Processed.ENDED
         if message.next_attempt_at is not None and message.next_attempt_at > now:

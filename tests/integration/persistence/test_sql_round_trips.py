@@ -1,0 +1,161 @@
+"""Round trips to PostgreSQL per unit of work on the hot paths (issue 10), counted, not timed.
+
+A worker's throughput on a busy machine is bounded by the round trips of each job: each
+one waits for PostgreSQL and for the event loop again, and the feed counter's lock is held
+across the last ones of a writing transaction. These tests count, with SQLAlchemy's engine
+events, every statement, ``BEGIN``, ``COMMIT``, ``ROLLBACK`` and pre-ping of:
+
+* a webhook stored (``store_message``, what ``serve`` does before its 2xx);
+* an inbox message processed by a worker (``jobs.run_inbox``: a new order);
+* a warehouse command (``accept_order``, the API's accept);
+* a command dispatched by a worker (``jobs.run_dispatch``: the accept at the channel);
+* a page of the orders list (``list_orders``).
+
+and hold each to an upper bound: a change that adds round trips to a hot path fails here,
+deterministically, whatever the machine's speed. The bounds are the counts the code makes
+today. Before issue 10's changes an inbox message took 32 (20 + a pre-ping of three at
+each of 4 checkouts), a dispatch 27 and an accept 12: the message and the command were
+read once more by the job for its logs, the feed took three statements under its lock,
+and every checkout pinged."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.integration.persistence.pipeline_support import (
+    ACCOUNT,
+    CHANNEL,
+    World,
+    make_world,
+    order_body,
+)
+
+from orderhub.adapters.persistence import create_engine
+from orderhub.adapters.queue import jobs
+from orderhub.application.ports import OrderFilter
+from orderhub.application.services.intake import store_message
+from orderhub.application.services.queries import list_orders
+from orderhub.application.services.seller_commands import accept_order
+
+pytestmark = pytest.mark.postgres
+
+STORE_BOUND = 3  # BEGIN, INSERT ... ON CONFLICT, COMMIT
+INBOX_BOUND = 15  # claim 5, apply 7, the order's next message 3
+ACCEPT_BOUND = 7  # BEGIN, order, next seq, UPDATE order, INSERT command, feed, COMMIT
+DISPATCH_BOUND = 13  # claim 7, record 6
+LIST_BOUND = 3  # BEGIN, SELECT, ROLLBACK
+
+
+@dataclass
+class RoundTrips:
+    """What the engine sent while :meth:`counting`: statements and transaction verbs."""
+
+    engine: AsyncEngine
+    active: bool = False
+    sent: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        sync = self.engine.sync_engine
+
+        @event.listens_for(sync, "before_cursor_execute")
+        def _statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            self._add(" ".join(statement.split())[:100])
+
+        @event.listens_for(sync, "begin")
+        def _begin(_conn: Any) -> None:
+            self._add("BEGIN")
+
+        @event.listens_for(sync, "commit")
+        def _commit(_conn: Any) -> None:
+            self._add("COMMIT")
+
+        @event.listens_for(sync, "rollback")
+        def _rollback(_conn: Any) -> None:
+            self._add("ROLLBACK")
+
+        @event.listens_for(sync.pool, "checkout")
+        def _checkout(*_args: Any) -> None:
+            if sync.pool._pre_ping:  # BEGIN; ping; ROLLBACK on asyncpg
+                self._add("PRE-PING (3 round trips)")
+                self._add("")
+                self._add("")
+
+    def _add(self, what: str) -> None:
+        if self.active:
+            self.sent.append(what)
+
+    @contextmanager
+    def counting(self) -> Iterator[list[str]]:
+        self.sent = []
+        self.active = True
+        try:
+            yield self.sent
+        finally:
+            self.active = False
+
+
+@pytest.fixture
+async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(postgres_url)  # the production defaults (pool, pre-ping)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _store(world: World, channel_order_id: str) -> str:
+    stored = await store_message(
+        world.hub,
+        channel=CHANNEL,
+        account=ACCOUNT,
+        body=order_body(channel_order_id),
+        headers={"webhook-id": f"wh-{channel_order_id}"},
+    )
+    return stored.message_id
+
+
+def _show(sent: list[str]) -> str:
+    return "\n".join(f"{n:3} {s}" for n, s in enumerate(sent, 1))
+
+
+async def test_round_trips_of_the_hot_paths_are_bounded(pg_engine: AsyncEngine) -> None:
+    world = make_world(pg_engine)
+    trips = RoundTrips(pg_engine)
+    await world.receive("T-0")  # the first order: connections, caches
+
+    with trips.counting() as stored:
+        message_id = await _store(world, "T-1")
+    with trips.counting() as processed:
+        assert await jobs.run_inbox(world.hub, message_id) == "processed"
+    async with world.hub.uow() as uow:
+        order = await uow.orders.get_by_channel_id(CHANNEL, ACCOUNT, "T-1")
+    assert order is not None
+    with trips.counting() as accepted:
+        command_id = (await accept_order(world.hub, order_id=order.id)).command_id
+    with trips.counting() as dispatched:
+        assert await jobs.run_dispatch(world.hub, command_id) == "succeeded"
+    with trips.counting() as listed:
+        assert len(await list_orders(world.hub, OrderFilter(), after_seq=None, limit=100)) == 2
+
+    report = "\n".join(
+        f"{name}: {len(sent)}\n{_show(sent)}"
+        for name, sent in [
+            ("store", stored),
+            ("inbox", processed),
+            ("accept", accepted),
+            ("dispatch", dispatched),
+            ("list", listed),
+        ]
+    )
+    print(report)
+    assert len(stored) <= STORE_BOUND, report
+    assert len(processed) <= INBOX_BOUND, report
+    assert len(accepted) <= ACCEPT_BOUND, report
+    assert len(dispatched) <= DISPATCH_BOUND, report
+    assert len(listed) <= LIST_BOUND, report
