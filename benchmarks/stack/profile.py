@@ -1,0 +1,175 @@
+"""Profile one process of the production topology under one load, with py-spy.
+
+``python -m benchmarks.stack.profile intake|processing|dispatch [--seconds N] [--out DIR]``
+
+* ``intake``: wrk posts webhooks (no worker running); ``serve`` is sampled;
+* ``processing``: a batch of webhooks is stored, then one worker drains it; the worker's
+  child process (the one running the jobs) is sampled;
+* ``dispatch``: orders are stored and processed, accepted over the API, then one worker
+  sends the commands to the channel server; the worker is sampled.
+
+Writes py-spy's ``--format raw`` (collapsed stacks, for flame graphs) and a top-N of the
+functions with the most samples, by self time and by total time, to ``--out``. Needs
+``py-spy`` on PATH (``uv tool install py-spy``) and the services of ``make bench-stack``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from benchmarks.stack import phases, wrk
+from benchmarks.stack.phases import Profile, Run
+from benchmarks.stack.procstat import Sampler
+from benchmarks.stack.run import POSTGRES_URL, REDIS_URL
+from benchmarks.stack.topology import (
+    WMS_KEY,
+    ProductionHub,
+    Stack,
+    database,
+    query,
+    scalar,
+)
+
+PROFILE: Final = Profile(
+    "profile", pg_seconds=1, closed_seconds=10, rates=(), open_seconds=1, grace=1,
+    drain_seconds=120, settle_seconds=120, wms_orders=600, feed_seconds=1,
+)  # fmt: skip
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    spy = shutil.which("py-spy") or os.path.expanduser("~/.local/bin/py-spy")
+    return subprocess.Popen(
+        [
+            *(spy, "record", "--pid", str(pid), "--duration", str(int(seconds))),
+            *("--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def summarise(raw: Path, top: int = 40) -> str:
+    """Self and total samples per function from py-spy's collapsed stacks."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1] for f in stack.split(";") if f]
+        if not frames:
+            continue
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    lines = [f"{samples} samples", "", "self:"]
+    lines += [f"{100 * n / samples:5.1f}% {f}" for f, n in own.most_common(top)]
+    lines += ["", "total:"]
+    lines += [f"{100 * n / samples:5.1f}% {f}" for f, n in total.most_common(top)]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stack.profile")
+    parser.add_argument("what", choices=["intake", "processing", "dispatch"])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--workers-threads", type=int, default=8)
+    args = parser.parse_args()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out: Path = args.out or Path("var/bench-profile") / f"{args.what}-{stamp}"
+    (out / "work").mkdir(parents=True, exist_ok=True)
+    sampler = Sampler().start()
+    profile = Profile(**{**vars(PROFILE), "closed_seconds": args.seconds})
+    run = Run(profile, out / "work", sampler)
+    stack = Stack(out / "work")
+    raw = out / "profile.txt"
+    try:
+        stack.start_channel_server()
+        with database(POSTGRES_URL, "orderhub_profile") as dsn:
+            hub = ProductionHub(
+                stack,
+                database_url=dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
+                redis_url=REDIS_URL,
+                serves=1,
+                worker_threads=args.workers_threads,
+            )
+            try:
+                hub.start()
+                hub.set_workers(0)
+                if args.what == "intake":
+                    spy = record(hub.serves[0].pid, args.seconds, raw)
+                    result = run.webhooks(hub.urls, f"I-{time.time_ns()}")
+                    spy.wait(timeout=args.seconds + 60)
+                    print(f"intake: {result['rate']:.0f} req/s")
+                elif args.what == "processing":
+                    run.webhooks(hub.urls, f"P-{time.time_ns()}")
+                    total = int(scalar(dsn, phases.RECEIVED))
+                    _drain(hub, dsn, args.seconds, raw, phases.PROCESSED, total)
+                else:
+                    run.webhooks(hub.urls, f"D-{time.time_ns()}")
+                    hub.set_workers(1)
+                    phases.settle(dsn, profile.settle_seconds)
+                    hub.set_workers(0)
+                    rows = query(
+                        dsn,
+                        "SELECT id FROM orders WHERE status = 'awaiting_acceptance' "
+                        f"LIMIT {profile.wms_orders}",
+                    )
+                    ids_file = run.workdir / "accept.txt"
+                    ids_file.write_text("\n".join(r[0] for r in rows) + "\n")
+                    phases.python_json(
+                        "benchmarks.stack.loadgen",
+                        "closed",
+                        *("--url", hub.urls[0], "--key", WMS_KEY, "--ids-file", str(ids_file)),
+                        *("--concurrency", "16"),
+                        timeout=600,
+                    )
+                    _drain(hub, dsn, args.seconds, raw, phases.SUCCEEDED, len(rows))
+            finally:
+                hub.close()
+    finally:
+        stack.close()
+        sampler.stop()
+    if raw.exists():
+        summary = summarise(raw)
+        (out / "summary.txt").write_text(summary)
+        print(summary)
+    print(f"profile: wrote {out}")
+    return 0
+
+
+def _drain(hub: ProductionHub, dsn: str, seconds: float, raw: Path, done: str, total: int) -> None:
+    before = int(scalar(dsn, done))
+    (worker,) = hub.set_workers(1)
+    kids = children(worker.pid)
+    target = kids[-1] if kids else worker.pid
+    began = time.monotonic()
+    spy = record(target, seconds, raw)
+    samples = phases.poll(dsn, done, lambda v: v - before >= total, 300)
+    spy.wait(timeout=seconds + 60)
+    moved = samples[-1][1] - before
+    print(f"drained {moved}/{total} in {time.monotonic() - began:.1f} s (pid {target})")
+
+
+if __name__ == "__main__":
+    if not wrk.available():
+        raise SystemExit("wrk is not installed")
+    raise SystemExit(main())
