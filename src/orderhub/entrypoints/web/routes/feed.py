@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Annotated, Any, Final
 
 from litestar import Request, get
 from litestar.params import QueryParameter
 
 from orderhub.application.services import queries
-from orderhub.entrypoints.web.auth import caller_limit, requires
+from orderhub.entrypoints.web.auth import caller, caller_limit, requires
+from orderhub.entrypoints.web.long_polls import long_polls_of
 from orderhub.entrypoints.web.presenters import feed_event_out
 from orderhub.entrypoints.web.problems import problem_responses
 from orderhub.entrypoints.web.routes._params import HubDep
@@ -28,8 +30,9 @@ MAX_SEQ: Final = 2**63 - 1  # feed_events.seq is a BIGINT: a larger cursor is re
     description="Pass the previous answer's next_cursor as `after`. With `wait`, the call "
     "is held up to that many seconds until an event arrives. A key limited to some "
     "channels and accounts reads only their events; the cursor is the feed's own sequence, "
-    "the others' events skipped.",
-    responses=problem_responses(401, 403, 422),
+    "the others' events skipped. One API key may hold a few long-polls open at once "
+    "(`[api] max_long_polls_per_key`, 4 by default): one more is a 429 with Retry-After.",
+    responses=problem_responses(401, 403, 422, 429),
 )
 async def read_feed(
     hub: HubDep,
@@ -39,9 +42,12 @@ async def read_feed(
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     wait: Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> FeedPage:
-    page = await queries.read_feed_page(
-        hub, after=after, limit=limit, wait_seconds=wait, within=caller_limit(request)
-    )
+    # a long-poll counts against its key's share (429 over it); a plain read never does
+    held = long_polls_of(request).hold(caller(request)) if wait > 0 else nullcontext()
+    with held:
+        page = await queries.read_feed_page(
+            hub, after=after, limit=limit, wait_seconds=wait, within=caller_limit(request)
+        )
     return FeedPage(
         events=[feed_event_out(entry) for entry in page.entries], next_cursor=page.next_cursor
     )
