@@ -8,12 +8,15 @@ import re
 from typing import Any
 
 import pytest
+from litestar import Litestar, get
+from litestar.params import FromPath
 
 from orderhub.application.access import AccountLimit
 from orderhub.application.services.operations import retry_message
 from orderhub.channels.registry import ChannelRegistry
 from orderhub.domain.capabilities import Capabilities
 from orderhub.entrypoints.web import ApiKey, WebSettings, create_app
+from orderhub.entrypoints.web.limits import check_routes
 from orderhub.testing.fakes import FakeDatabase, FixedClock, RecordingQueue
 
 from .console_support import sign_in
@@ -215,3 +218,24 @@ def test_the_limit_admits_named_channels_and_accounts() -> None:
 def test_stub_registry_has_the_accounts_the_probe_uses() -> None:
     names = {(a.channel, a.name) for a in stub_registry().accounts()}
     assert {("stub", HIDDEN_ACCOUNT), ("stub", OWN_ACCOUNT)} <= names
+
+
+def test_an_app_with_a_path_parameter_the_check_does_not_know_is_refused() -> None:
+    @get("/api/v1/widgets/{widget_id:str}", sync_to_thread=False)
+    def widget(widget_id: FromPath[str]) -> str:
+        return widget_id
+
+    @get("/api/v1/orders/{order_id:str}/parts/{invoice_id:str}", sync_to_thread=False)
+    def part(order_id: FromPath[str], invoice_id: FromPath[str]) -> str:
+        return invoice_id
+
+    @get("/api/v1/parts/{invoice_id:str}", sync_to_thread=False)
+    def orphan(invoice_id: FromPath[str]) -> str:
+        return invoice_id
+
+    with pytest.raises(RuntimeError, match=re.escape("path parameters ['widget_id']")):
+        check_routes(Litestar([widget]), prefix=PREFIX)
+    check_routes(Litestar([part]), prefix=PREFIX)  # an invoice of the order the path names
+    with pytest.raises(RuntimeError, match="names a part of an order without the order"):
+        check_routes(Litestar([orphan]), prefix=PREFIX)
+    check_routes(Litestar([widget]), prefix="/elsewhere")
