@@ -159,3 +159,29 @@ async def test_round_trips_of_the_hot_paths_are_bounded(pg_engine: AsyncEngine) 
     assert len(accepted) <= ACCEPT_BOUND, report
     assert len(dispatched) <= DISPATCH_BOUND, report
     assert len(listed) <= LIST_BOUND, report
+
+
+async def test_an_order_read_and_unchanged_is_not_written_and_a_listed_one_is_saved(
+    pg_engine: AsyncEngine,
+) -> None:
+    """Reads take no change-tracking snapshot of a page of orders; a single order read
+    is compared at commit and, unchanged, not written; a listed order that a unit of work
+    does change (no snapshot to compare with) is written all the same."""
+    world = make_world(pg_engine)
+    trips = RoundTrips(pg_engine)
+    order_id = await world.receive("T-9")
+
+    with trips.counting() as sent:
+        async with world.hub.uow() as uow:
+            assert await uow.orders.get(order_id) is not None
+            await uow.commit()
+    assert not [s for s in sent if s.startswith("UPDATE orders")], _show(sent)
+
+    async with world.hub.uow() as uow:
+        (listed,) = await uow.orders.list(OrderFilter(), after_seq=None, limit=10)
+        listed.order_number = "changed-after-a-list"
+        await uow.commit()
+    async with world.hub.uow() as uow:
+        stored = await uow.orders.get(order_id)
+    assert stored is not None
+    assert (stored.order_number, stored.version) == ("changed-after-a-list", listed.version)

@@ -8,12 +8,12 @@ the same database transaction.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -50,7 +50,7 @@ class TrackedOrder:
 
     order: Order
     seen_version: int | None
-    snapshot: dict[str, Any] | None
+    snapshot: bytes | None  # None: unknown, written at commit as if changed
 
     @property
     def is_new(self) -> bool:
@@ -62,12 +62,16 @@ class TrackedOrder:
         return _comparable(order_to_row(self.order)) != self.snapshot
 
 
-def _comparable(row: dict[str, Any]) -> dict[str, Any]:
-    """The row without ``version`` (the repository owns it), detached from the order."""
-    return copy.deepcopy({key: value for key, value in row.items() if key != "version"})
+_SNAPSHOTS: Final = msgspec.json.Encoder()
 
 
-def snapshot_of(order: Order) -> dict[str, Any]:
+def _comparable(row: dict[str, Any]) -> bytes:
+    """The row without ``version`` (the repository owns it), detached from the order: its
+    JSON (msgspec, C: ``copy.deepcopy`` took 21% of ``GET /orders?limit=100``)."""
+    return _SNAPSHOTS.encode({key: value for key, value in row.items() if key != "version"})
+
+
+def snapshot_of(order: Order) -> bytes:
     return _comparable(order_to_row(order))
 
 
@@ -91,13 +95,17 @@ class Transaction:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
-    def track(self, order: Order) -> Order:
-        """Register a loaded order, or return the instance this unit of work already has."""
+    def track(self, order: Order, *, snapshot: bool = True) -> Order:
+        """Register a loaded order, or return the instance this unit of work already has.
+        ``snapshot=False`` (lists, which only read): no snapshot is taken, and the order is
+        written at commit as if it had changed (optimistic concurrency holds either way)."""
         known = self.orders.get(order.id)
         if known is not None:
             return known.order
         self.orders[order.id] = TrackedOrder(
-            order=order, seen_version=order.version, snapshot=snapshot_of(order)
+            order=order,
+            seen_version=order.version,
+            snapshot=snapshot_of(order) if snapshot else None,
         )
         return order
 
@@ -172,7 +180,8 @@ class SqlOrderRepository:
         if after_seq is not None:
             query = query.where(o.last_seq > after_seq)
         result = await self._tx.conn().execute(query.order_by(o.last_seq).limit(limit))
-        return [self._tx.track(order_from_row(row)) for row in result.mappings()]
+        # a page of orders is read, never written: no change-tracking snapshots
+        return [self._tx.track(order_from_row(row), snapshot=False) for row in result.mappings()]
 
     async def stale(self, *, older_than: datetime, limit: int) -> Sequence[Order]:
         if limit <= 0:
