@@ -89,7 +89,8 @@ async def test_a_webhook_is_stored_while_more_long_polls_wait_than_the_pool_has(
     message_id = stored.json()["message_id"]
     async with stack.hub.uow() as uow:
         message = await uow.inbox.get(message_id)
-    assert message is not None and message.body == body  # durably stored
+    assert message is not None
+    assert message.body == body  # durably stored
     assert await process_message(stack.hub, message_id) is Processed.PROCESSED
 
     async with asyncio.timeout(BOUND_SECONDS):
