@@ -54,7 +54,8 @@ async def stack(postgres_url: str) -> AsyncIterator[Stack]:
     app = create_app(hub, WebSettings(api_keys=API_KEYS, max_long_polls_per_key=POLLS))
     limiter = app.state[LONG_POLLS_STATE]
     assert isinstance(limiter, LongPolls)
-    transport = httpx.ASGITransport(app=app)  # the app on this loop: requests overlap
+    asgi: Any = app  # httpx types the ASGI callable more narrowly than Litestar
+    transport = httpx.ASGITransport(app=asgi)  # the app on this loop: requests overlap
     try:
         async with (
             AsyncTestClient(app=app),  # the app's lifespan
