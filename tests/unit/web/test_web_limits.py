@@ -147,3 +147,13 @@ async def test_a_channel_order_at_the_line_limit_is_applied(harness: Harness) ->
         lines=[{"id": f"L{i}", "quantity": 1} for i in range(MAX_LINES_PER_ORDER)]
     )
     assert len(order.lines) == MAX_LINES_PER_ORDER
+
+
+async def test_an_idempotency_key_over_255_characters_is_422(harness: Harness) -> None:
+    order = await harness.seed()
+    response = await harness.client.post(
+        f"/api/v1/orders/{order.id}/accept",
+        headers={**auth("writer"), "Idempotency-Key": "k" * 256},
+    )
+    problem = assert_problem(response, 422, "validation-error")
+    assert problem["errors"][0]["source"] == "header"
