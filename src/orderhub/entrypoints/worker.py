@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread, set_event_loop_thread
@@ -47,6 +47,18 @@ __all__ = [
 log = get_logger(__name__)
 
 BROKER_SPEC = "orderhub.entrypoints.worker:setup"
+IDLE_POLL_MS: Final = 100
+"""A consumer that finds its queue empty waits at most this long before it looks again
+(dramatiq's own default, 1 s, is a latency floor for the first job after a quiet moment:
+issue 10). Redis: one cheap script call per look and queue; ``dramatiq_worker_timeout``
+in the environment overrides it."""
+WORKER_TIMEOUT_ENV: Final = "dramatiq_worker_timeout"
+
+
+def idle_poll_ms(environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    given = env.get(WORKER_TIMEOUT_ENV)
+    return int(given) if given else IDLE_POLL_MS
 
 
 class HubLifecycle(Middleware):
@@ -62,6 +74,8 @@ class HubLifecycle(Middleware):
         self.queue: DramatiqQueue | None = None
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        # before the consumers start (they are added after this hook), which read it
+        worker.worker_timeout = idle_poll_ms()
         try:
             self.queue = DramatiqQueue(
                 broker,

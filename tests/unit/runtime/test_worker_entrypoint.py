@@ -23,10 +23,12 @@ from orderhub.config import Settings, load_settings
 from orderhub.entrypoints.cli import EXIT_CONFIG, main
 from orderhub.entrypoints.worker import (
     BROKER_SPEC,
+    IDLE_POLL_MS,
     EmbeddedBrokerError,
     HubLifecycle,
     build_worker_broker,
     dramatiq_argv,
+    idle_poll_ms,
 )
 
 
@@ -117,3 +119,17 @@ def test_worker_command_refuses_missing_plugins_before_forking(
     assert main(["worker", "--processes", "1"]) == EXIT_CONFIG
 
     assert "enabled channels not installed: nowhere" in capsys.readouterr().err
+
+
+def test_the_consumers_look_at_an_empty_queue_again_within_100_ms(tmp_path: Path) -> None:
+    lifecycle = HubLifecycle(redis_settings(tmp_path))
+    broker = stub_broker_with(lifecycle)
+    worker = Worker(broker, worker_threads=1)  # dramatiq's default: 1000 ms
+
+    worker.start()
+    try:
+        assert worker.worker_timeout == IDLE_POLL_MS == 100
+        assert {c.worker_timeout for c in worker.consumers.values()} == {IDLE_POLL_MS}
+    finally:
+        worker.stop()
+    assert idle_poll_ms({"dramatiq_worker_timeout": "250"}) == 250
