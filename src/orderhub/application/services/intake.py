@@ -30,7 +30,7 @@ from typing import Final
 
 from orderhub.application import snapshot_codec
 from orderhub.application.hub import Hub
-from orderhub.application.limits import check_size
+from orderhub.application.limits import check_size, storable
 from orderhub.application.ports import ChannelCommand, InboxMessage, InboxState, UnitOfWork
 from orderhub.application.services.common import (
     clip,
@@ -358,6 +358,7 @@ async def apply_in(
     """Create the order or merge what the channel saw, in ``uow``; add the channel's
     follow-up commands. Returns the order and the ids of the commands to queue."""
     check_size(snapshot)  # before anything is read or built: a huge order fails its message
+    snapshot = storable(snapshot)
     order = await uow.orders.get_by_channel_id(
         account.channel, account.name, snapshot.channel_order_id
     )
