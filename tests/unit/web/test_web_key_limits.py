@@ -3,6 +3,7 @@ what lies outside the limit; lists page fully; the feed skips the others' events
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from typing import Any
@@ -13,6 +14,7 @@ from litestar.params import FromPath
 
 from orderhub.application.access import AccountLimit
 from orderhub.application.services.operations import retry_message
+from orderhub.application.services.queries import FEED_POLL_SECONDS, read_feed_page
 from orderhub.channels.registry import ChannelRegistry
 from orderhub.domain.capabilities import Capabilities
 from orderhub.entrypoints.web import ApiKey, WebSettings, create_app
@@ -22,6 +24,7 @@ from orderhub.testing.fakes import FakeDatabase, FixedClock, RecordingQueue
 from .console_support import sign_in
 from .limits_probe import (
     KEYS,
+    LIMITED,
     OWN_ACCOUNT,
     PREFIX,
     SECRETS,
@@ -239,3 +242,20 @@ def test_an_app_with_a_path_parameter_the_check_does_not_know_is_refused() -> No
     with pytest.raises(RuntimeError, match="names a part of an order without the order"):
         check_routes(Litestar([orphan]), prefix=PREFIX)
     check_routes(Litestar([widget]), prefix="/elsewhere")
+
+
+async def test_a_limited_long_poll_waits_for_its_own_event(harness: Harness) -> None:
+    head = (await read_feed(harness, "boss", 0, 1000))["next_cursor"]
+    limit = LIMITED["tpl"]
+    waiting = asyncio.create_task(
+        read_feed_page(harness.hub, after=head, limit=10, wait_seconds=20, within=limit)
+    )
+    await asyncio.sleep(0)
+    await harness.seed(account=HIDDEN_ACCOUNT, channel_order_id="while-waiting")
+    for _ in range(3):  # the poll sees the other account's event and keeps waiting
+        await asyncio.sleep(FEED_POLL_SECONDS)
+    assert not waiting.done()
+    mine = await harness.seed(account=OWN_ACCOUNT, channel_order_id="mine")
+    page = await asyncio.wait_for(waiting, timeout=20)
+    assert [e.order_id for e in page.entries] == [mine.id]
+    assert page.next_cursor == page.entries[-1].seq
