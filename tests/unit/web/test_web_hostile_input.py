@@ -133,6 +133,10 @@ async def test_a_hostile_order_is_shown_as_text_on_every_console_page(
         page = await harness.client.get(path)
         assert page.status_code == 200, (name, page.text)
         texts[name] = assert_shown_as_text(page.text, name)
+        policy = page.headers["content-security-policy"]  # no inline script would run
+        assert "default-src 'none'" in policy
+        assert "unsafe-inline" not in policy
+        assert "unsafe-eval" not in policy
 
     for name in ("overview", "orders", "search", "order"):
         assert f"CH-{SCRIPT}{IMG}{VISIBLE}" in texts[name], name  # the order id, as text

@@ -13,6 +13,7 @@ from orderhub.application.services.intake import Processed, process_message
 from orderhub.entrypoints.web import WebSettings
 from orderhub.entrypoints.web.routes.feed import MAX_LIMIT as FEED_MAX_LIMIT
 from orderhub.entrypoints.web.routes.feed import MAX_WAIT_SECONDS
+from orderhub.entrypoints.web.routes.invoices import MAX_NUMBER as MAX_INVOICE_NUMBER
 from orderhub.entrypoints.web.routes.orders import MAX_LIMIT as ORDERS_MAX_LIMIT
 from orderhub.entrypoints.web.schemas import MAX_ID, MAX_SERIALS_PER_ITEM, MAX_TEXT, MAX_URL
 
@@ -157,3 +158,17 @@ async def test_an_idempotency_key_over_255_characters_is_422(harness: Harness) -
     )
     problem = assert_problem(response, 422, "validation-error")
     assert problem["errors"][0]["source"] == "header"
+
+
+async def test_an_invoice_number_over_200_characters_is_422(harness: Harness) -> None:
+    order = await harness.seed()
+    before = harness.state()
+    response = await harness.client.post(
+        f"/api/v1/orders/{order.id}/invoices",
+        headers=commanding(),
+        files={"file": ("invoice.pdf", b"%PDF-1.7 x", "application/pdf")},
+        data={"number": "N" * (MAX_INVOICE_NUMBER + 1)},
+    )
+    problem = assert_problem(response, 422, "validation-error")
+    assert problem["errors"][0]["field"] == "number"
+    assert harness.state() == before

@@ -30,6 +30,7 @@ from orderhub.entrypoints.web.settings import OPS, READ, WRITE
 MULTIPART: Final = "multipart/form-data"
 FORM_OVERHEAD: Final = 64 * 1024  # the form's other parts and boundaries, beyond the file
 MAX_FILENAME: Final = 255
+MAX_NUMBER: Final = 200  # an invoice number (docs/limits.md)
 FIELDS: Final = frozenset({"file", "number", "filename"})
 
 
@@ -95,6 +96,8 @@ async def _read_form(request: Request[Any, Any, Any]) -> tuple[UploadFile, str, 
         raise invalid_field("file", "one file part (the invoice's PDF) is required")
     number = _text(form, "number", required=True)
     assert number is not None
+    if len(number) > MAX_NUMBER:
+        raise invalid_field("number", f"at most {MAX_NUMBER} characters")
     filename = _filename(_text(form, "filename", required=False) or files[0].filename)
     return files[0], number, filename
 
