@@ -1,8 +1,9 @@
 """``make bench-stack``: one run of the real-stack benchmark, side by side.
 
-``python -m benchmarks.stack [--profile smoke|full] [--out DIR] [...]``. The ``full``
+``python -m benchmarks.stack [--profile smoke|quick|full] [--out DIR] [...]``. The ``full``
 profile is the measurement (a quiet machine: nothing else running; about 15-25 minutes);
-``smoke`` checks the harness in about three minutes and measures nothing worth quoting.
+``smoke`` checks the harness in about three minutes and measures nothing worth quoting;
+``quick`` (about eight minutes) compares two versions run back to back.
 Writes results.json, results.md, latency.svg/.png to ``--out`` (var/bench-stack/<time>)."""
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ PROFILES: Final = {
         "smoke", pg_seconds=2, closed_seconds=2, rates=(2, 5, 10), open_seconds=3, grace=10,
         drain_seconds=20, settle_seconds=30, wms_orders=30, feed_seconds=2,
     ),
+    "quick": Profile(
+        "quick", pg_seconds=5, closed_seconds=8, rates=(10, 25, 50, 75, 100, 150),
+        open_seconds=10, grace=15, drain_seconds=60, settle_seconds=90, wms_orders=300,
+        feed_seconds=4,
+    ),
     "full": Profile(
         "full", pg_seconds=15, closed_seconds=15,
         rates=(10, 25, 50, 75, 100, 150, 200, 300, 400, 600, 800), open_seconds=30, grace=30,
@@ -34,8 +40,8 @@ PROFILES: Final = {
     ),
 }  # fmt: skip
 SMOKE_NOTE: Final = (
-    "Smoke run: it checks that the harness works. Figures from it are not a measurement "
-    "(short runs, low rates, and usually a machine busy with other work)."
+    "Smoke or quick run: shorter than the measurement. Quote only ratios taken in the same "
+    "run, or runs made back to back on the same machine."
 )
 POSTGRES_URL: Final = os.environ.get(
     "ORDERHUB_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -169,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "commit": _commit(),
             "cpus": os.cpu_count(),
             "load_before": round(os.getloadavg()[0], 2),
-            "note": SMOKE_NOTE if profile.name == "smoke" else "",
+            "note": SMOKE_NOTE if profile.name != "full" else "",
         }
     }
     phase = Phases(results)
