@@ -8,7 +8,11 @@ describes. :class:`LocalAccountHealth` keeps them in memory (tests, no database)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+Report = Callable[[bool, str], Awaitable[None]]
+"""How a token cache (or any client part) tells one outcome: ok, or failed and why."""
 
 
 class AccountHealth(Protocol):
@@ -29,3 +33,12 @@ class LocalAccountHealth:
         self, channel: str, account: str, item: str, *, ok: bool, detail: str = ""
     ) -> None:
         self.last[(channel, account, item)] = (ok, "" if ok else detail)
+
+
+def reporter(health: AccountHealth, channel: str, account: str, item: str) -> Report:
+    """A :data:`Report` noting ``item`` of the account in ``health`` (for ``bind``)."""
+
+    async def report(ok: bool, detail: str) -> None:
+        await health.note(channel, account, item, ok=ok, detail=detail)
+
+    return report

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from orderhub.channels.health import reporter
 from orderhub.channels.spi import (
     AccountConfig,
     AccountServices,
@@ -82,11 +83,7 @@ class OctopiaAccount(ChannelAccount):
     def bind(self, services: AccountServices) -> None:
         super().bind(services)
         self.client.tokens.share(services.budget)  # one token quota for all the hub's processes
-
-        async def report(ok: bool, detail: str) -> None:
-            await services.health.note(self.channel, self.name, "token", ok=ok, detail=detail)
-
-        self.client.tokens.report_to(report)
+        self.client.tokens.report_to(reporter(services.health, self.channel, self.name, "token"))
 
     async def warm(self) -> None:
         """The carrier list, for :meth:`preflight` to refuse an unknown carrier at once."""

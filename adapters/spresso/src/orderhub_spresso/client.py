@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol, TypeVar
 import httpx
 import msgspec
 
+from orderhub.channels.health import Report
 from orderhub_spresso import wire
 
 T = TypeVar("T")
@@ -145,6 +146,7 @@ class ClientCredentials:
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
         self.fetched = 0
+        self.report: Report | None = None  # how each fetch went (the account's health)
 
     def __repr__(self) -> str:  # never the secret
         return f"ClientCredentials(token_url={self.token_url!r})"
@@ -156,7 +158,14 @@ class ClientCredentials:
             if self._value is not None and self._clock() < self._refresh_at:
                 return self._value
             started = self._clock()
-            answer = await self._fetch(http)
+            try:
+                answer = await self._fetch(http)
+            except SpressoError as exc:
+                if self.report is not None:
+                    await self.report(False, str(exc))
+                raise
+            if self.report is not None:
+                await self.report(True, "")
             ttl = float(answer.expires_in) if answer.expires_in else DEFAULT_TOKEN_TTL
             if not math.isfinite(ttl) or ttl < MIN_TOKEN_TTL:  # else a token per call
                 ttl = MIN_TOKEN_TTL  # (a 401 still replaces it early)

@@ -25,10 +25,12 @@ from typing import Any, Final, Literal, TypeVar
 import httpx
 import structlog
 
+from orderhub.channels.health import reporter
 from orderhub.channels.signatures import verify_body_signature
 from orderhub.channels.spi import (
     WEBHOOK_TOPIC_HEADER,
     AccountConfig,
+    AccountServices,
     ChannelAccount,
     ChannelConfigurationError,
     CheckItem,
@@ -103,6 +105,12 @@ class SpressoAccount(ChannelAccount):
         self.secrets = _secrets(settings)
         self.registrar: Registrar = registrar(settings)
         self.client = client or _client(settings)
+
+    def bind(self, services: AccountServices) -> None:
+        super().bind(services)
+        tokens = self.client.tokens
+        if isinstance(tokens, ClientCredentials):  # a static token has no fetch to note
+            tokens.report = reporter(services.health, self.channel, self.name, "token")
 
     # --- the webhook door -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any, Final, Literal, Self, TypeVar
 import httpx
 import msgspec
 
+from orderhub.channels.health import Report
 from orderhub_topi.wire import (
     ORDER_ACCEPTED,
     ORDER_ACKNOWLEDGED,
@@ -262,6 +263,7 @@ class TopiClient:
         )
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
+        self.token_report: Report | None = None  # how each token fetch went (the account's health)
 
     async def __aenter__(self) -> Self:
         return self
@@ -492,7 +494,14 @@ class TopiClient:
             cached = self._token
             if cached is not None and self._clock() < cached.refresh_at:
                 return cached.value
-            self._token = await self._fetch_token()
+            try:
+                self._token = await self._fetch_token()
+            except TopiError as exc:
+                if self.token_report is not None:
+                    await self.token_report(False, str(exc))
+                raise
+            if self.token_report is not None:
+                await self.token_report(True, "")
             return self._token.value
 
     async def _invalidate(self, token: str) -> None:

@@ -26,8 +26,10 @@ from typing import Any, Final, TypeVar
 import structlog
 
 from orderhub.application.ports import CommandKind
+from orderhub.channels.health import reporter
 from orderhub.channels.spi import (
     AccountConfig,
+    AccountServices,
     ChannelAccount,
     ChannelConfigurationError,
     CommandOutcome,
@@ -109,6 +111,10 @@ class TopiAccount(ChannelAccount):
         settings = config.settings
         self.reference_source: str | None = settings.get("reference_source")
         self.client = client or _client(settings)
+
+    def bind(self, services: AccountServices) -> None:
+        super().bind(services)
+        self.client.token_report = reporter(services.health, self.channel, self.name, "token")
 
     async def snapshots(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ChannelSnapshot]:
         """The webhook is thin: fetch the whole order and map it. A refresh message already

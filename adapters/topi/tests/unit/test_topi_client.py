@@ -535,3 +535,21 @@ async def test_an_acknowledge_that_lost_the_race_to_a_closed_order_is_moot(close
         # accept is no such case: a closed order that was never confirmed is a refusal
         with pytest.raises(TopiRejectedError):
             await client.accept(ORDER_ID)
+
+
+async def test_each_token_fetch_is_reported_for_the_accounts_health() -> None:
+    topi, clock, reports = FakeTopi(expires_in=3600), FakeClock(), []
+
+    async def report(ok: bool, detail: str) -> None:
+        reports.append((ok, detail))
+
+    topi.token_response = lambda _r: httpx.Response(503)
+    async with topi.client(clock=clock) as client:
+        client.token_report = report
+        with pytest.raises(TopiTransientError):
+            await client.get_order(ORDER_ID)
+        topi.token_response = None
+        await client.get_order(ORDER_ID)
+        await client.get_order(ORDER_ID)  # the cached token: nothing to report
+    assert [ok for ok, _ in reports] == [False, True]
+    assert "503" in reports[0][1]
