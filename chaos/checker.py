@@ -65,6 +65,15 @@ class Checker:
         for event in self.feed:
             if event.get("type") in TERMINAL_EVENTS:
                 self.terminal[str(event["data"].get("command_id"))].append(event)
+        # commands waiting behind a failed one of their order (the hub's rule: an operator
+        # retries or abandons the failed one first); not stuck, not yet ended
+        failed = {c for c, ends in self.terminal.items() if ends[0]["type"] == "command.failed"}
+        self.held = {
+            str(c.get("id"))
+            for order in observation.get("hub_orders", [])
+            for c in order.get("pending_commands", [])
+            if c.get("held_by") in failed
+        }
         # per channel: every effect call (any answer), in the simulator's order
         self.effects: dict[str, list[tuple[Effect, dict[str, Any]]]] = {}
         for name, seen in observation.get("channels", {}).items():
@@ -170,6 +179,8 @@ class Checker:
             channel, order = entry["channel"], entry["channel_order_id"]
             where = {"channel": channel, "order": order, "hub_order": entry["order_id"]}
             ends = self.terminal.get(command_id, [])
+            if not ends and command_id in self.held:
+                continue
             if len(ends) != 1:
                 self.flag(
                     "terminal-events",
@@ -181,6 +192,8 @@ class Checker:
                 continue
             end = ends[0]
             key = wms_key(entry["action"], entry.get("body"))
+            if key is None:
+                continue
             calls = [c for e, c in self.effects[channel] if e == Effect(order, key)]
             ok = [c for c in calls if 200 <= (c.get("status_code") or 0) < 300]
             if max_attempts and len(calls) > max_attempts:
@@ -297,11 +310,14 @@ class Checker:
                     )
 
     def check_stuck(self) -> None:
-        """Nothing left pending longer than the retry horizon; no inbox message failed."""
+        """Nothing left pending longer than the retry horizon (but what waits for an
+        operator behind a failed command); no inbox message failed."""
         horizon = float(self.obs.get("retry_horizon", 0))
         now = float(self.obs.get("observed_at", 0))
         for order in self.obs.get("hub_orders", []):
             for command in order.get("pending_commands", []):
+                if str(command.get("id")) in self.held:
+                    continue
                 age = now - epoch(command.get("created_at"))
                 if age > horizon:
                     self.flag(

@@ -45,19 +45,69 @@ def topi_call(call: dict[str, Any]) -> Effect | None:
     return Effect(match[1], match[2]) if match else None
 
 
-def wms_key(action: str, body: Any) -> str:
-    """The effect key a warehouse command expects (the same for every channel)."""
+# --- Octopia ------------------------------------------------------------------------------
+
+_OCTOPIA_ORDER: Final = re.compile(r"^/orders/([^/]+)/(approval-status|shipments)$")
+_OCTOPIA_CANCEL: Final = ("/order-cancellation-requests", "/order-partial-cancellation-requests")
+
+
+def octopia_call(call: dict[str, Any]) -> Effect | None:
+    if call.get("method") != "POST":
+        return None
+    path = call.get("path", "")
+    if path in _OCTOPIA_CANCEL:
+        body = _body(call)
+        return Effect(str(body.get("orderSellerId", "")), "cancel")
+    match = _OCTOPIA_ORDER.match(path)
+    if not match:
+        return None
+    if match[2] == "approval-status":
+        decision = _body(call).get("approval_status")
+        return Effect(match[1], "accept" if decision == "Accepted" else "reject")
+    try:
+        raw = json.loads(call.get("body") or "{}")
+    except ValueError:
+        raw = {}
+    parcels = raw if isinstance(raw, list) else [raw]
+    number = parcels[0].get("parcelNumber", "") if parcels and isinstance(parcels[0], dict) else ""
+    return Effect(match[1], f"ship:{number}")
+
+
+# --- Spresso ------------------------------------------------------------------------------
+
+
+def spresso_call(call: dict[str, Any]) -> Effect | None:
+    """``PUT /v1/fulfillments/{id}/shipments`` (a parcel) and ``PUT /v1/fulfillments/{id}``
+    (a status: in_transit, delivered); the observer names the order (``order``). A call
+    answered from Spresso's idempotency store (``replayed``) is not a second effect."""
+    if call.get("method") != "PUT" or call.get("replayed"):
+        return None
+    body = _body(call)
+    order = str(call.get("order", ""))
+    if call.get("path", "").endswith("/shipments"):
+        return Effect(order, f"ship:{body.get('trackingNumber', '')}")
+    if body.get("status"):
+        return Effect(order, f"{body['status']}:{call.get('fulfilment', '')}")
+    return None
+
+
+def wms_key(action: str, body: Any) -> str | None:
+    """The effect key a warehouse command expects (the same for every channel); None for
+    a command that may make no call."""
     if action == "shipments":
         return f"ship:{(body or {}).get('tracking_number', '')}"
     if action == "cancellations":
-        return "cancel"
+        # refusing a customer's request changes nothing at the marketplace
+        return None if (body or {}).get("decision") == "refuse" else "cancel"
     if action == "deliveries":
-        return "deliver"
+        return None  # one call per fulfilment, or none where the channel reports them
     return action
 
 
 CALL_EFFECTS: Final[dict[str, Callable[[dict[str, Any]], Effect | None]]] = {
     "topi": topi_call,
+    "octopia": octopia_call,
+    "spresso": spresso_call,
 }
 """Per channel: the effect of one simulator call, or None for a call that changes nothing
 (reads, tokens)."""

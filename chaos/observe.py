@@ -97,7 +97,9 @@ class Settling:
             for mine in hub.values():
                 if self.clean.get(mine["id"]) == mine["last_seq"]:
                     continue
-                if self.reader.get(f"/orders/{mine['id']}")["pending_commands"]:
+                detail = self.reader.get(f"/orders/{mine['id']}")
+                # held behind a failed command: waits for an operator, not for time
+                if [c for c in detail["pending_commands"] if not c.get("held_by")]:
                     found.append(f"{mine['id']} has pending commands")
                 else:
                     self.clean[mine["id"]] = mine["last_seq"]

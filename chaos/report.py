@@ -46,6 +46,12 @@ def figures(observation: dict[str, Any], faults: dict[str, Any]) -> dict[str, An
         "terminal_events": dict(ends),
         "feed_events": len(feed),
         "failed_commands": len(observation.get("failed_commands", [])),
+        "held_commands": sum(
+            1
+            for o in observation.get("hub_orders", [])
+            for c in o.get("pending_commands", [])
+            if c.get("held_by")
+        ),
         "channels": channels,
     }
 
@@ -90,6 +96,8 @@ def markdown(run: dict[str, Any], n: dict[str, Any], violations: list[Violation]
         f"| hub orders | {n['hub_orders']} ({n['attention_orders']} with attention) |",
         f"| WMS commands | {n['wms_commands']} ({_pairs(n['wms_answers'])}) |",
         f"| terminal events | {_pairs(n['terminal_events'])} |",
+        f"| commands failed / held behind them (for an operator) | {n['failed_commands']} / "
+        f"{n['held_commands']} |",
         f"| feed events | {n['feed_events']} |",
         f"| simulator calls | {_pairs({k: v['calls'] for k, v in n['channels'].items()})} |",
         f"| violations | {len(violations)} |",

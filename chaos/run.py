@@ -29,7 +29,7 @@ from chaos.wms import Wms
 EXIT_OK: Final = 0
 EXIT_VIOLATIONS: Final = 1
 EXIT_BROKEN: Final = 2
-DEFAULT_CHANNELS: Final = "topi"
+DEFAULT_CHANNELS: Final = "topi,octopia,spresso"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -28,20 +28,22 @@ def post_json(http: httpx.Client, path: str, body: Any = None) -> httpx.Response
 
 
 def shippable(order: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
-    """Each line with units accepted but neither shipped nor cancelled, and how many."""
+    """Each line with units neither rejected, cancelled nor shipped, and how many (of an
+    order ready to ship: accepted, or a channel without acceptance)."""
     found = []
     for line in order["lines"]:
-        units = min(line["accepted"], line["quantity"] - line["cancelled"]) - line["shipped"]
+        units = line["quantity"] - line["rejected"] - line["cancelled"] - line["shipped"]
         if units > 0:
             found.append((line, units))
     return found
 
 
 def parcel(
-    order: dict[str, Any], rng: random.Random, *, whole: bool = False
+    order: dict[str, Any], rng: random.Random, *, whole: bool = False, whole_lines: bool = False
 ) -> dict[str, Any] | None:
     """A shipment of some (or, ``whole``, all) of what is left to ship, a tracking number
-    of its own; serial numbers where a line needs them."""
+    of its own; serial numbers where a line needs them. ``whole_lines``: each line it
+    carries, all of it (a channel whose parcels hold lines, not units)."""
     lines = shippable(order)
     if not lines:
         return None
@@ -49,7 +51,7 @@ def parcel(
         lines = rng.sample(lines, rng.randint(1, len(lines)))
     items = []
     for line, units in lines:
-        quantity = units if whole else rng.randint(1, units)
+        quantity = units if whole or whole_lines else rng.randint(1, units)
         item: dict[str, Any] = {"line_id": line["id"], "quantity": quantity}
         if line["requires_serial_number"]:
             item["serial_numbers"] = [f"SN-{uuid.uuid4().hex[:10]}" for _ in range(quantity)]

@@ -281,3 +281,19 @@ def test_commands_without_a_2xx_promise_nothing(status: int | None) -> None:
         }
     )
     assert kinds(obs) == []
+
+
+def test_a_command_held_behind_a_failed_one_waits_for_an_operator() -> None:
+    obs = _clean()
+    obs["feed"][4]["type"] = "command.failed"
+    obs["channels"]["topi"]["calls"][2]["status_code"] = 409
+    obs["wms"].append(
+        {**obs["wms"][1], "command_id": "cmd-later", "body": {"tracking_number": "T2"}}
+    )
+    obs["hub_orders"][0]["attention"] = [{"code": "command_failed", "ref": SHIP}]
+    later = {"id": "cmd-later", "kind": "ship", "state": "pending", "created_at": T0}
+    obs["hub_orders"][0]["pending_commands"] = [{**later, "held_by": SHIP}]
+    assert kinds(obs) == []
+    # held by a command that did not fail: stuck, and never ended
+    obs["hub_orders"][0]["pending_commands"] = [{**later, "held_by": ACCEPT}]
+    assert sorted(kinds(obs)) == ["command-stuck", "terminal-events"]

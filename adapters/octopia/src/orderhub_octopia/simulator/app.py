@@ -48,7 +48,8 @@ class SimulatorConfig:
 class Fault:
     path: str
     method: str | None = None
-    status: int = 503
+    status: int | None = 503
+    """None: the call goes through after ``delay`` (an answer that comes too late)."""
     times: int = 1
     body: Any = None
     retry_after: str | None = None
@@ -116,12 +117,13 @@ class Recorder:
             "seller_id": headers.get("sellerid"),
             "body": _redacted(scope["path"], body[:4000].decode(errors="replace")),
             "status_code": None,
+            "at": time.time(),
         }
         self.sim.calls.append(call)
         fault = self.sim.fault_for(scope["method"], scope["path"], call["query"])
-        if fault is not None:
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
             call["status_code"] = fault.status
             call["fault"] = True
             extra = [(b"retry-after", fault.retry_after.encode())] if fault.retry_after else []

@@ -144,6 +144,7 @@ class Simulator:
             "idempotency_key": key,
             "status_code": None,
             "fault": False,
+            "at": time.time(),
         }
         self.calls.append(call)
         fault = self.take_fault(method, path)

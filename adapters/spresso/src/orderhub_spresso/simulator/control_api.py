@@ -53,6 +53,12 @@ async def place_order(request: Req) -> Response[Any]:
     return _answer(lambda: sim.book.place(doc).document(), 201)
 
 
+@get("/_sim/orders")
+async def list_orders(request: Req) -> list[dict[str, Any]]:
+    """Every order, as the API shows it (a test's view of all Spresso holds)."""
+    return [order.document() for order in _sim(request).book.orders.values()]
+
+
 @get("/_sim/orders/{order_id:str}")
 async def show_order(request: Req, order_id: FromPath[str]) -> Response[Any]:
     sim = _sim(request)
@@ -168,6 +174,7 @@ async def revoke(request: Req) -> dict[str, int]:
 
 
 CONTROL_ROUTES: Final = [
-    reset, configure, place_order, show_order, pay, console_cancel, tick, webhooks, drop,
-    hold, release, redeliver, add_fault, clear_faults, release_holds, list_faults, calls, revoke,
+    reset, configure, place_order, list_orders, show_order, pay, console_cancel, tick,
+    webhooks, drop, hold, release, redeliver, add_fault, clear_faults, release_holds,
+    list_faults, calls, revoke,
 ]  # fmt: skip
