@@ -15,6 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from orderhub.adapters.persistence import limits
+from orderhub.adapters.persistence import statements as q
 from orderhub.adapters.persistence.mapping import (
     command_from_row,
     command_to_row,
@@ -38,29 +39,19 @@ class SqlCommandRepository:
         pending = self._tx.new_commands.get(command_id)
         if pending is not None:
             return pending
-        query = sa.select(channel_commands).where(channel_commands.c.id == command_id)
-        if for_update:
-            query = query.with_for_update()  # rendered as nothing on SQLite
-        result = await self._tx.conn().execute(query)
+        query = q.COMMAND_BY_ID_LOCKED if for_update else q.COMMAND_BY_ID
+        result = await self._tx.conn().execute(query, {"b_id": command_id})
         row = result.mappings().one_or_none()
         return None if row is None else command_from_row(row)
 
     async def for_order(self, order_id: str) -> Sequence[ChannelCommand]:
-        result = await self._tx.conn().execute(
-            sa.select(channel_commands)
-            .where(channel_commands.c.order_id == order_id)
-            .order_by(channel_commands.c.seq)
-        )
+        result = await self._tx.conn().execute(q.COMMANDS_OF_ORDER, {"b_order": order_id})
         stored = [command_from_row(row) for row in result.mappings()]
         pending = [c for c in self._tx.new_commands.values() if c.order_id == order_id]
         return sorted(stored + pending, key=lambda c: c.seq)
 
     async def next_seq(self, order_id: str) -> int:
-        result = await self._tx.conn().execute(
-            sa.select(sa.func.coalesce(sa.func.max(channel_commands.c.seq), 0)).where(
-                channel_commands.c.order_id == order_id
-            )
-        )
+        result = await self._tx.conn().execute(q.LAST_COMMAND_SEQ, {"b_order": order_id})
         stored = int(result.scalar_one())
         pending = [c.seq for c in self._tx.new_commands.values() if c.order_id == order_id]
         return max([stored, *pending]) + 1
@@ -69,11 +60,12 @@ class SqlCommandRepository:
         if command.id in self._tx.new_commands:
             self._tx.new_commands[command.id] = command  # inserted at commit, as it is then
             return True
-        c = channel_commands.c
-        statement = sa.update(channel_commands).where(c.id == command.id)
+        params = {**command_to_row(command), "b_id": command.id}
+        statement = q.SAVE_COMMAND
         if fence is not None:
-            statement = statement.where(c.fence == fence, c.state == CommandState.PENDING.value)
-        result = await self._tx.conn().execute(statement.values(command_to_row(command)))
+            statement = q.SAVE_COMMAND_FENCED
+            params.update(b_fence=fence, b_state=CommandState.PENDING.value)
+        result = await self._tx.conn().execute(statement, params)
         if result.rowcount == 1:
             return True
         if fence is not None:
@@ -184,62 +176,65 @@ class SqlInboxRepository:
 
     async def add(self, message: InboxMessage) -> bool:
         row = message_to_row(message)
-        if self._tx.conn().dialect.name != "postgresql":
-            # one writer at a time on SQLite: the next number is max + 1 (PostgreSQL draws
-            # it from the column's identity)
-            row["seq"] = sa.select(
-                sa.func.coalesce(sa.func.max(inbox_messages.c.seq), 0) + 1
-            ).scalar_subquery()
+        connection = self._tx.conn()
+        if connection.dialect.name == "postgresql":  # the number: the column's identity
+            found = await connection.execute(q.ADD_MESSAGE_POSTGRESQL, row)
+            return self._stored(message, found.scalar_one_or_none())
+        # one writer at a time on SQLite: the next number is max + 1
+        row["seq"] = sa.select(
+            sa.func.coalesce(sa.func.max(inbox_messages.c.seq), 0) + 1
+        ).scalar_subquery()
         statement = (
             self._tx.insert(inbox_messages)
             .values(row)
             .on_conflict_do_nothing(index_elements=[inbox_messages.c.dedupe_key])
             .returning(inbox_messages.c.seq)
         )
-        result = await self._tx.conn().execute(statement)
-        seq = result.scalar_one_or_none()
-        if seq is None:
+        result = await connection.execute(statement)
+        return self._stored(message, result.scalar_one_or_none())
+
+    @staticmethod
+    def _stored(message: InboxMessage, seq: int | None) -> bool:
+        if seq is None:  # a duplicate (its dedupe key is stored)
             return False
         message.seq = int(seq)
         return True
 
     async def get(self, message_id: str, *, for_update: bool = False) -> InboxMessage | None:
-        query = sa.select(inbox_messages).where(inbox_messages.c.id == message_id)
-        if for_update:
-            query = query.with_for_update()
-        result = await self._tx.conn().execute(query)
+        query = q.MESSAGE_BY_ID_LOCKED if for_update else q.MESSAGE_BY_ID
+        result = await self._tx.conn().execute(query, {"b_id": message_id})
         row = result.mappings().one_or_none()
         return None if row is None else message_from_row(row)
 
     async def id_for(self, dedupe_key: str) -> str | None:
-        result = await self._tx.conn().execute(
-            sa.select(inbox_messages.c.id).where(inbox_messages.c.dedupe_key == dedupe_key)
-        )
+        result = await self._tx.conn().execute(q.MESSAGE_ID_BY_KEY, {"b_key": dedupe_key})
         return result.scalar_one_or_none()
 
     async def save(self, message: InboxMessage, *, fence: int | None = None) -> bool:
-        m = inbox_messages.c
-        statement = sa.update(inbox_messages).where(m.id == message.id)
+        params = message_to_row(message)
+        params.pop("seq", None)  # never renumbered
+        params["b_id"] = message.id
+        statement = q.SAVE_MESSAGE
         if fence is not None:
-            statement = statement.where(m.fence == fence, m.state == InboxState.RECEIVED.value)
-        row = message_to_row(message)
-        row.pop("seq", None)  # never renumbered
-        result = await self._tx.conn().execute(statement.values(row))
+            statement = q.SAVE_MESSAGE_FENCED
+            params.update(b_fence=fence, b_state=InboxState.RECEIVED.value)
+        result = await self._tx.conn().execute(statement, params)
         return result.rowcount == 1
 
     async def first_waiting(
         self, channel: str, account: str, order_key: str, *, before_seq: int | None = None
     ) -> str | None:
-        m = inbox_messages.c
-        query = sa.select(m.id).where(
-            m.channel == channel,
-            m.account == account,
-            m.order_key == order_key,
-            m.state == InboxState.RECEIVED.value,
-        )
+        params: dict[str, object] = {
+            "b_channel": channel,
+            "b_account": account,
+            "b_order_key": order_key,
+            "b_state": InboxState.RECEIVED.value,
+        }
+        query = q.FIRST_WAITING
         if before_seq is not None:
-            query = query.where(m.seq < before_seq)
-        result = await self._tx.conn().execute(query.order_by(m.seq).limit(1))
+            query = q.FIRST_WAITING_BEFORE
+            params["b_before"] = before_seq
+        result = await self._tx.conn().execute(query, params)
         return result.scalar_one_or_none()
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:

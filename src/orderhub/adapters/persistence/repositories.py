@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderhub.adapters.persistence import feed
+from orderhub.adapters.persistence import statements as q
 from orderhub.adapters.persistence.limits import within
 from orderhub.adapters.persistence.mapping import order_from_row, order_to_row
 from orderhub.adapters.persistence.tables import (
@@ -122,7 +123,7 @@ class SqlOrderRepository:
         known = self._tx.orders.get(order_id)
         if known is not None:
             return known.order
-        result = await self._tx.conn().execute(sa.select(orders).where(orders.c.id == order_id))
+        result = await self._tx.conn().execute(q.ORDER_BY_ID, {"b_id": order_id})
         row = result.mappings().one_or_none()
         return None if row is None else self._tx.track(order_from_row(row))
 
@@ -138,11 +139,8 @@ class SqlOrderRepository:
             ):
                 return order
         result = await self._tx.conn().execute(
-            sa.select(orders).where(
-                orders.c.channel == channel,
-                orders.c.account == account,
-                orders.c.channel_order_id == channel_order_id,
-            )
+            q.ORDER_BY_CHANNEL_ID,
+            {"b_channel": channel, "b_account": account, "b_channel_order_id": channel_order_id},
         )
         row = result.mappings().one_or_none()
         return None if row is None else self._tx.track(order_from_row(row))

@@ -7,11 +7,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orderhub.adapters.persistence import feed
+from orderhub.adapters.persistence import statements as q
 from orderhub.adapters.persistence.documents import DirectoryDocumentStore, SqlDocumentStore
 from orderhub.adapters.persistence.feed import PendingEvent
 from orderhub.adapters.persistence.health import SqlHealthStore
@@ -27,7 +27,6 @@ from orderhub.adapters.persistence.repositories import (
     Transaction,
     snapshot_of,
 )
-from orderhub.adapters.persistence.tables import orders
 from orderhub.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import Order
@@ -198,7 +197,7 @@ class SqlUnitOfWork:
         row = order_to_row(order)
         row["version"] = order.version + 1
         try:
-            await connection.execute(sa.insert(orders).values(row))
+            await connection.execute(q.INSERT_ORDER, row)
         except IntegrityError as exc:
             if _is_unique_violation(exc):
                 raise ConcurrencyConflict(
@@ -215,11 +214,9 @@ class SqlUnitOfWork:
         assert seen is not None
         row = order_to_row(order)
         row["version"] = seen + 1
-        result = await connection.execute(
-            sa.update(orders)
-            .where(orders.c.id == order.id, orders.c.version == seen)
-            .values({k: v for k, v in row.items() if k != "id"})
-        )
+        params = {k: v for k, v in row.items() if k != "id"}
+        params.update(b_id=order.id, b_seen=seen)
+        result = await connection.execute(q.UPDATE_ORDER_SEEN, params)
         if result.rowcount != 1:
             raise ConcurrencyConflict(
                 f"order {order.id} changed since it was read (version {seen})"

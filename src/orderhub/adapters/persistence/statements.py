@@ -1,0 +1,78 @@
+"""The hot paths' statements, built once (issue 10).
+
+Building a SQLAlchemy statement per call (``select(...).where(...)``, ``.values(row)``) and
+computing its cache key again cost about a fifth of a worker's CPU in issue 10's profile:
+the compiled form was cached already, but reaching the cache was not free. These are
+module constants with named parameters (prefixed ``b_`` where a column of the same name is
+in the SET clause or VALUES), executed with a dict: their cache key is computed once per
+process, their SQL compiled once per dialect, and on PostgreSQL asyncpg's statement cache
+keeps one prepared statement for each.
+
+An ``update(table)`` without ``.values()`` takes its SET clause from the keys of the dict
+it is executed with that name columns; an ``insert(table)`` its columns likewise."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from orderhub.adapters.persistence.tables import channel_commands, inbox_messages, orders
+
+_c = channel_commands.c
+_m = inbox_messages.c
+_o = orders.c
+
+# --- commands --------------------------------------------------------------------------
+
+COMMAND_BY_ID: Final = sa.select(channel_commands).where(_c.id == sa.bindparam("b_id"))
+COMMAND_BY_ID_LOCKED: Final = COMMAND_BY_ID.with_for_update()  # nothing on SQLite
+COMMANDS_OF_ORDER: Final = (
+    sa.select(channel_commands).where(_c.order_id == sa.bindparam("b_order")).order_by(_c.seq)
+)
+LAST_COMMAND_SEQ: Final = sa.select(sa.func.coalesce(sa.func.max(_c.seq), 0)).where(
+    _c.order_id == sa.bindparam("b_order")
+)
+SAVE_COMMAND: Final = sa.update(channel_commands).where(_c.id == sa.bindparam("b_id"))
+SAVE_COMMAND_FENCED: Final = SAVE_COMMAND.where(
+    _c.fence == sa.bindparam("b_fence"), _c.state == sa.bindparam("b_state")
+)
+
+# --- inbox -----------------------------------------------------------------------------
+
+MESSAGE_BY_ID: Final = sa.select(inbox_messages).where(_m.id == sa.bindparam("b_id"))
+MESSAGE_BY_ID_LOCKED: Final = MESSAGE_BY_ID.with_for_update()
+MESSAGE_ID_BY_KEY: Final = sa.select(_m.id).where(_m.dedupe_key == sa.bindparam("b_key"))
+ADD_MESSAGE_POSTGRESQL: Final = (
+    postgresql.insert(inbox_messages)
+    .on_conflict_do_nothing(index_elements=[_m.dedupe_key])
+    .returning(_m.seq)
+)
+SAVE_MESSAGE: Final = sa.update(inbox_messages).where(_m.id == sa.bindparam("b_id"))
+SAVE_MESSAGE_FENCED: Final = SAVE_MESSAGE.where(
+    _m.fence == sa.bindparam("b_fence"), _m.state == sa.bindparam("b_state")
+)
+_WAITING: Final = sa.select(_m.id).where(
+    _m.channel == sa.bindparam("b_channel"),
+    _m.account == sa.bindparam("b_account"),
+    _m.order_key == sa.bindparam("b_order_key"),
+    _m.state == sa.bindparam("b_state"),
+)
+FIRST_WAITING: Final = _WAITING.order_by(_m.seq).limit(1)
+FIRST_WAITING_BEFORE: Final = (
+    _WAITING.where(_m.seq < sa.bindparam("b_before")).order_by(_m.seq).limit(1)
+)
+
+# --- orders ----------------------------------------------------------------------------
+
+ORDER_BY_ID: Final = sa.select(orders).where(_o.id == sa.bindparam("b_id"))
+ORDER_BY_CHANNEL_ID: Final = sa.select(orders).where(
+    _o.channel == sa.bindparam("b_channel"),
+    _o.account == sa.bindparam("b_account"),
+    _o.channel_order_id == sa.bindparam("b_channel_order_id"),
+)
+INSERT_ORDER: Final = sa.insert(orders)
+UPDATE_ORDER_SEEN: Final = sa.update(orders).where(
+    _o.id == sa.bindparam("b_id"), _o.version == sa.bindparam("b_seen")
+)
