@@ -38,6 +38,7 @@ _SECRET_KEY = re.compile(
 )
 _QUIET: Final = {"pika": logging.WARNING, "sqlalchemy.engine": logging.WARNING}
 _TRACEBACK: Final = "exception"  # a rendered traceback: its lines stay lines on a console
+_DROPPED: Final = frozenset({"color_message"})  # uvicorn's copy of the event, with ANSI colours
 _MAX_DEPTH: Final = 8
 
 
@@ -45,7 +46,9 @@ def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) ->
     """Mask every value under a secret-looking key (at any depth), and credentials and card
     numbers inside any logged string (:func:`orderhub.sanitize.redact_text`): the event,
     an access log's ``?token=...``, an exception's message, a body's text."""
-    return {key: _redacted(key, value, 0) for key, value in event_dict.items()}
+    return {
+        key: _redacted(key, value, 0) for key, value in event_dict.items() if key not in _DROPPED
+    }
 
 
 def _redacted(key: object, value: Any, depth: int) -> Any:
