@@ -9,6 +9,7 @@ control characters are escaped: one event is one line, whatever a sender put in 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -51,8 +52,13 @@ def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) ->
     }
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
+
+
 def _redacted(key: object, value: Any, depth: int) -> Any:
-    if isinstance(key, str) and _SECRET_KEY.search(key) and value is not None:
+    if isinstance(key, str) and value is not None and _secret_key(key):
         return "***"
     if isinstance(value, str):
         return redact_text(value)
