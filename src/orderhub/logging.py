@@ -41,6 +41,8 @@ _QUIET: Final = {"pika": logging.WARNING, "sqlalchemy.engine": logging.WARNING}
 _TRACEBACK: Final = "exception"  # a rendered traceback: its lines stay lines on a console
 _DROPPED: Final = frozenset({"color_message"})  # uvicorn's copy of the event, with ANSI colours
 _MAX_DEPTH: Final = 8
+MAX_LOGGED_CHARS: Final = 8192
+MAX_TRACEBACK_CHARS: Final = 65536
 
 
 def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
@@ -61,7 +63,7 @@ def _redacted(key: object, value: Any, depth: int) -> Any:
     if isinstance(key, str) and value is not None and _secret_key(key):
         return "***"
     if isinstance(value, str):
-        return redact_text(value)
+        return redact_text(_clipped(value, MAX_TRACEBACK_CHARS if key == _TRACEBACK else None))
     if depth >= _MAX_DEPTH:
         return value
     if isinstance(value, Mapping):
@@ -71,6 +73,17 @@ def _redacted(key: object, value: Any, depth: int) -> Any:
     if isinstance(value, BaseException):
         return redact_text(f"{type(value).__name__}: {value}")
     return value
+
+
+def _clipped(text: str, limit: int | None = None) -> str:
+    """At most ``limit`` (:data:`MAX_LOGGED_CHARS`) characters of a value: a sender's
+    megabyte does not become a log line, nor a long scan for secrets. No card number is
+    cut in two (its first digits would be shown, unmasked)."""
+    limit = limit or MAX_LOGGED_CHARS
+    if len(text) <= limit:
+        return text
+    kept = text[:limit].rstrip("0123456789 -")
+    return f"{kept}... [{len(text)} characters, clipped]"
 
 
 def escape_control_characters(

@@ -37,9 +37,11 @@ KEEP_DIGITS: Final = 4
 _DIGIT_RUN: Final = re.compile(r"(?<![0-9])[0-9]+(?:[ -][0-9]+)*(?![0-9])")
 _GROUP: Final = re.compile(r"[0-9]+")
 
+# bounded on both sides: an unbounded run before the keyword backtracks quadratically
 _SECRET_NAME: Final = (
-    r"[\w.-]*(?:secret|token|password|passwd|authorization|api[-_]?key|credential|signature)"
-    r"[\w.-]*"
+    r"[\w.-]{0,40}"
+    r"(?:secret|token|password|passwd|authorization|api[-_]?key|credential|signature)"
+    r"[\w.-]{0,40}"
 )
 _SCHEME: Final = r"(?:Bearer|Basic|Token|Digest)"
 # "Bearer abc.123", "Basic dXNlcjpw0=": a credential has a digit or token punctuation,
@@ -62,9 +64,11 @@ _CREDENTIAL_WORDS: Final = (
     "authorization", "apikey", "api_key", "api-key", "credential", "signature",
 )  # fmt: skip
 _MAYBE_CARD: Final = re.compile(r"[0-9](?:[ -]?[0-9]){12}")  # 13 digits, maybe grouped
+# each starts only where a run of its own characters starts, so no two tries overlap and
+# a long hostile run is scanned once (``\b`` would let "eyJa-eyJa-..." start everywhere)
 _KNOWN_FORMATS: Final = re.compile(
-    r"\bwhsec_[A-Za-z0-9+/=]{8,}"  # Standard Webhooks secrets
-    r"|\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"  # JSON web tokens
+    r"(?<![\w+/=-])whsec_[A-Za-z0-9+/=]{8,}"  # Standard Webhooks secrets
+    r"|(?<![\w.-])eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"  # JSON web tokens
 )
 
 

@@ -12,7 +12,7 @@ from typing import Final
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orderhub.logging import configure_logging, get_logger
+from orderhub.logging import MAX_LOGGED_CHARS, configure_logging, get_logger
 from orderhub.sanitize import CONTROL, escape_controls, luhn_valid, mask_cards, redact_text
 
 PROPERTY: Final = settings(
@@ -190,3 +190,25 @@ def test_console_lines_carry_no_secret_no_card_and_no_raw_control_character() ->
     assert "\\x1b[31m\\r\\nERROR forged line\\x00\\x07\\u202e\\x9b" in events
     assert "<script>" in events  # a log is text, not HTML: shown as sent, escapes aside
     assert "RuntimeError: card ************4444" in traceback
+
+
+def test_a_huge_hostile_value_is_clipped_with_no_card_cut_in_two() -> None:
+    """Quadratic patterns on a megabyte would hold the process for minutes: values are
+    clipped before they are scanned (this test would crawl, not fail, if they were not)."""
+    stream = captured(json_lines=True)
+    card = "4111 1111 1111 1111"
+    cut_here = "x" * (MAX_LOGGED_CHARS - 10)  # the card straddles the limit
+
+    get_logger("orderhub.test").info(
+        "huge",
+        detail=("eyJa-" * 200_000) + "token=SECRET",
+        other="a." * 500_000,
+        straddling=f"{cut_here} {card} tail",
+    )
+
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    for name in ("detail", "other", "straddling"):
+        assert len(line[name]) <= MAX_LOGGED_CHARS + 50
+        assert line[name].endswith("characters, clipped]")
+    assert "4111" not in line["straddling"]
+    assert "SECRET" not in json.dumps(line)
