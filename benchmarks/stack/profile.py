@@ -5,8 +5,10 @@
 * ``intake``: wrk posts webhooks (no worker running); ``serve`` is sampled;
 * ``processing``: a batch of webhooks is stored, then one worker drains it; the worker's
   child process (the one running the jobs) is sampled;
-* ``dispatch``: orders are stored and processed, accepted over the API, then one worker
-  sends the commands to the channel server; the worker is sampled.
+* ``accept``: orders are stored and processed, then accepted over the API (16 at a time,
+  no worker running); ``serve`` is sampled;
+* ``dispatch``: the same, then one worker sends the commands to the channel server; the
+  worker is sampled.
 
 Writes py-spy's ``--format raw`` (collapsed stacks, for flame graphs) and a top-N of the
 functions with the most samples, by self time and by total time, to ``--out``. Needs
@@ -16,15 +18,18 @@ functions with the most samples, by self time and by total time, to ``--out``. N
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+import asyncpg
 from benchmarks.stack import phases, wrk
 from benchmarks.stack.phases import Profile, Run
 from benchmarks.stack.procstat import Sampler
@@ -88,10 +93,11 @@ def summarise(raw: Path, top: int = 40) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stack.profile")
-    parser.add_argument("what", choices=["intake", "processing", "dispatch"])
+    parser.add_argument("what", choices=["intake", "processing", "accept", "dispatch"])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--workers-threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes draining")
     args = parser.parse_args()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out: Path = args.out or Path("var/bench-profile") / f"{args.what}-{stamp}"
@@ -122,7 +128,7 @@ def main() -> int:
                 elif args.what == "processing":
                     run.webhooks(hub.urls, f"P-{time.time_ns()}")
                     total = int(scalar(dsn, phases.RECEIVED))
-                    _drain(hub, dsn, args.seconds, raw, phases.PROCESSED, total)
+                    _drain(hub, dsn, args.seconds, raw, phases.PROCESSED, total, args.workers)
                 else:
                     run.webhooks(hub.urls, f"D-{time.time_ns()}")
                     hub.set_workers(1)
@@ -135,14 +141,25 @@ def main() -> int:
                     )
                     ids_file = run.workdir / "accept.txt"
                     ids_file.write_text("\n".join(r[0] for r in rows) + "\n")
-                    phases.python_json(
+                    spy = (
+                        record(hub.serves[0].pid, args.seconds, raw)
+                        if args.what == "accept"
+                        else None
+                    )
+                    accepted = phases.python_json(
                         "benchmarks.stack.loadgen",
                         "closed",
                         *("--url", hub.urls[0], "--key", WMS_KEY, "--ids-file", str(ids_file)),
                         *("--concurrency", "16"),
                         timeout=600,
                     )
-                    _drain(hub, dsn, args.seconds, raw, phases.SUCCEEDED, len(rows))
+                    print(f"accept: {accepted.get('rate', 0):.0f} req/s")
+                    if spy is not None:
+                        spy.wait(timeout=args.seconds + 60)
+                    else:
+                        _drain(
+                            hub, dsn, args.seconds, raw, phases.SUCCEEDED, len(rows), args.workers
+                        )
             finally:
                 hub.close()
     finally:
@@ -156,17 +173,74 @@ def main() -> int:
     return 0
 
 
-def _drain(hub: ProductionHub, dsn: str, seconds: float, raw: Path, done: str, total: int) -> None:
+WAITS: Final = (
+    "SELECT coalesce(wait_event_type || ':' || wait_event, 'on CPU'), state, "
+    "left(regexp_replace(query, '\\s+', ' ', 'g'), 60) "
+    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+    "AND state <> 'idle'"
+)
+
+
+class Waits:
+    """What the hub's PostgreSQL sessions are doing, sampled every 50 ms on a thread:
+    wait events (a lock on the feed counter shows as Lock:transactionid or Lock:tuple
+    on its UPDATE) and sessions idle in transaction (waiting for their client)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.seen: Counter[str] = Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Waits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        async def sample() -> None:
+            conn = await asyncpg.connect(self.dsn, timeout=10)
+            try:
+                while not self._stop.is_set():
+                    for event, state, query in await conn.fetch(WAITS):
+                        what = query if event.startswith("Lock") else ""
+                        self.seen[f"{state} | {event} {what}".strip()] += 1
+                    self.samples += 1
+                    await asyncio.sleep(0.05)
+            finally:
+                await conn.close()
+
+        asyncio.run(sample())
+
+    def report(self) -> str:
+        lines = [f"pg_stat_activity, {self.samples} samples: sessions on average"]
+        lines += [
+            f"{n / max(self.samples, 1):6.2f} {what}" for what, n in self.seen.most_common(15)
+        ]
+        return "\n".join(lines)
+
+
+def _drain(
+    hub: ProductionHub, dsn: str, seconds: float, raw: Path, done: str, total: int, workers: int
+) -> None:
     before = int(scalar(dsn, done))
-    (worker,) = hub.set_workers(1)
-    kids = children(worker.pid)
-    target = kids[-1] if kids else worker.pid
-    began = time.monotonic()
-    spy = record(target, seconds, raw)
-    samples = phases.poll(dsn, done, lambda v: v - before >= total, 300)
+    with Waits(dsn) as waits:
+        started = hub.set_workers(workers)
+        kids = children(started[0].pid)
+        target = kids[-1] if kids else started[0].pid
+        began = time.monotonic()
+        spy = record(target, seconds, raw)
+        samples = phases.poll(dsn, done, lambda v: v - before >= total, 300)
+        took = time.monotonic() - began
     spy.wait(timeout=seconds + 60)
     moved = samples[-1][1] - before
-    print(f"drained {moved}/{total} in {time.monotonic() - began:.1f} s (pid {target})")
+    print(f"drained {moved}/{total} in {took:.1f} s, {moved / took:.1f}/s with {workers} worker(s)")
+    print(waits.report())
+    (raw.parent / "waits.txt").write_text(waits.report())
 
 
 if __name__ == "__main__":
