@@ -75,7 +75,7 @@ def api_key_guard(ring: ApiKeyRing, *, reach: ReachCheck | None = None) -> Guard
                 "the API key is not valid",
                 headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
             )
-        structlog.contextvars.bind_contextvars(api_key=key.name)
+        structlog.contextvars.bind_contextvars(caller=key.name)  # its name: "api_key" is masked
         state = connection.scope.setdefault("state", {})
         state[CALLER_STATE] = key.name
         state[LIMIT_STATE] = key.limit

@@ -80,7 +80,7 @@ def current_session(request: Request[Any, Any, Any]) -> Session:
     session = state.sessions.read(request.cookies.get(COOKIE), now=state.hub.clock.now())
     if session is None:
         raise SignInRequired
-    structlog.contextvars.bind_contextvars(api_key=session.key_name)
+    structlog.contextvars.bind_contextvars(caller=session.key_name)
     return session
 
 
