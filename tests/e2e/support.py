@@ -272,6 +272,8 @@ class Hub:
         serve_broker_url: str | None = None,
         worker_processes: int = 1,
         worker_threads: int = 4,
+        worker_args: Sequence[str] = (),
+        scheduler_args: Sequence[str] = (),
     ) -> None:
         self.mode = mode
         self.processes = processes
@@ -308,7 +310,9 @@ class Hub:
                 str(worker_threads),
                 "--shutdown-timeout",
                 "5",
+                *worker_args,
             ],
+            scheduler_args=scheduler_args,
         )
         self.api = httpx.Client(base_url=self.url, timeout=30.0, headers=auth(WMS_KEY))
 

@@ -30,6 +30,7 @@ from orderhub.bootstrap import aclose, bootstrap, ready_checks
 from orderhub.channels.registry import PluginLoadError, discover
 from orderhub.config import ConfigError, Settings, load_settings
 from orderhub.entrypoints.cli_channels import add_channels_parser, run_channels
+from orderhub.entrypoints.metrics_port import metrics_server
 from orderhub.entrypoints.scheduler import Scheduler, run_scheduler
 from orderhub.entrypoints.serve_workers import ServeOptions, run_workers
 from orderhub.entrypoints.web import ApiKey, WebSettings, create_app
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--queues", "-Q", nargs="+", default=(), help="only these queues (default: all)"
     )
+    _metrics_arguments(worker)
     worker.add_argument(
         "--shutdown-timeout",
         type=_positive,
@@ -120,11 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to let running jobs finish on shutdown (default: 60)",
     )
 
-    commands.add_parser(
+    scheduler = commands.add_parser(
         "scheduler",
         parents=[common],
         help="run the sweeper and the channels' scheduled jobs (one leads, others stand by)",
     )
+    _metrics_arguments(scheduler)
     commands.add_parser("migrate", parents=[common], help="upgrade the database schema to head")
     commands.add_parser(
         "check-config",
@@ -140,6 +143,25 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return number
+
+
+def _metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=_positive,
+        default=None,
+        help="serve GET /metrics on this port (where no API process shares the host's "
+        "PROMETHEUS_MULTIPROC_DIR: containers, pods)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="the address --metrics-port listens on (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
+
+
+def _metrics_at(args: argparse.Namespace) -> tuple[str, int] | None:
+    return None if args.metrics_port is None else (args.metrics_host, args.metrics_port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,13 +224,16 @@ def run(args: argparse.Namespace, settings: Settings, *, config_path: str | None
             threads=args.threads,
             queues=args.queues,
             shutdown_timeout=args.shutdown_timeout,
+            metrics=_metrics_at(args),
         )
     elif args.command == "scheduler":
         if settings.broker.kind == "embedded":
             raise EmbeddedBrokerError(
                 "broker.kind is 'embedded': the scheduler runs inside `orderhub serve`"
             )
-        asyncio.run(run_scheduler(settings))
+        metrics = _metrics_at(args)
+        with metrics_server(*metrics) if metrics else contextlib.nullcontext():
+            asyncio.run(run_scheduler(settings))
     elif args.command == "migrate":
         asyncio.run(migrate(settings))
     elif args.command == "channels":

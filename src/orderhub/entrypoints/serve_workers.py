@@ -28,12 +28,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.context import SpawnProcess
@@ -41,9 +39,9 @@ from multiprocessing.synchronize import Event
 from typing import Final
 
 from orderhub.config import ConfigError, Settings, load_settings
+from orderhub.entrypoints.metrics_port import metrics_directory
 from orderhub.entrypoints.worker import EmbeddedBrokerError
 from orderhub.logging import configure_logging, get_logger
-from orderhub.metrics import MULTIPROC_ENV
 
 __all__ = ["KILL_GRACE_SECONDS", "ServeOptions", "bind_socket", "run_workers"]
 
@@ -82,25 +80,9 @@ def run_workers(settings: Settings, options: ServeOptions, *, workers: int) -> i
             "broker.kind is 'embedded': the job queue and the scheduler run inside "
             "`orderhub serve`, so only one may run; use redis or rabbitmq for --workers"
         )
-    with _metrics_directory() as metrics_dir, bind_socket(options.host, options.port) as sock:
+    with metrics_directory() as metrics_dir, bind_socket(options.host, options.port) as sock:
         supervisor = _Supervisor(options, sock, metrics_dir)
         return supervisor.run(workers)
-
-
-@contextlib.contextmanager
-def _metrics_directory() -> Iterator[str]:
-    given = os.environ.get(MULTIPROC_ENV)
-    if given:
-        os.makedirs(given, exist_ok=True)
-        yield given
-        return
-    made = tempfile.mkdtemp(prefix="orderhub-metrics-")
-    os.environ[MULTIPROC_ENV] = made
-    try:
-        yield made
-    finally:
-        os.environ.pop(MULTIPROC_ENV, None)
-        shutil.rmtree(made, ignore_errors=True)
 
 
 class _Supervisor:

@@ -11,6 +11,7 @@ and the channel clients."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,9 @@ from orderhub.adapters.queue.dramatiq_queue import (
 from orderhub.application.hub import Hub
 from orderhub.bootstrap import aclose, bootstrap, build_registry
 from orderhub.config import ENV_CONFIG, Settings, load_settings
+from orderhub.entrypoints.metrics_port import metrics_directory, metrics_server
 from orderhub.logging import configure_logging, get_logger
+from orderhub.metrics import MULTIPROC_ENV
 
 __all__ = [
     "EmbeddedBrokerError",
@@ -151,7 +154,12 @@ def setup() -> None:
 
 
 def dramatiq_argv(
-    *, processes: int, threads: int, queues: Sequence[str] = (), shutdown_timeout: int = 60
+    *,
+    processes: int,
+    threads: int,
+    queues: Sequence[str] = (),
+    shutdown_timeout: int = 60,
+    spawn: bool = False,
 ) -> list[str]:
     argv = [
         BROKER_SPEC,
@@ -165,6 +173,8 @@ def dramatiq_argv(
     ]
     if queues:
         argv += ["--queues", *queues]
+    if spawn:
+        argv.append("--use-spawn")
     return argv
 
 
@@ -176,8 +186,10 @@ def run_worker(
     threads: int,
     queues: Sequence[str] = (),
     shutdown_timeout: int = 60,
+    metrics: tuple[str, int] | None = None,
 ) -> int:
-    """Run dramatiq's supervisor with our broker; returns its exit code."""
+    """Run dramatiq's supervisor with our broker; returns its exit code. With ``metrics``
+    (host, port), this process serves ``/metrics`` adding up all its worker processes."""
     import dramatiq.cli
 
     require_external_broker(settings)  # fail here, not in every forked process
@@ -188,11 +200,23 @@ def run_worker(
     if settings.logging.json is None:
         # children write to a pipe, not our terminal: decide the renderer here
         os.environ["ORDERHUB_LOGGING__JSON"] = "false" if _stderr_isatty() else "true"
-    argv = dramatiq_argv(
-        processes=processes, threads=threads, queues=queues, shutdown_timeout=shutdown_timeout
-    )
-    args = dramatiq.cli.make_argument_parser().parse_args(argv)  # type: ignore[no-untyped-call]
-    code: Any = dramatiq.cli.main(args)  # type: ignore[no-untyped-call]
+    with contextlib.ExitStack() as serving:
+        spawn = False
+        if metrics is not None:
+            # forked processes would keep the counting mode this one chose when it started:
+            # without a metrics directory then, they must start fresh (spawn) to use one
+            spawn = not os.environ.get(MULTIPROC_ENV)
+            serving.enter_context(metrics_directory())
+            serving.enter_context(metrics_server(*metrics))
+        argv = dramatiq_argv(
+            processes=processes,
+            threads=threads,
+            queues=queues,
+            shutdown_timeout=shutdown_timeout,
+            spawn=spawn,
+        )
+        args = dramatiq.cli.make_argument_parser().parse_args(argv)  # type: ignore[no-untyped-call]
+        code: Any = dramatiq.cli.main(args)  # type: ignore[no-untyped-call]
     return int(code or 0)
 
 

@@ -53,6 +53,7 @@ class HubProcesses:
         serve_args: Sequence[str] = (),
         serve_env: Mapping[str, str] | None = None,
         worker_args: Sequence[str] = (),
+        scheduler_args: Sequence[str] = (),
     ) -> None:
         self.config_path = config_path
         self.url = url
@@ -62,6 +63,7 @@ class HubProcesses:
         self.logs = config_path.parent if logs is None else logs
         self.launch = Launch() if launch is None else launch
         self.worker_args = list(worker_args)
+        self.scheduler_args = list(scheduler_args)
         self.serve = processes.add(
             self._process("serve", ["serve", *serve_args], self.launch.with_env(serve_env or {}))
         )
@@ -100,7 +102,9 @@ class HubProcesses:
         self.serve.start()
         if self.production:
             self.start_worker(wait=False)
-            self.scheduler = self.processes.add(self._process("scheduler", ["scheduler"])).start()
+            self.scheduler = self.processes.add(
+                self._process("scheduler", ["scheduler", *self.scheduler_args])
+            ).start()
 
     def wait_ready(self, *, timeout: float = WAIT_SECONDS) -> None:
         """Until the started processes are ready (see the module); one of them exiting
