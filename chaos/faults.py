@@ -99,7 +99,8 @@ class Faults:
             names = [n for n in names if n.startswith("worker")]
         elif aim.startswith("intake:"):
             names = [n for n in names if n.startswith(("serve", "worker"))]
-        name = self.rng.choice(names)
+        running = [n for n in names if n not in self.stack.down()] or names
+        name = self.rng.choice(running)
         if not self.stack.kill(name):
             return
         kind = f"kill {name.rsplit('-', 1)[0]}" + ("" if aim == "random" else f" ({aim})")

@@ -43,6 +43,7 @@ def figures(observation: dict[str, Any], faults: dict[str, Any]) -> dict[str, An
         "wms_commands": len(wms),
         "wms_answers": dict(answered),
         "wms_commands_by_action": dict(kinds),
+        "wms_tries": dict(Counter(str(a) for e in wms for a in e.get("answers", []))),
         "terminal_events": dict(ends),
         "feed_events": len(feed),
         "failed_commands": len(observation.get("failed_commands", [])),
@@ -95,6 +96,7 @@ def markdown(run: dict[str, Any], n: dict[str, Any], violations: list[Violation]
         f"| marketplace orders | {sum(n['orders'].values())} ({_pairs(n['orders'])}) |",
         f"| hub orders | {n['hub_orders']} ({n['attention_orders']} with attention) |",
         f"| WMS commands | {n['wms_commands']} ({_pairs(n['wms_answers'])}) |",
+        f"| WMS tries (each answer, retries included) | {_pairs(n['wms_tries'])} |",
         f"| terminal events | {_pairs(n['terminal_events'])} |",
         f"| commands failed / held behind them (for an operator) | {n['failed_commands']} / "
         f"{n['held_commands']} |",
