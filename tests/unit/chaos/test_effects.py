@@ -1,0 +1,59 @@
+"""Each marketplace's calls read as the effects the checker counts."""
+
+from __future__ import annotations
+
+import json
+
+from chaos.effects import Effect, octopia_call, spresso_call, topi_call, wms_key
+
+
+def test_topi_acceptance_and_parcels() -> None:
+    accept = {"method": "POST", "path": "/v1/orders/T1/accept"}
+    assert topi_call(accept) == Effect("T1", "accept")
+    body = {"order_id": "T1", "metadata": {"tracking_number": "TRK9"}}
+    ship = {"method": "POST", "path": "/v1/shipment", "body": json.dumps(body)}
+    assert topi_call(ship) == Effect("T1", "ship:TRK9")
+    assert topi_call({"method": "GET", "path": "/v1/orders/T1"}) is None
+
+
+def test_octopia_approval_parcel_and_cancellation() -> None:
+    refuse = {
+        "method": "POST",
+        "path": "/orders/OCT00001/approval-status",
+        "body": json.dumps({"approval_status": "Refused"}),
+    }
+    assert octopia_call(refuse) == Effect("OCT00001", "reject")
+    parcel = {
+        "method": "POST",
+        "path": "/orders/OCT00001/shipments",
+        "body": json.dumps([{"parcelNumber": "TRK1", "carrierName": "UPS"}]),
+    }
+    assert octopia_call(parcel) == Effect("OCT00001", "ship:TRK1")
+    cancel = {
+        "method": "POST",
+        "path": "/order-cancellation-requests",
+        "body": json.dumps({"orderSellerId": "OCT00001", "reason": "x"}),
+    }
+    assert octopia_call(cancel) == Effect("OCT00001", "cancel")
+
+
+def test_a_spresso_answer_replayed_from_its_idempotency_store_is_not_an_effect() -> None:
+    call = {
+        "method": "PUT",
+        "path": "/v1/fulfillments/F1/shipments",
+        "body": json.dumps({"trackingNumber": "TRK2"}),
+        "order": "S1",
+        "fulfilment": "F1",
+    }
+    assert spresso_call(call) == Effect("S1", "ship:TRK2")
+    assert spresso_call({**call, "replayed": True}) is None
+    status = {**call, "path": "/v1/fulfillments/F1", "body": json.dumps({"status": "delivered"})}
+    assert spresso_call(status) == Effect("S1", "delivered:F1")
+
+
+def test_what_each_warehouse_command_expects() -> None:
+    assert wms_key("accept", None) == "accept"
+    assert wms_key("shipments", {"tracking_number": "TRK3"}) == "ship:TRK3"
+    assert wms_key("cancellations", {"reason": "out_of_stock"}) == "cancel"
+    assert wms_key("cancellations", {"decision": "refuse", "cancellation_id": "c"}) is None
+    assert wms_key("deliveries", {}) is None
