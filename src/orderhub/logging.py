@@ -64,15 +64,19 @@ def _redacted(key: object, value: Any, depth: int) -> Any:
         return "***"
     if isinstance(value, str):
         return redact_text(_clipped(value, MAX_TRACEBACK_CHARS if key == _TRACEBACK else None))
-    if depth >= _MAX_DEPTH:
+    if value is None or isinstance(value, bool | int | float):
         return value
-    if isinstance(value, Mapping):
+    if depth < _MAX_DEPTH and isinstance(value, Mapping):
         return {k: _redacted(k, v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if depth < _MAX_DEPTH and isinstance(value, list | tuple):
         return [_redacted(None, item, depth + 1) for item in value]
     if isinstance(value, BaseException):
-        return redact_text(f"{type(value).__name__}: {value}")
-    return value
+        return redact_text(_clipped(f"{type(value).__name__}: {value}"))
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode(errors="replace")
+    # anything else (a URL, a struct, a dataclass, what lies deeper than _MAX_DEPTH) is
+    # shown as its text: masked like any text, never rendered raw by the renderer
+    return redact_text(_clipped(str(value)))
 
 
 def _clipped(text: str, limit: int | None = None) -> str:

@@ -33,6 +33,7 @@ _SHORT: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 MIN_CARD_DIGITS: Final = 13
 MAX_CARD_DIGITS: Final = 19
 KEEP_DIGITS: Final = 4
+MAX_CARD_GROUPS: Final = 6
 # digit groups joined by one space or dash; never glued to a longer run of digits
 _DIGIT_RUN: Final = re.compile(r"(?<![0-9])[0-9]+(?:[ -][0-9]+)*(?![0-9])")
 _GROUP: Final = re.compile(r"[0-9]+")
@@ -105,34 +106,34 @@ def mask_cards(text: str) -> str:
 
 
 def _mask_run(found: re.Match[str]) -> str:
+    """Every card number in the run masked, wherever it starts: the union of all the
+    Luhn-valid spans of 13-19 digits over at most :data:`MAX_CARD_GROUPS` groups, each
+    but its last four digits (a short number before a card cannot shield the card)."""
     run = found.group()
     groups = [(g.start(), g.end()) for g in _GROUP.finditer(run)]
     masked = list(run)
-    first = 0
-    while first < len(groups):
-        end = _card_from(run, groups, first)
-        if end is None:
-            first += 1
-            continue
-        start, stop = groups[first][0], groups[end][1]
-        digits = [i for i in range(start, stop) if run[i].isdigit()]
-        for i in digits[:-KEEP_DIGITS]:
-            masked[i] = "*"
-        first = end + 1
+    for first in range(len(groups)):
+        for last in _cards_from(run, groups, first):
+            start, stop = groups[first][0], groups[last][1]
+            digits = [i for i in range(start, stop) if run[i].isdigit()]
+            for i in digits[:-KEEP_DIGITS]:
+                masked[i] = "*"
     return "".join(masked)
 
 
-def _card_from(run: str, groups: list[tuple[int, int]], first: int) -> int | None:
-    """The last group of the longest card number that starts at group ``first``."""
+def _cards_from(run: str, groups: list[tuple[int, int]], first: int) -> list[int]:
+    """The last group of every card number that starts at group ``first``. A card is
+    printed in at most :data:`MAX_CARD_GROUPS` groups (4-4-4-4-3): a run of one-digit
+    groups is no card, and is scanned a bounded number of times per group."""
     digits = ""
-    found = None
-    for last in range(first, len(groups)):
+    found = []
+    for last in range(first, min(first + MAX_CARD_GROUPS, len(groups))):
         start, stop = groups[last]
         digits += run[start:stop]
         if len(digits) > MAX_CARD_DIGITS:
             break
         if len(digits) >= MIN_CARD_DIGITS and luhn_valid(digits):
-            found = last
+            found.append(last)
     return found
 
 

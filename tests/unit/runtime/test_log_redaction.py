@@ -9,11 +9,20 @@ import logging
 import re
 from typing import Final
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orderhub import sanitize
 from orderhub.logging import MAX_LOGGED_CHARS, configure_logging, get_logger
-from orderhub.sanitize import CONTROL, escape_controls, luhn_valid, mask_cards, redact_text
+from orderhub.sanitize import (
+    CONTROL,
+    KEEP_DIGITS,
+    escape_controls,
+    luhn_valid,
+    mask_cards,
+    redact_text,
+)
 
 PROPERTY: Final = settings(
     max_examples=200, derandomize=True, database=None, deadline=None,
@@ -212,3 +221,64 @@ def test_a_huge_hostile_value_is_clipped_with_no_card_cut_in_two() -> None:
         assert line[name].endswith("characters, clipped]")
     assert "4111" not in line["straddling"]
     assert "SECRET" not in json.dumps(line)
+
+
+@PROPERTY
+@given(card=cards, prefix=st.text("0123456789", min_size=1, max_size=4))
+def test_a_number_just_before_a_card_does_not_shield_it(card: str, prefix: str) -> None:
+    shown = formatted(card, " ")
+    masked = mask_cards(f"{prefix} {shown}")
+    card_part = masked[len(prefix) + 1 :]
+    digit_places = [i for i, char in enumerate(shown) if char.isdigit()]
+    shown_places = [i for i in digit_places if card_part[i].isdigit()]
+    assert set(shown_places) <= set(digit_places[-KEEP_DIGITS:])  # at most its last four
+
+
+def test_a_run_of_one_digit_groups_costs_a_bounded_number_of_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unauthenticated path like 1-1-1-...-1a in an access log: each group starts at
+    most MAX_CARD_GROUPS checks, not one per group of the run."""
+    calls = 0
+    real = sanitize.luhn_valid
+
+    def counting(digits: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(digits)
+
+    monkeypatch.setattr(sanitize, "luhn_valid", counting)
+    groups = 2000
+    mask_cards("-".join("1" * groups) + "a")
+    assert calls <= groups * sanitize.MAX_CARD_GROUPS
+
+
+def test_values_that_are_not_text_are_masked_as_their_text() -> None:
+    """A URL object, bytes, a dataclass, a value nested past the depth limit: whatever a
+    renderer would print of them is masked too."""
+    import dataclasses
+
+    import httpx
+
+    @dataclasses.dataclass
+    class Payment:
+        card: str
+
+    card = "4111 1111 1111 1111"
+    deep: object = {"card": card}
+    for _ in range(12):
+        deep = {"x": deep}
+    stream = io.StringIO()
+    configure_logging(level="INFO", json=True, stream=stream)
+    get_logger("t").info(
+        "hostile",
+        url=httpx.URL("https://shop.example/cb?token=abc123secret&x=1"),
+        raw=f"{card}".encode(),
+        payment=Payment(card=card),
+        deep=deep,
+        count=3,
+    )
+    line = stream.getvalue()
+    assert "1111 1111 1111" not in line
+    assert "abc123secret" not in line
+    assert json.loads(line)["count"] == 3
