@@ -144,3 +144,52 @@ async def test_migration_0006_gives_feed_events_their_orders_account(
     assert [e.seq for e in de] == [1, 4]
     assert [e.seq for e in channel] == [1, 2, 4]  # an event of no order: unlimited keys only
     assert head == 4
+
+
+async def test_events_an_older_process_wrote_without_account_reach_their_accounts_reader(
+    database_url: str,
+) -> None:
+    """During a rolling upgrade past 0006, processes still on the old code write feed events
+    with no account: a key limited to the order's account must still read them (its cursor
+    moves past what it does not see, so an event missed then would be missed for good)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            tables = sa.MetaData()
+            await connection.run_sync(tables.reflect)
+            await connection.execute(
+                tables.tables["orders"].insert(),
+                [
+                    {**order_row(f"O-{n}", f"CO-{n}", 0), "account": account, "last_seq": n}
+                    | {"needs_attention": False}
+                    for n, account in ((1, "shop-de"), (2, "shop-fr"))
+                ],
+            )
+            await connection.execute(
+                tables.tables["feed_events"].insert(),
+                [
+                    {
+                        "seq": seq,
+                        "type": "order.created",
+                        "order_id": order_id,
+                        "channel": "testchannel",
+                        "account": None,  # the old code's insert names no account
+                        "occurred_at": T0,
+                        "data": {},
+                    }
+                    for seq, order_id in ((1, "O-1"), (2, "O-2"), (3, "O-1"))
+                ],
+            )
+            await connection.execute(tables.tables["feed_counter"].update().values(last_seq=3))
+        uow = SqlUnitOfWorkFactory(engine, clock=FixedClock(T0))
+        async with uow() as work:
+            de = await work.feed.read(
+                after=0, limit=10, within=AccountLimit.of(accounts=["testchannel/shop-de"])
+            )
+            fr = await work.feed.read(
+                after=0, limit=10, within=AccountLimit.of(accounts=["testchannel/shop-fr"])
+            )
+    finally:
+        await engine.dispose()
+    assert [e.seq for e in de] == [1, 3]
+    assert [e.seq for e in fr] == [2]

@@ -211,6 +211,6 @@ async def read(
     f = feed_events.c
     query = sa.select(feed_events).where(f.seq > after)
     if within is not None:
-        query = query.where(limits.within(within, f.channel, f.account))
+        query = query.where(limits.within(within, f.channel, f.account, order_id=f.order_id))
     result = await connection.execute(query.order_by(f.seq).limit(limit))
     return [feed_entry_from_row(row) for row in result.mappings()]
