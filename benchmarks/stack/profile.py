@@ -39,6 +39,7 @@ from benchmarks.stack.topology import (
     ProductionHub,
     Stack,
     database,
+    embedded_hub,
     query,
     scalar,
 )
@@ -93,7 +94,7 @@ def summarise(raw: Path, top: int = 40) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stack.profile")
-    parser.add_argument("what", choices=["intake", "processing", "accept", "dispatch"])
+    parser.add_argument("what", choices=["intake", "processing", "accept", "dispatch", "embedded"])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--workers-threads", type=int, default=8)
@@ -109,6 +110,15 @@ def main() -> int:
     raw = out / "profile.txt"
     try:
         stack.start_channel_server()
+        if args.what == "embedded":  # one serve on SQLite, its queue and scheduler inside
+            embedded = embedded_hub(stack)
+            try:
+                spy = record(embedded.serve.pid, args.seconds, raw)
+                result = run.webhooks([embedded.url], f"E-{time.time_ns()}")
+                spy.wait(timeout=args.seconds + 60)
+                print(f"embedded intake: {result['rate']:.0f} req/s, p99 {result['p99_ms']} ms")
+            finally:
+                embedded.serve.stop()
         with database(POSTGRES_URL, "orderhub_profile") as dsn:
             hub = ProductionHub(
                 stack,
@@ -118,9 +128,12 @@ def main() -> int:
                 worker_threads=args.workers_threads,
             )
             try:
-                hub.start()
-                hub.set_workers(0)
-                if args.what == "intake":
+                if args.what != "embedded":
+                    hub.start()
+                    hub.set_workers(0)
+                if args.what == "embedded":
+                    pass
+                elif args.what == "intake":
                     spy = record(hub.serves[0].pid, args.seconds, raw)
                     result = run.webhooks(hub.urls, f"I-{time.time_ns()}")
                     spy.wait(timeout=args.seconds + 60)
