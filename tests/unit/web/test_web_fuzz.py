@@ -1,4 +1,5 @@
-"""Fuzzing every route of the app: no input from anyone is answered 5xx.
+"""Fuzzing every route of the app: no input from anyone is answered 5xx, and every answer
+is one the app's OpenAPI document promises.
 
 Schemathesis generates requests from the app's own OpenAPI document (so a route added
 later is fuzzed too): valid and invalid path and query parameters, headers and bodies,
@@ -6,8 +7,12 @@ in its positive and negative modes. They go to the in-process ASGI app over fake
 refuse what PostgreSQL would refuse (see ``pg_like``). Hypothesis also steers part of
 them past the doors, so that fuzzed input reaches the core and the (fake) database: a
 valid API key, the id of a real order, command or message, a real line id inside a body,
-a valid webhook credential. Every refusal must be an RFC 9457 problem. Routes the
-document leaves out (``/metrics``, ``/schema/...``) get fuzzed query strings and headers.
+a valid webhook credential, a PDF part in an invoice upload. Every refusal must be an
+RFC 9457 problem, and every response must conform to the document (Schemathesis's
+conformance checks, :data:`CONFORMANCE`): its status code documented for the operation,
+its content type documented for that status, its headers and body valid against the
+schemas. Routes the document leaves out (``/metrics``, ``/schema/...``) get fuzzed query
+strings and headers (``test_web_fuzz_raw``).
 
 Deterministic (derandomized), a bounded number of examples, no deadline, no health check
 that depends on the machine's speed."""
@@ -24,10 +29,17 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import APIOperation, Case, GenerationMode
+from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from orderhub.entrypoints.web.webhook_auth import sign
 
-from .fuzz_world import WEBHOOK_DOORS, World, assert_no_server_error, shared_world
+from .fuzz_world import WEBHOOK_DOORS, World, assert_no_server_error, send, shared_world
 from .support import BEARER_TOKEN, KEYS, PATH_TOKEN, SECRET
 
 EXAMPLES_PER_ROUTE: Final = 25
@@ -38,6 +50,16 @@ FUZZ: Final = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
+CONFORMANCE: Final[list[CheckFunction]] = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+"""The response checks, all of them on every example: the other checks Schemathesis has
+judge the requests (negative data rejected, positive data accepted), and the steering below
+changes the requests on purpose (a known order id, a reused Idempotency-Key)."""
 MAX_WAIT: Final = 30  # the feed's long poll: a valid wait is cut to 0, the fuzz must not sleep
 
 WORLD: Final = shared_world()
@@ -86,6 +108,8 @@ def _steer_api(case: Case, data: st.DataObject, world: World) -> None:
         _set_header(case, "Idempotency-Key", data.draw(st.sampled_from(["k-1", "k-2"])))
     if isinstance(case.body, dict | list):
         case.body = _steer_body(case.body, data, world)
+    if case.operation.path.endswith("/invoices") and isinstance(case.body, dict):
+        _steer_upload(case, data)
     _cut_the_wait(case)
 
 
@@ -102,6 +126,14 @@ def _steer_body(body: Any, data: st.DataObject, world: World) -> Any:
             data, world.cancellation_ids, steered["cancellation_id"], "cancellation_id"
         )
     return steered
+
+
+def _steer_upload(case: Case, data: st.DataObject) -> None:
+    """Now and then a part ``file`` that is a PDF (type and first bytes), past the checks
+    of the document to the core."""
+    if "file" in case.body and data.draw(st.booleans(), label="a pdf"):
+        case.body["file"] = b"%PDF-1.7\n" + str(case.body["file"]).encode()
+        case.multipart_content_types = {"file": "application/pdf"}
 
 
 def _cut_the_wait(case: Case) -> None:
@@ -158,7 +190,7 @@ def _strategy(operation: APIOperation) -> st.SearchStrategy[Case]:
 
 
 @pytest.mark.parametrize("label", sorted(OPERATIONS))
-def test_no_route_answers_5xx(label: str, world: World) -> None:
+def test_every_answer_is_documented_and_never_5xx(label: str, world: World) -> None:
     operation = OPERATIONS[label]
     statuses: set[int] = set()
 
@@ -174,6 +206,7 @@ def test_no_route_answers_5xx(label: str, world: World) -> None:
         statuses.add(response.status_code)
         content_type = response.headers.get("content-type", [""])[0]
         assert_no_server_error(response.status_code, content_type, response.content, world)
+        case.validate_response(response, checks=CONFORMANCE)
         if operation.path.startswith("/webhooks/") and response.status_code in (401, 404, 422):
             assert world.db.inbox == world.seed.inbox
             assert world.queue.messages == []
@@ -182,6 +215,41 @@ def test_no_route_answers_5xx(label: str, world: World) -> None:
     # a guard on the steering: fuzzed input got past the doors to the handlers
     if operation.path.startswith(("/api/", "/webhooks/")):
         assert statuses - {401, 403, 404}, statuses
+
+
+def _any_case(operation: APIOperation, world: World) -> Case:
+    """A request of ``operation`` that reaches its handler: a known id in every path
+    parameter, the right key."""
+    known = {"order_id": world.order_ids[1], "command_id": world.command_ids[0]}
+    params = {
+        name: known.get(name, "x")
+        for name in re.findall(r"{(\w+)}", operation.path)  # webhooks: an unknown door
+    }
+    key = KEYS["operator" if "/ops/" in operation.path else "writer"]
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "edge"}
+    return operation.Case(path_parameters=params, headers=headers)
+
+
+@pytest.mark.parametrize("label", sorted(OPERATIONS))
+def test_the_edge_refusals_are_documented(label: str, world: World) -> None:
+    """What the edge refuses on every route, which the fuzz reaches rarely: a NUL in the
+    query string (422), and for a JSON body, one that is not JSON (400) or is over the
+    limit (413). Each is a problem the document names for the operation."""
+    operation = OPERATIONS[label]
+    case = _any_case(operation, world)
+    target = operation.path.format(**(case.path_parameters or {}))
+    headers = [(name.lower().encode(), value.encode()) for name, value in case.headers.items()]
+    sent = [(operation.method.upper(), f"{target}?q=%00", b"", 422)]
+    if "application/json" in (operation.definition.raw.get("requestBody") or {}).get("content", {}):
+        too_large = b'{"x": "' + b"y" * 70_000 + b'"}'  # the world's limit is 64 KiB
+        sent += [("POST", target, b"{", 400), ("POST", target, too_large, 413)]
+    for method, url, body, status in sent:
+        world.reset()
+        response = send(world.app, method, url, headers, body)
+        assert response.status_code == status, response.text
+        content_type = response.headers.get("content-type", "")
+        assert_no_server_error(response.status_code, content_type, response.content, world)
+        case.validate_response(response, checks=CONFORMANCE)
 
 
 def test_every_route_is_in_the_document_or_fuzzed_raw() -> None:

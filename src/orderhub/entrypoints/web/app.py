@@ -28,6 +28,7 @@ from orderhub.entrypoints.web.inflight import InFlightMiddleware
 from orderhub.entrypoints.web.limits import check_keys, check_routes, reach_check
 from orderhub.entrypoints.web.long_polls import LONG_POLLS_STATE, LongPolls
 from orderhub.entrypoints.web.middleware import RequestContextMiddleware, add_request_id_header
+from orderhub.entrypoints.web.openapi_document import document_contract
 from orderhub.entrypoints.web.overview_metrics import OverviewMetrics
 from orderhub.entrypoints.web.problems import handle_exception
 from orderhub.entrypoints.web.routes.channels import list_channels
@@ -144,4 +145,4 @@ def create_app(
     )
     app.state[LONG_POLLS_STATE] = LongPolls(per_key=settings.max_long_polls_per_key)
     check_routes(app, prefix=API_PREFIX)
-    return document_event_data(app)
+    return document_contract(document_event_data(app))

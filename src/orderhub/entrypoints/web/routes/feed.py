@@ -31,8 +31,10 @@ MAX_SEQ: Final = 2**63 - 1  # feed_events.seq is a BIGINT: a larger cursor is re
     "is held up to that many seconds until an event arrives. A key limited to some "
     "channels and accounts reads only their events; the cursor is the feed's own sequence, "
     "the others' events skipped. One API key may hold a few long-polls open at once "
-    "(`[api] max_long_polls_per_key`, 4 by default): one more is a 429 with Retry-After.",
-    responses=problem_responses(401, 403, 422, 429),
+    "(`[api] max_long_polls_per_key`, 4 by default): one more is a 429 with Retry-After. "
+    "A cursor older than the feed keeps (retention) is 410 feed-cursor-expired: read the "
+    "orders again and follow the feed from its head.",
+    responses=problem_responses(401, 403, 410, 422, 429),
 )
 async def read_feed(
     hub: HubDep,

@@ -7,6 +7,7 @@ handler is made by :func:`invoice_handlers` when the app is built."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -16,6 +17,14 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromPath
 
 from orderhub.application.services import invoices
@@ -32,6 +41,44 @@ FORM_OVERHEAD: Final = 64 * 1024  # the form's other parts and boundaries, beyon
 MAX_FILENAME: Final = 255
 MAX_NUMBER: Final = 200  # an invoice number (docs/limits.md)
 FIELDS: Final = frozenset({"file", "number", "filename"})
+
+
+@dataclass
+class UploadOperation(Operation):
+    """The upload's request body in the document: the handler reads the form itself, so
+    Litestar cannot see it (without it a client, or a fuzzer, would not know what to send)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                MULTIPART: OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["file", "number"],
+                        properties={
+                            "file": Schema(
+                                type=OpenAPIType.STRING,
+                                format=OpenAPIFormat.BINARY,
+                                description="The invoice, a PDF",
+                            ),
+                            "number": Schema(
+                                type=OpenAPIType.STRING,
+                                min_length=1,
+                                max_length=MAX_NUMBER,
+                                description="The seller's invoice number",
+                            ),
+                            "filename": Schema(
+                                type=OpenAPIType.STRING,
+                                max_length=MAX_FILENAME,
+                                description="The document's name (else the file part's)",
+                            ),
+                        },
+                        additional_properties=False,
+                    ),
+                )
+            },
+        )
 
 
 class InvoiceFingerprint(msgspec.Struct, kw_only=True, frozen=True):
@@ -110,6 +157,7 @@ def invoice_handlers(*, max_document_bytes: int) -> list[HTTPRouteHandler]:
         status_code=202,
         opt=requires(WRITE),
         request_max_body_size=max_document_bytes + FORM_OVERHEAD,
+        operation_class=UploadOperation,
         summary="Upload the seller's invoice for the order",
         description="`multipart/form-data` with `file` (the PDF: `application/pdf`, "
         f"starting with `%PDF-`, at most {max_document_bytes} bytes), `number` (the "
