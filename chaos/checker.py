@@ -328,6 +328,15 @@ class Checker:
                         f"last error {command.get('last_error')})",
                         hub_order=order["id"],
                     )
+        gauges = self.obs.get("gauges", {})
+        oldest = float(gauges.get("inbox_backlog_oldest_age_seconds", 0))
+        if oldest > horizon:
+            self.flag(
+                "message-stuck",
+                f"{gauges.get('inbox_backlog'):.0f} channel messages not applied, the oldest "
+                f"for {oldest:.0f} s (GET /metrics, overview {gauges.get('overview_age_seconds')}"
+                " s old)",
+            )
         for message in self.obs.get("failed_messages", []):
             self.flag(
                 "message-failed",

@@ -125,8 +125,29 @@ def settle(reader: HubReader, channels: Sequence[Channel], timeout: float) -> di
     return {"seconds": round(time.monotonic() - start, 1), "unsettled": problems[:50]}
 
 
+GAUGES: Final = (
+    "orderhub_inbox_backlog",
+    "orderhub_inbox_backlog_oldest_age_seconds",
+    "orderhub_command_backlog",
+    "orderhub_command_backlog_oldest_age_seconds",
+    "orderhub_feed_head_sequence",
+    "orderhub_overview_age_seconds",
+)
+
+
+def gauges(url: str) -> dict[str, float]:
+    """The backlog gauges of ``GET /metrics`` (what an operator's dashboard shows)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in GAUGES:
+            found[name.removeprefix("orderhub_")] = float(value)
+    return found
+
+
 def observe(
-    reader: HubReader, channels: Sequence[Channel], extra: dict[str, Any]
+    reader: HubReader, channels: Sequence[Channel], extra: dict[str, Any], *, url: str
 ) -> dict[str, Any]:
     """The checker's input (see :mod:`chaos.checker`)."""
     seen = {c.name: c.observe() for c in channels}
@@ -142,4 +163,5 @@ def observe(
         "feed": reader.feed(),
         "failed_messages": reader.get("/ops/failed-messages", {"limit": 500})["messages"],
         "failed_commands": reader.get("/ops/failed-commands", {"limit": 500})["commands"],
+        "gauges": gauges(url),
     }

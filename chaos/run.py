@@ -182,7 +182,7 @@ def _run(
             "wms": wms.ledger,
             "timeline": timeline.entries,
         }
-        observation = observe(reader, channels, extra)
+        observation = observe(reader, channels, extra, url=stack.urls[0])
     finally:
         reader.close()
         wms.close()

@@ -297,3 +297,11 @@ def test_a_command_held_behind_a_failed_one_waits_for_an_operator() -> None:
     # held by a command that did not fail: stuck, and never ended
     obs["hub_orders"][0]["pending_commands"] = [{**later, "held_by": ACCEPT}]
     assert sorted(kinds(obs)) == ["command-stuck", "terminal-events"]
+
+
+def test_a_channel_message_left_unapplied_past_the_horizon_is_stuck() -> None:
+    obs = _clean()
+    obs["gauges"] = {"inbox_backlog": 1.0, "inbox_backlog_oldest_age_seconds": 30.0}
+    assert kinds(obs) == []
+    obs["gauges"]["inbox_backlog_oldest_age_seconds"] = 61.0
+    assert kinds(obs) == ["message-stuck"]
