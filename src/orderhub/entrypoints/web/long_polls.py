@@ -7,19 +7,26 @@ its answers could open thousands: one more than ``per_key`` is answered at once 
 ``too-many-long-polls`` and ``Retry-After``. A read without ``wait`` is never counted.
 
 The count is per process (each API process behind the load balancer has its own), and
-kept on the event loop's thread: taking and giving back a place never awaits."""
+kept on the event loop's thread: taking and giving back a place never awaits. A client that
+goes away (a proxy's timeout, a WMS restarting) ends its poll at once
+(:func:`unless_gone`): the server does not cancel a handler when its client leaves, and the
+abandoned poll would keep its place, and read every few milliseconds, until its wait ran
+out."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from litestar.connection import ASGIConnection
 
 from orderhub.entrypoints.web.problems import ProblemError
 
+T = TypeVar("T")
 RULE: Final = "too-many-long-polls"
 LONG_POLLS_STATE: Final = "orderhub_long_polls"
 RETRY_AFTER_SECONDS: Final = 1
@@ -61,3 +68,30 @@ def long_polls_of(connection: ASGIConnection[Any, Any, Any, Any]) -> LongPolls:
     if not isinstance(found, LongPolls):
         raise RuntimeError("no long-poll limiter in the app's state")
     return found
+
+
+async def unless_gone(
+    connection: ASGIConnection[Any, Any, Any, Any], work: Awaitable[T]
+) -> T | None:
+    """``work``'s result, or None when the client disconnects first (``work`` cancelled)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnect(connection))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        return None
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+
+
+async def _disconnect(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """Until the client goes away (a GET's empty body is read on the way)."""
+    while True:
+        message = await connection.receive()
+        if message["type"] == "http.disconnect":
+            return

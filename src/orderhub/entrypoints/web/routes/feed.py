@@ -10,7 +10,7 @@ from litestar.params import QueryParameter
 
 from orderhub.application.services import queries
 from orderhub.entrypoints.web.auth import caller, caller_limit, requires
-from orderhub.entrypoints.web.long_polls import long_polls_of
+from orderhub.entrypoints.web.long_polls import long_polls_of, unless_gone
 from orderhub.entrypoints.web.presenters import feed_event_out
 from orderhub.entrypoints.web.problems import problem_responses
 from orderhub.entrypoints.web.routes._params import HubDep
@@ -47,9 +47,13 @@ async def read_feed(
     # a long-poll counts against its key's share (429 over it); a plain read never does
     held = long_polls_of(request).hold(caller(request)) if wait > 0 else nullcontext()
     with held:
-        page = await queries.read_feed_page(
+        reading = queries.read_feed_page(
             hub, after=after, limit=limit, wait_seconds=wait, within=caller_limit(request)
         )
+        # a long-poll whose client left ends now, giving its place back (no one reads this)
+        page = await unless_gone(request, reading) if wait > 0 else await reading
+    if page is None:
+        return FeedPage(events=[], next_cursor=after)
     return FeedPage(
         events=[feed_event_out(entry) for entry in page.entries], next_cursor=page.next_cursor
     )
