@@ -84,6 +84,9 @@ def create_engine(
     json_options: dict[str, Any] = {
         "json_serializer": json_dumps,
         "json_deserializer": json_loads,
+        # a database error names its statement, never its values: they are customers'
+        # names and addresses, and the error lands in logs and on failed commands
+        "hide_parameters": True,
     }
     if backend == "postgresql":
         if parsed.drivername != "postgresql+asyncpg":
