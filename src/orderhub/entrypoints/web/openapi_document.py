@@ -9,6 +9,9 @@ makes on every route, and the links from the lists to what their items name.
   every route (``strict.RefuseNulMiddleware``), and every route that takes a JSON body
   refuses one that is not JSON (400 ``malformed-json``) or over ``[api] max_body_bytes``
   (413 ``payload-too-large``).
+* A JSON body the handler takes as optional (``X | None = None``, documented as ``X`` or
+  ``null``) may be left out: Litestar marks every body required.
+* ``Retry-After`` on the feed's 429 (too-many-long-polls).
 * Links (OpenAPI ``links``): an order's id from ``GET /orders`` to the order and to its
   commands, a command's and an inbox message's id from the ops lists to their actions.
   Clients (and Schemathesis's stateful tests) follow them.
@@ -24,11 +27,14 @@ from typing import Final
 from litestar import Litestar
 from litestar.openapi.spec import (
     Link,
+    OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
+    OpenAPIType,
     Operation,
     PathItem,
     Reference,
+    Schema,
 )
 
 from orderhub.entrypoints.web.problems import PROBLEM_MEDIA_TYPE
@@ -43,6 +49,16 @@ EVERY_ROUTE: Final = {422: "Problem (422): validation-error (a NUL in the path, 
 JSON_BODY: Final = {
     400: "Problem (400): malformed-json",
     413: "Problem (413): payload-too-large",
+}
+
+RESPONSE_HEADERS: Final = {
+    ("get", "/api/v1/feed", "429"): {
+        "Retry-After": OpenAPIHeader(
+            schema=Schema(type=OpenAPIType.INTEGER, minimum=0),
+            description="Seconds to wait before opening another long-poll",
+            required=True,
+        )
+    },
 }
 
 ORDER_ID_FROM_LIST: Final = "$response.body#/orders/0/id"
@@ -102,6 +118,8 @@ def document_contract(app: Litestar) -> Litestar:
         _add_problems(responses, EVERY_ROUTE)
         if _takes_json(operation):
             _add_problems(responses, JSON_BODY)
+            _optional_if_nullable(operation)
+    _add_headers(document.paths or {})
     _add_links(document.paths or {})
     return app
 
@@ -125,6 +143,16 @@ def _takes_json(operation: Operation) -> bool:
     return body is not None and not isinstance(body, Reference) and JSON in (body.content or {})
 
 
+def _optional_if_nullable(operation: Operation) -> None:
+    body = operation.request_body
+    if body is None or isinstance(body, Reference):
+        return
+    schema = body.content[JSON].schema
+    variants = schema.one_of if isinstance(schema, Schema) else None
+    if any(isinstance(v, Schema) and v.type == OpenAPIType.NULL for v in variants or ()):
+        body.required = False
+
+
 def _add_problems(responses: dict[str, OpenAPIResponse | Reference], add: dict[int, str]) -> None:
     for status, description in add.items():
         if str(status) not in responses:
@@ -140,6 +168,14 @@ def _problem(description: str) -> OpenAPIResponse:
             )
         },
     )
+
+
+def _add_headers(paths: dict[str, PathItem]) -> None:
+    found = {(method, path): operation for path, method, operation in _operations(paths)}
+    for (method, path, status), headers in RESPONSE_HEADERS.items():
+        response = (found[(method, path)].responses or {}).get(status)
+        assert isinstance(response, OpenAPIResponse), (method, path, status)
+        response.headers = {**(response.headers or {}), **headers}
 
 
 def _add_links(paths: dict[str, PathItem]) -> None:
