@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any, Final
 
 import pytest
@@ -37,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from orderhub.entrypoints.web.long_polls import LONG_POLLS_STATE, LongPolls
 from orderhub.entrypoints.web.webhook_auth import sign
 
 from .fuzz_world import WEBHOOK_DOORS, World, assert_no_server_error, send, shared_world
@@ -262,6 +264,26 @@ def test_the_edge_refusals_are_documented(label: str, world: World) -> None:
         content_type = response.headers.get("content-type", "")
         assert_no_server_error(response.status_code, content_type, response.content, world)
         case.validate_response(response, checks=CONFORMANCE)
+
+
+def test_a_long_poll_over_the_share_is_documented(world: World) -> None:
+    """429 too-many-long-polls with its Retry-After, as the document says (the fuzz never
+    holds a poll open: it cuts every wait to 0)."""
+    operation = OPERATIONS["GET /api/v1/feed"]
+    polls = world.app.state[LONG_POLLS_STATE]
+    assert isinstance(polls, LongPolls)
+    with ExitStack() as held:
+        for _ in range(polls.per_key):  # the key's share, held as open polls hold it
+            held.enter_context(polls.hold("reader"))
+        case = operation.Case(
+            query={"wait": "1"}, headers={"Authorization": f"Bearer {KEYS['reader']}"}
+        )
+        response = case.call(app=world.app)
+    assert response.status_code == 429, response.text
+    assert response.headers["retry-after"] == ["1"]
+    content_type = response.headers.get("content-type", [""])[0]
+    assert_no_server_error(response.status_code, content_type, response.content, world)
+    case.validate_response(response, checks=CONFORMANCE)
 
 
 def test_every_route_is_in_the_document_or_fuzzed_raw() -> None:
