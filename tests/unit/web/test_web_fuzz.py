@@ -286,6 +286,20 @@ def test_a_long_poll_over_the_share_is_documented(world: World) -> None:
     case.validate_response(response, checks=CONFORMANCE)
 
 
+def test_an_expired_feed_cursor_is_documented(world: World) -> None:
+    """410 feed-cursor-expired, as the document says (the seeded feed is never pruned)."""
+    operation = OPERATIONS["GET /api/v1/feed"]
+    world.db.feed = world.db.feed[3:]  # the oldest events pruned (retention)
+    case = operation.Case(
+        query={"after": "0"}, headers={"Authorization": f"Bearer {KEYS['reader']}"}
+    )
+    response = case.call(app=world.app)
+    assert response.status_code == 410, response.text
+    content_type = response.headers.get("content-type", [""])[0]
+    assert_no_server_error(response.status_code, content_type, response.content, world)
+    case.validate_response(response, checks=CONFORMANCE)
+
+
 def test_every_route_is_in_the_document_or_fuzzed_raw() -> None:
     """A new route is fuzzed here through the document, or by ``test_web_fuzz_raw``."""
     documented = {(op.method.upper(), op.path) for op in OPERATIONS.values()}
