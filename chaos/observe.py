@@ -82,6 +82,7 @@ class Settling:
     def problems(self) -> list[str]:
         found: list[str] = []
         for channel in self.channels:
+            channel.settle_step()
             hub = {o["channel_order_id"]: o for o in self.reader.orders(channel.name)}
             for order in channel.observe()["orders"]:
                 mine = hub.get(order["id"])

@@ -31,6 +31,7 @@ def figures(observation: dict[str, Any], faults: dict[str, Any]) -> dict[str, An
             "webhooks": len(hooks),
             "webhooks_delivered": sum(1 for h in hooks if h.get("delivered")),
             "webhooks_dropped": sum(1 for h in hooks if h.get("dropped")),
+            "webhooks_retried_after_give_up": seen.get("webhooks_retried_after_give_up", 0),
         }
     kinds = Counter(e["action"] for e in wms if e.get("command_id"))
     return {

@@ -1,9 +1,10 @@
 """The production topology of one chaos run, over loopback: a fresh PostgreSQL database
 (``chaos_<seed>_<hex>``), a broker (Redis or RabbitMQ) with a queue prefix of its own, the
-marketplace simulators, then ``orderhub migrate``, 2 x ``serve``, 2 x ``worker`` and
-2 x ``scheduler``. Every hub process can be SIGKILLed (:meth:`Stack.kill`) and started
-again (:meth:`Stack.restart`); :meth:`Stack.close` stops everything and drops the database
-and the queues, also after a failure."""
+marketplace simulators, then ``orderhub migrate``, 2 x ``serve`` behind a load balancer
+(:mod:`chaos.balancer`), 2 x ``worker`` and 2 x ``scheduler``. Every hub process can be
+SIGKILLed (:meth:`Stack.kill`) and started again (:meth:`Stack.restart`);
+:meth:`Stack.close` stops everything and drops the database and the queues, also after a
+failure."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from chaos.balancer import Balancer
 from chaos.channels import Channel
 from orderhub.testing.processes import (
     Launch,
@@ -106,6 +108,7 @@ class Stack:
     urls: list[str] = field(default_factory=list)
     database: str = ""
     queue_prefix: str = ""
+    balancer: Balancer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -124,9 +127,11 @@ class Stack:
         while ports[1] == ports[0]:
             ports[1] = free_port()
         self.urls = [f"http://127.0.0.1:{p}" for p in ports]
-        for index, channel in enumerate(self.channels):
-            # webhooks go to one serve or the other: a kill of either loses some deliveries
-            channel.start(self, hub_url=self.urls[index % 2])
+        # the marketplaces reach the hub through the load balancer; the WMS talks to each
+        # serve itself (and tries the other one when one does not answer)
+        self.balancer = Balancer([("127.0.0.1", p) for p in ports]).start()
+        for channel in self.channels:
+            channel.start(self, hub_url=self.balancer.url)
         config = write_toml(
             self.workdir / "orderhub.toml",
             self.hub_config(),
@@ -255,6 +260,9 @@ class Stack:
         for group in (hub_side, others):
             with contextlib.suppress(Exception):
                 stop_all(group)
+        if self.balancer is not None:
+            with contextlib.suppress(Exception):
+                self.balancer.close()
         if self.queue_prefix:
             with contextlib.suppress(Exception):
                 _delete_queues(self.broker, self.broker_url, self.queue_prefix)

@@ -37,6 +37,10 @@ class Channel(Protocol):
 
     def clear_faults(self) -> None: ...
 
+    def settle_step(self) -> None:
+        """While the hub settles: what the marketplace still does by itself (a later
+        retry of a webhook it had given up on)."""
+
     def observe(self) -> dict[str, Any]:
         """``{"orders": [{"id", "status", ...}], "calls": [...], "webhooks": [...]}``."""
 

@@ -166,6 +166,9 @@ class OctopiaChannel:
     def clear_faults(self) -> None:
         self.sim.delete("/_sim/faults")
 
+    def settle_step(self) -> None:
+        """Nothing: the hub polls."""
+
     # --- afterwards --------------------------------------------------------------------
 
     def observe(self) -> dict[str, Any]:

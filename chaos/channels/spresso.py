@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import secrets
 import sys
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
@@ -23,6 +24,9 @@ CLIENT_ID: Final = "orderhub-chaos"
 TIMEOUT_SECONDS: Final = 3.0
 EVENTS: Final = ("order_fulfillable", "order_cancelled")
 EFFECT_PATHS: Final = ("/v1/fulfillments/*/shipments", "/v1/fulfillments/*")
+HOLD_SECONDS: Final = 3.0
+GIVE_UP_ATTEMPTS: Final = 5
+"""The simulator's tries of one webhook (the first and four retries) before it gives up."""
 
 
 class SpressoChannel:
@@ -35,6 +39,8 @@ class SpressoChannel:
         self.hub_url = ""
         self.created: list[str] = []
         self.holding = False
+        self.held_at = 0.0
+        self.retried: set[int] = set()
         self._sim: httpx.Client | None = None
 
     @property
@@ -77,6 +83,9 @@ class SpressoChannel:
     # --- customers and Foxtrot ---------------------------------------------------------
 
     def customer_step(self, rng: random.Random, record: Record) -> None:
+        if self.holding and time.monotonic() - self.held_at > HOLD_SECONDS:
+            self.sim.post("/_sim/webhooks/release", json={"reverse": True})
+            self.holding = False
         if rng.random() < 0.85 or not self.created:
             variants = [
                 {"sku": sku, "name": sku.title(), "price": 1290}
@@ -136,12 +145,11 @@ class SpressoChannel:
         elif kind == "timeout":  # held past the hub's timeout, then carried out
             spec = {"path": path, "method": "PUT", "hold": True}
             self.sim.post("/_sim/faults", json={**spec, "hold_seconds": TIMEOUT_SECONDS + 1})
-        elif kind == "reorder-webhooks":  # held for a while, then sent newest first
-            if self.holding:
-                self.sim.post("/_sim/webhooks/release", json={"reverse": True})
-            else:
+        elif kind == "reorder-webhooks":  # held a few seconds, then sent newest first
+            if not self.holding:
                 self.sim.post("/_sim/webhooks/hold")
-            self.holding = not self.holding
+                self.holding = True
+                self.held_at = time.monotonic()
         else:
             delivered = [r for r in get_json(self.sim, "/_sim/webhooks") if r["delivered"]]
             if delivered:
@@ -154,6 +162,16 @@ class SpressoChannel:
         if self.holding:
             self.sim.post("/_sim/webhooks/release", json={"reverse": True})
             self.holding = False
+
+    def settle_step(self) -> None:
+        """Spresso tries a webhook again later when its quick retries all failed (the hub
+        was unreachable for a while): each given-up message once more."""
+        for record in get_json(self.sim, "/_sim/webhooks"):
+            done = record["delivered"] or record["dropped"] or record["held"]
+            if done or record["attempts"] < GIVE_UP_ATTEMPTS or record["id"] in self.retried:
+                continue
+            self.retried.add(record["id"])
+            self.sim.post(f"/_sim/webhooks/{record['id']}/redeliver")
 
     # --- afterwards --------------------------------------------------------------------
 
@@ -176,7 +194,12 @@ class SpressoChannel:
             {k: v for k, v in r.items() if k not in ("body", "signature")}
             for r in get_json(self.sim, "/_sim/webhooks")
         ]
-        return {"orders": orders, "calls": calls, "webhooks": webhooks}
+        return {
+            "orders": orders,
+            "calls": calls,
+            "webhooks": webhooks,
+            "webhooks_retried_after_give_up": len(self.retried),
+        }
 
     def close(self) -> None:
         if self._sim is not None:

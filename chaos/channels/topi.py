@@ -166,6 +166,9 @@ class TopiChannel:
         assert self.sim is not None
         self.sim.delete("/_sim/faults")
 
+    def settle_step(self) -> None:
+        """Nothing: reconciliation finds what a lost webhook said."""
+
     # --- afterwards --------------------------------------------------------------------
 
     def observe(self) -> dict[str, Any]:
