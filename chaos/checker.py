@@ -21,6 +21,7 @@ from typing import Any, Final
 from chaos.effects import CALL_EFFECTS, Effect, statuses_agree, wms_key
 
 TERMINAL_EVENTS: Final = ("command.succeeded", "command.failed")
+NEARBY_SECONDS: Final = 5.0
 
 
 @dataclass
@@ -381,13 +382,17 @@ class Checker:
                 text = f"feed {event['seq']} {event['type']} {extra}"
                 rows.append((epoch(event.get("occurred_at")), text))
         rows.sort(key=lambda r: r[0])
-        mine = [i for i, (_, text) in enumerate(rows) if not text.startswith(("kill", "restart"))]
-        if not mine:
-            return []
-        first, last = mine[0], mine[-1]
+        mine = [at for at, text in rows if not text.startswith(("kill", "restart"))]
+        # a kill or a restart shows when it happened near one of the order's own steps
+        kept = [
+            (at, text)
+            for at, text in rows
+            if not text.startswith(("kill", "restart"))
+            or any(abs(at - own) <= NEARBY_SECONDS for own in mine)
+        ]
         return [
             f"{dt.datetime.fromtimestamp(at, dt.UTC).strftime('%H:%M:%S.%f')[:-3]} {text}"
-            for at, text in rows[first : last + 1]
+            for at, text in kept
         ]
 
 

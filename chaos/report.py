@@ -119,7 +119,7 @@ def markdown(run: dict[str, Any], n: dict[str, Any], violations: list[Violation]
         where = f" {v.channel} order {v.order} (hub {v.hub_order})" if v.order else ""
         lines += [f"### {v.kind}{where}", "", v.detail, ""]
         if v.timeline:
-            lines += ["```", *v.timeline[-40:], "```", ""]
+            lines += ["```", *v.timeline[-60:], "```", ""]
     return "\n".join(lines) + "\n"
 
 
