@@ -1,6 +1,8 @@
 """The world the route fuzzers run in: the app over PostgreSQL-like fakes, seeded with
 orders in several states, a failed channel command and a failed inbox message, and reset
-to that seed before each example so that every example starts from the same state."""
+to that seed before each example so that every example starts from the same state; the
+app's OpenAPI document as Schemathesis reads it, and the checks every answer must pass
+(:data:`CONFORMANCE`)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,22 @@ import asyncio
 import copy
 import dataclasses
 import functools
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import httpx
+import schemathesis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from schemathesis import APIOperation
+from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from orderhub.application.ports import CommandState, InboxState
 from orderhub.application.services.intake import apply_snapshot, process_message
@@ -58,6 +70,20 @@ class World:
         self.uow.refusals.clear()
 
 
+CONFORMANCE: Final[list[CheckFunction]] = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+"""Schemathesis's response checks, all of them on every answer: the status code documented
+for the operation, the content type for that status, headers and body valid against their
+schemas. Its other checks judge the requests (negative data rejected, positive data
+accepted), which the fuzzers change on purpose (a known order id, a reused
+Idempotency-Key, raw bytes)."""
+
+
 def send(
     app: Litestar, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> httpx.Response:
@@ -85,6 +111,22 @@ def assert_no_server_error(
         assert problem["status"] == status
         assert problem["type"].startswith(PROBLEM_BASE)
         assert problem["detail"]
+
+
+def assert_conforms(operation: APIOperation, response: httpx.Response) -> None:
+    """The answer to a raw request against the document: Schemathesis re-reads a response's
+    request, which raw bytes (latin-1 headers, any path) may not survive, so it is given a
+    plain one; only the response is judged."""
+    path_parameters = dict.fromkeys(re.findall(r"{(\w+)}", operation.path), "x")
+    plain = httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=response.content,
+        request=httpx.Request(operation.method.upper(), "http://testserver/"),
+    )
+    plain.elapsed = response.elapsed
+    case = operation.Case(path_parameters=path_parameters)
+    case.validate_response(plain, checks=CONFORMANCE)
 
 
 @functools.cache
@@ -158,3 +200,16 @@ async def _seed(world: World, hub: Any) -> None:
         assert world.db.inbox[message_id].state is InboxState.FAILED
         world.message_ids.append(message_id)
     assert not world.uow.refusals, world.uow.refusals
+
+
+WORLD: Final = shared_world()
+OPERATIONS: Final[dict[str, APIOperation]] = {
+    result.label: result
+    for result in (
+        found.ok()
+        for found in schemathesis.openapi.from_dict(
+            WORLD.app.openapi_schema.to_schema()
+        ).get_all_operations()
+    )
+}
+"""Every operation of the app's document, by label (``GET /api/v1/orders``)."""

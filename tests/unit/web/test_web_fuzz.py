@@ -9,7 +9,7 @@ them past the doors, so that fuzzed input reaches the core and the (fake) databa
 valid API key, the id of a real order, command or message, a real line id inside a body,
 a valid webhook credential, a PDF part in an invoice upload. Every refusal must be an
 RFC 9457 problem, and every response must conform to the document (Schemathesis's
-conformance checks, :data:`CONFORMANCE`): its status code documented for the operation,
+conformance checks, ``fuzz_world.CONFORMANCE``): its status code documented for the operation,
 its content type documented for that status, its headers and body valid against the
 schemas. Routes the document leaves out (``/metrics``, ``/schema/...``) get fuzzed query
 strings and headers (``test_web_fuzz_raw``).
@@ -26,22 +26,22 @@ from contextlib import ExitStack
 from typing import Any, Final
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import APIOperation, Case, GenerationMode
-from schemathesis.checks import CheckFunction, not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from orderhub.entrypoints.web.long_polls import LONG_POLLS_STATE, LongPolls
 from orderhub.entrypoints.web.webhook_auth import sign
 
-from .fuzz_world import WEBHOOK_DOORS, World, assert_no_server_error, send, shared_world
+from .fuzz_world import (
+    CONFORMANCE,
+    OPERATIONS,
+    WEBHOOK_DOORS,
+    WORLD,
+    World,
+    assert_no_server_error,
+    send,
+)
 from .support import BEARER_TOKEN, KEYS, PATH_TOKEN, SECRET
 
 EXAMPLES_PER_ROUTE: Final = 25
@@ -52,23 +52,7 @@ FUZZ: Final = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-CONFORMANCE: Final[list[CheckFunction]] = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
-"""The response checks, all of them on every example: the other checks Schemathesis has
-judge the requests (negative data rejected, positive data accepted), and the steering below
-changes the requests on purpose (a known order id, a reused Idempotency-Key)."""
 MAX_WAIT: Final = 30  # the feed's long poll: a valid wait is cut to 0, the fuzz must not sleep
-
-WORLD: Final = shared_world()
-SCHEMA: Final = schemathesis.openapi.from_dict(WORLD.app.openapi_schema.to_schema())
-OPERATIONS: Final[dict[str, APIOperation]] = {
-    op.label: op for op in (result.ok() for result in SCHEMA.get_all_operations())
-}
 
 
 @pytest.fixture

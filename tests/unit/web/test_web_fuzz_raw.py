@@ -6,7 +6,8 @@ Where Schemathesis (``test_web_fuzz``) generates from what the OpenAPI document 
 this sends what no document declares: undeclared and repeated query parameters,
 percent-escapes of any byte, latin-1 header values, bodies that are not JSON, and routes
 left out of the document (``/metrics``, ``/schema/...``). Credentials are valid in part of
-the examples, so that garbage also gets past the doors."""
+the examples, so that garbage also gets past the doors. On a route the document names,
+every answer must also be one it promises (``fuzz_world.assert_conforms``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .fuzz_world import WEBHOOK_DOORS, World, assert_no_server_error, send, shared_world
+from .fuzz_world import (
+    OPERATIONS,
+    WEBHOOK_DOORS,
+    WORLD,
+    World,
+    assert_conforms,
+    assert_no_server_error,
+    send,
+)
 from .support import BEARER_TOKEN, KEYS, PATH_TOKEN
 
 EXAMPLES_PER_ROUTE: Final = 15
@@ -30,7 +39,6 @@ FUZZ: Final = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-WORLD: Final = shared_world()
 PARAMETER: Final = re.compile(r"{(\w+):\w+}")
 ROUTES: Final = sorted(
     (method, route.path)
@@ -143,6 +151,9 @@ def _fuzz_route(data: st.DataObject, method: str, path: str) -> None:
         # Litestar's own OpenAPI pages answer an unknown page in HTML, the console too
         problem_json=not path.startswith(("/schema", "/console")),
     )
+    operation = OPERATIONS.get(method + " " + PARAMETER.sub(r"{\1}", path))
+    if operation is not None:  # a documented route: the answer is one the document names
+        assert_conforms(operation, response)
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
