@@ -240,7 +240,10 @@ def test_closing_is_bounded_while_a_publish_hangs(
 
     with proxy.paused_for_a_while(), capture_logs() as logs:
         queue.enqueue_inbox("m-1")  # hangs: a confirm or an answer that does not come
-        queue.enqueue_inbox("m-2")
+        deadline = time.monotonic() + 10
+        while queue.publisher.buffered() and time.monotonic() < deadline:
+            time.sleep(0.01)  # a thread took m-1 (publishers send what piled up together)
+        queue.enqueue_inbox("m-2")  # waits in the buffer behind it
         started = time.monotonic()
         queue.close(timeout=0.5)
         elapsed = time.monotonic() - started

@@ -146,6 +146,11 @@ class BackgroundPublisher(Generic[T]):
         with self._cond:
             return len(self._outstanding)
 
+    def buffered(self) -> int:
+        """Items waiting in the buffer (not yet taken by a thread to send)."""
+        with self._cond:
+            return len(self._buffer)
+
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted before this call is sent or given up; False
         if ``timeout`` seconds passed first."""
