@@ -21,6 +21,7 @@ What a container has that a local process has not, and what stands in for it:
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -39,6 +40,10 @@ LOOPBACK: Final = "127.0.0.1"
 LISTEN_FLAGS: Final = ("--port", "--metrics-port")
 HOST_FLAGS: Final = ("--host", "--metrics-host")
 HEALTHCHECK_SECONDS: Final = 10.0
+IMAGE_VENV: Final = os.environ.get("ORDERHUB_TEST_IMAGE_VENV", "")
+"""A virtual environment holding what the image holds (deploy/Dockerfile's ``uv build``,
+``uv export`` and ``pip install --no-deps``, done by hand): the containers' programs are
+taken from it instead of this environment's."""
 _URL: Final = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<auth>[^@/\s'\"]*@)?(?P<host>[A-Za-z0-9_.-]+):(?P<port>\d+)"
 )
@@ -142,6 +147,8 @@ def local_argv(service: str, argv: Sequence[str], network: Network) -> list[str]
             continue
         out.append(network.urls(part))
     program, *rest = out
+    if IMAGE_VENV:
+        return [str(Path(IMAGE_VENV) / "bin" / program), *rest]
     if program == "orderhub":
         return orderhub_command(*rest)
     if program == "python":
@@ -267,7 +274,8 @@ def local_health_check(
         translated = [part.replace("/proc/1/", f"/proc/{pid}/") for part in translated]
     program, *args = translated
     if program == "python":
-        return HealthCheck(service, [sys.executable, *args])
+        python = str(Path(IMAGE_VENV) / "bin" / "python") if IMAGE_VENV else sys.executable
+        return HealthCheck(service, [python, *args])
     if tools and program in tools:
         return HealthCheck(service, tools[program](args))
     if shutil.which(program) is None:
