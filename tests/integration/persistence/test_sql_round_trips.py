@@ -185,3 +185,27 @@ async def test_an_order_read_and_unchanged_is_not_written_and_a_listed_one_is_sa
         stored = await uow.orders.get(order_id)
     assert stored is not None
     assert (stored.order_number, stored.version) == ("changed-after-a-list", listed.version)
+
+
+async def test_an_order_given_equal_extras_in_another_key_order_is_not_written(
+    pg_engine: AsyncEngine,
+) -> None:
+    """PostgreSQL's JSONB keeps an object's keys in its own order (shortest first): an
+    order read back and given an equal channel snapshot (its keys in the channel's order)
+    has not changed, and must not be written (a new version, a new updated_at)."""
+    world = make_world(pg_engine)
+    order_id = await world.receive("T-10")
+    async with world.hub.uow() as uow:
+        order = await uow.orders.get(order_id)
+        assert order is not None
+        order.extras = {"zeta_long_key": 1, "a": {"yy_long": 2, "b": 3}}
+        await uow.commit()
+    trips = RoundTrips(pg_engine)
+    with trips.counting() as sent:
+        async with world.hub.uow() as uow:
+            order = await uow.orders.get(order_id)
+            assert order is not None
+            assert list(order.extras) == ["a", "zeta_long_key"]  # JSONB's own order
+            order.extras = {"zeta_long_key": 1, "a": {"yy_long": 2, "b": 3}}  # equal
+            await uow.commit()
+    assert not [s for s in sent if s.startswith("UPDATE orders")], _show(sent)

@@ -63,7 +63,7 @@ class TrackedOrder:
         return _comparable(order_to_row(self.order)) != self.snapshot
 
 
-_SNAPSHOTS: Final = msgspec.json.Encoder()
+_SNAPSHOTS: Final = msgspec.json.Encoder(order="deterministic")  # JSONB reorders keys
 
 
 def _comparable(row: dict[str, Any]) -> bytes:
