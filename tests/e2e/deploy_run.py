@@ -106,7 +106,11 @@ class ComposeUp:
 
     def environment(self, name: str) -> dict[str, str]:
         """The container's environment, its URLs and mounted paths made local."""
-        env = {k: v for k, v in self.project.environment(name).items() if k.startswith("ORDERHUB_")}
+        env = {
+            k: v
+            for k, v in self.project.environment(name).items()
+            if k != "PATH" and not k.startswith("PYTHON")  # the image's, for its own venv
+        }
         if "ORDERHUB_DATABASE__URL" in env:
             postgres = self._service_of_image("postgres:")
             env["ORDERHUB_DATABASE__URL"] = local_database_url(
