@@ -225,13 +225,23 @@ def _bring_up(
 def test_compose_demo_profile_on_rabbitmq(
     tmp_path: Path, processes: ProcessSet, backends: Backends
 ) -> None:
-    """``docker compose --profile demo up`` (ORDERHUB_TARGET=demo and
-    ORDERHUB_CONFIG_FILE=demo.toml in .env): the topi simulator is the marketplace."""
+    """``docker compose --profile demo up`` (ORDERHUB_TARGET, ORDERHUB_IMAGE and
+    ORDERHUB_CONFIG_FILE in .env, as deploy/README.md says): the topi simulator is the
+    marketplace, and every simulator runs from the image the demo target builds."""
     from orderhub_topi.simulator.control import SimulatorControl
 
-    dotenv = operator_dotenv("ORDERHUB_TARGET=demo", "ORDERHUB_CONFIG_FILE=demo.toml")
+    dotenv = operator_dotenv(
+        "ORDERHUB_TARGET=demo",
+        "ORDERHUB_IMAGE=orderhub-demo:latest",
+        "ORDERHUB_CONFIG_FILE=demo.toml",
+    )
     stack = _bring_up(tmp_path, processes, backends, ["compose.yaml"], dotenv, ("demo",))
-    assert {"topi-simulator", "octopia-simulator", "spresso-simulator"} <= set(stack.running)
+    simulators = {"topi-simulator", "octopia-simulator", "spresso-simulator"}
+    assert simulators <= set(stack.running)
+    services = stack.project.services
+    assert services["migrate"]["build"]["target"] == "demo"
+    for name in simulators:  # the image migrate builds, not the runtime one
+        assert services[name]["image"] == services["migrate"]["image"] == "orderhub-demo:latest"
     wms = Wms([stack.url("api-1", 8000), stack.url("api-2", 8000)], env_keys(dotenv)["wms"])
     topi_port = stack.network.ports["topi-simulator"][8701]
     topi = SimulatorControl(f"http://127.0.0.1:{topi_port}")
