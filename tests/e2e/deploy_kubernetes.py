@@ -12,16 +12,26 @@ loopback port of its own; probes and ``prometheus.io/port`` name them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from orderhub.testing.processes import Launch, ManagedProcess, ProcessSet
 from tests.unit.deploy.kustomize import build
 
 from .deploy_compose import DEPLOY, read_image
-from .deploy_local import LOOPBACK, DeploymentError, Network, local_argv
+from .deploy_local import (
+    LOOPBACK,
+    Backends,
+    DeploymentError,
+    Network,
+    local_argv,
+    local_broker_url,
+    local_database_url,
+)
 
 KUBERNETES: Final = DEPLOY / "kubernetes"
 IMAGE_TARGET: Final = "runtime"
@@ -152,3 +162,44 @@ class Pod:
                 raise DeploymentError(f"{self.name}: {kind} is not an httpGet probe")
             found[kind] = self.url(probe["httpGet"]["port"]) + probe["httpGet"]["path"]
         return found
+
+
+def readme_trial_urls(password: str) -> dict[str, str]:
+    """The ``database-url`` and ``broker-url`` deploy/README.md's trial puts in the
+    Secret orderhub-secrets, with ``$PASSWORD`` its postgres password."""
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    trial = text[text.index("**A trial on any cluster**") :]
+    found = {}
+    for key in ("database-url", "broker-url"):
+        match = re.search(rf"--from-literal={key}=[\"']([^\"']+)[\"']", trial)
+        if match is None:
+            raise DeploymentError(f"deploy/README.md's trial sets no {key}")
+        found[key] = match[1].replace("$PASSWORD", password)
+    return found
+
+
+def trial_backends(
+    objects: list[dict[str, Any]], urls: Mapping[str, str], password: str, backends: Backends
+) -> dict[str, str]:
+    """The trial's URLs checked against its own PostgreSQL and Redis (their Services'
+    names and ports, the database's user, name and password), then the local ones."""
+    for url, port in ((urls["database-url"], 5432), (urls["broker-url"], 6379)):
+        host = urlsplit(url).hostname or ""
+        ports = [p["port"] for p in find(objects, "Service", host)["spec"]["ports"]]
+        if urlsplit(url).port != port or port not in ports:
+            raise DeploymentError(f"{url}: Service {host} has ports {ports}")
+    (postgres,) = find(objects, "StatefulSet", "orderhub-postgres")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {e["name"]: e.get("value") for e in postgres["env"]}
+    ref = next(e for e in postgres["env"] if e["name"] == "POSTGRES_PASSWORD")["valueFrom"]
+    if ref["secretKeyRef"] != {"name": "orderhub-trial", "key": "postgres-password"}:
+        raise DeploymentError(f"the trial's database password is {ref}, not the README's")
+    env["POSTGRES_PASSWORD"] = password
+    (redis,) = find(objects, "StatefulSet", "orderhub-redis")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    return {
+        "database-url": local_database_url(urls["database-url"], env, backends),
+        "broker-url": local_broker_url(urls["broker-url"], {}, redis["image"], backends),
+    }

@@ -14,9 +14,10 @@ with the demo profile (the topi simulator is the marketplace), and the Redis var
 (compose.redis.yaml) with the shop's account given in ``.env`` as
 ORDERHUB_CHANNELS__ACCOUNTS (the test channel server).
 
-Kubernetes: overlays/small rendered (deploy_kubernetes), the Secret of deploy/README.md,
-the migrate Job to its end, then one pod of the API, the workers and the scheduler; every
-probe and every ``prometheus.io`` scrape must answer, then the same story.
+Kubernetes: overlays/small and overlays/trial rendered (deploy_kubernetes), the Secret of
+deploy/README.md, the migrate Job to its end, then one pod of the API, the workers and
+the scheduler; every probe and every ``prometheus.io`` scrape must answer, then the same
+story.
 
 A missing PostgreSQL, RabbitMQ or Redis fails these tests, never skips them.
 """
@@ -41,7 +42,7 @@ from orderhub.testing.processes import NotYet, ProcessSet, Watch, eventually, wa
 
 from .conftest import PROCESSES_KEY
 from .deploy_compose import DEPLOY, load_project
-from .deploy_kubernetes import Pod, find, render
+from .deploy_kubernetes import Pod, find, readme_trial_urls, render, trial_backends
 from .deploy_local import Backends, Network
 from .deploy_run import ComposeUp
 from .support import LAUNCH, REDIS_URL, ChannelServer, order_document
@@ -310,13 +311,16 @@ def send_order(channel: ChannelServer, api_url: str, channel_order_id: str) -> s
     return channel_order_id
 
 
-def test_kubernetes_small_overlay(
-    tmp_path: Path, processes: ProcessSet, backends: Backends
+@pytest.mark.parametrize("overlay", ["small", "trial"])
+def test_kubernetes_overlay(
+    overlay: str, tmp_path: Path, processes: ProcessSet, backends: Backends
 ) -> None:
-    """``kubectl apply -k deploy/kubernetes/overlays/small`` with the Secret of
+    """``kubectl apply -k deploy/kubernetes/overlays/<overlay>`` with the Secret of
     deploy/README.md: the migrate Job to its end, then one pod of the API, the workers and
-    the scheduler; every probe and scrape annotation answers; the story runs."""
-    objects = render("small")
+    the scheduler; every probe and scrape annotation answers; the story runs. ``small`` on
+    RabbitMQ (the ConfigMap's broker); ``trial`` on Redis, with the README's URLs, which
+    must name the trial's own PostgreSQL and Redis (standing in: the local ones)."""
+    objects = render(overlay)
     channel = ChannelServer(processes, tmp_path).start()
     wms_key = secrets.token_urlsafe(32)
     keys = [
@@ -324,10 +328,15 @@ def test_kubernetes_small_overlay(
         {"name": "ops", "key": secrets.token_urlsafe(32), "scopes": ["orders:read", "ops"]},
     ]
     config = find(objects, "ConfigMap", "orderhub-config")["data"]["orderhub.toml"]
-    assert 'kind = "rabbitmq"' in config, "the README's Secret gives an amqp:// broker-url"
+    if overlay == "trial":
+        password = secrets.token_urlsafe(24)
+        urls = trial_backends(objects, readme_trial_urls(password), password, backends)
+        assert 'kind = "redis"' in config, "the trial's broker-url is redis://"
+    else:
+        urls = {"database-url": backends.postgres_url, "broker-url": backends.rabbitmq_url}
+        assert 'kind = "rabbitmq"' in config, "the README's Secret gives an amqp:// broker-url"
     secret = {
-        "database-url": backends.postgres_url,
-        "broker-url": backends.rabbitmq_url,
+        **urls,
         "api-keys": json.dumps(keys),
         "channel-accounts": json.dumps([shop_account(channel)]),
     }
