@@ -39,7 +39,7 @@ lint: env
 	$(PY_RUN) ruff format --check .
 
 typecheck: env
-	$(PY_RUN) mypy src adapters/topi/src adapters/octopia/src adapters/spresso/src
+	$(PY_RUN) mypy src adapters/topi/src adapters/octopia/src adapters/spresso/src chaos
 
 imports: env
 	$(PY_RUN) lint-imports
