@@ -104,17 +104,20 @@ class OctopiaChannel:
             self.created.append(order_id)
             record("customer.order", channel=self.name, order=order_id)
             return
-        order_id = rng.choice(self.created[-40:])
-        resp = self.sim.get(f"/_sim/orders/{order_id}")
-        resp.raise_for_status()
-        status = resp.json()["status"]
-        move = None
-        if status == "Accepted":
-            move = "pay"
-        elif status == "Shipped":
-            move = "deliver"
-        if status in ("Accepted", "InPreparation") and rng.random() < 0.2:
-            move = "cancel-request"
+        for _ in range(3):  # a few orders looked at, one of them moved
+            order_id = rng.choice(self.created[-40:])
+            resp = self.sim.get(f"/_sim/orders/{order_id}")
+            resp.raise_for_status()
+            status = resp.json()["status"]
+            move = None
+            if status == "Accepted":
+                move = "pay"
+            elif status == "Shipped":
+                move = "deliver"
+            if status in ("Accepted", "InPreparation") and rng.random() < 0.2:
+                move = "cancel-request"
+            if move is not None:
+                break
         if move is None:
             return
         answer = self.sim.post(f"/_sim/orders/{order_id}/{move}")
