@@ -221,13 +221,18 @@ class Project:
 
 
 def load_project(
-    files: Sequence[Path], *, dotenv: str = "", profiles: Sequence[str] = ()
+    files: Sequence[Path] = (), *, dotenv: str = "", profiles: Sequence[str] = ()
 ) -> Project:
-    """``docker compose -f files[0] -f ... --profile ...`` with ``dotenv`` as the project's
-    ``.env`` (the shell sets nothing), also what ``env_file: ./.env`` reads: it is never
-    written into the tree."""
-    directory = files[0].parent
+    """``docker compose -f files[0] -f ... --profile ...`` run in deploy/, with ``dotenv``
+    as its ``.env`` (the shell sets nothing), also what ``env_file: ./.env`` reads: it is
+    never written into the tree. Without ``files``: the ``.env``'s ``COMPOSE_FILE``, else
+    compose.yaml."""
     variables = read_dotenv(dotenv)
+    if not files:
+        separator = variables.get("COMPOSE_PATH_SEPARATOR", ":")
+        names = variables.get("COMPOSE_FILE", "compose.yaml").split(separator)
+        files = [DEPLOY / name for name in names]
+    directory = files[0].parent
     merged: dict[str, Any] = {}
     for path in files:
         merged = merge(merged, yaml.safe_load(path.read_text(encoding="utf-8")) or {})

@@ -213,11 +213,11 @@ def _bring_up(
     tmp_path: Path,
     processes: ProcessSet,
     backends: Backends,
-    files: list[str],
     dotenv: str,
     profiles: tuple[str, ...] = (),
 ) -> ComposeUp:
-    project = load_project([DEPLOY / f for f in files], dotenv=dotenv, profiles=profiles)
+    """``cd deploy && docker compose [--profile ...] up -d`` with this ``.env``."""
+    project = load_project(dotenv=dotenv, profiles=profiles)
     stack = ComposeUp(project, backends, processes, tmp_path, LAUNCH)
     stack.up()
     return stack
@@ -236,7 +236,7 @@ def test_compose_demo_profile_on_rabbitmq(
         "ORDERHUB_IMAGE=orderhub-demo:latest",
         "ORDERHUB_CONFIG_FILE=demo.toml",
     )
-    stack = _bring_up(tmp_path, processes, backends, ["compose.yaml"], dotenv, ("demo",))
+    stack = _bring_up(tmp_path, processes, backends, dotenv, ("demo",))
     simulators = {"topi-simulator", "octopia-simulator", "spresso-simulator"}
     assert simulators <= set(stack.running)
     services = stack.project.services
@@ -265,12 +265,15 @@ def test_compose_demo_profile_on_rabbitmq(
 def test_compose_redis_variant_with_accounts_from_env(
     tmp_path: Path, processes: ProcessSet, backends: Backends
 ) -> None:
-    """``docker compose -f compose.yaml -f compose.redis.yaml up``, the shop's account in
-    .env as ORDERHUB_CHANNELS__ACCOUNTS (deploy/README.md), at the test channel server."""
+    """The Redis variant as deploy/README.md sets it up (COMPOSE_FILE in .env), the shop's
+    account in .env as ORDERHUB_CHANNELS__ACCOUNTS, at the test channel server."""
     channel = ChannelServer(processes, tmp_path).start()
     accounts = json.dumps([shop_account(channel)])
-    dotenv = operator_dotenv(f"ORDERHUB_CHANNELS__ACCOUNTS={accounts}")
-    stack = _bring_up(tmp_path, processes, backends, ["compose.yaml", "compose.redis.yaml"], dotenv)
+    dotenv = operator_dotenv(
+        "COMPOSE_FILE=compose.yaml:compose.redis.yaml", f"ORDERHUB_CHANNELS__ACCOUNTS={accounts}"
+    )
+    stack = _bring_up(tmp_path, processes, backends, dotenv)
+    assert stack.project.services["broker"]["image"].startswith("redis:")
     api = [stack.url("api-1", 8000), stack.url("api-2", 8000)]
     wms = Wms(api, env_keys(dotenv)["wms"])
     try:
