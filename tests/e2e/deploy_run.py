@@ -11,6 +11,8 @@ process is added to the given :class:`ProcessSet` (the test stops them all).
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +149,16 @@ class ComposeUp:
         postgres = urlsplit(self.backends.postgres_url)
         redis = urlsplit(self.backends.redis_url)
 
+        rabbitmq = urlsplit(self.backends.rabbitmq_url)
+
+        def installed(program: str, argv: list[str], port: int, host: str | None) -> list[str]:
+            """The tool itself, or where it is not installed here (the services run
+            elsewhere) what it checks: that the server accepts connections."""
+            if shutil.which(program):
+                return argv
+            probe = f"import socket; socket.create_connection(({host or LOOPBACK!r}, {port}), 3)"
+            return [sys.executable, "-c", probe]
+
         def pg_isready(args: Sequence[str]) -> list[str]:
             if "-h" not in args and "--host" not in args:
                 raise DeploymentError(
@@ -155,26 +167,25 @@ class ComposeUp:
                     "on TCP: on a fresh volume the hub's services start too early and "
                     "migrate fails to connect (pg_isready -h 127.0.0.1 waits for TCP)"
                 )
-            return [
-                "pg_isready",
-                "-h",
-                postgres.hostname or LOOPBACK,
-                "-p",
-                str(postgres.port or 5432),
-                *_without(args, "-h", "--host", "-p", "--port"),
-            ]
+            host, port = postgres.hostname or LOOPBACK, postgres.port or 5432
+            rest = _without(args, "-h", "--host", "-p", "--port")
+            argv = ["pg_isready", "-h", host, "-p", str(port), *rest]
+            return installed("pg_isready", argv, port, host)
 
         def redis_cli(args: Sequence[str]) -> list[str]:
-            return [
-                "redis-cli",
-                "-h",
-                redis.hostname or LOOPBACK,
-                "-p",
-                str(redis.port or 6379),
-                *args,
-            ]
+            host, port = redis.hostname or LOOPBACK, redis.port or 6379
+            argv = ["redis-cli", "-h", host, "-p", str(port), *args]
+            return installed("redis-cli", argv, port, host)
 
-        return {"pg_isready": pg_isready, "redis-cli": redis_cli}
+        def rabbitmq_diagnostics(args: Sequence[str]) -> list[str]:
+            argv = ["rabbitmq-diagnostics", *args]
+            return installed("rabbitmq-diagnostics", argv, rabbitmq.port or 5672, rabbitmq.hostname)
+
+        return {
+            "pg_isready": pg_isready,
+            "redis-cli": redis_cli,
+            "rabbitmq-diagnostics": rabbitmq_diagnostics,
+        }
 
     def health_check(self, name: str) -> HealthCheck | None:
         spec = self.project.services[name].get("healthcheck")
