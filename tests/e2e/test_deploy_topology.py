@@ -43,7 +43,7 @@ from orderhub.testing.processes import NotYet, ProcessSet, Watch, eventually, wa
 from .conftest import PROCESSES_KEY
 from .deploy_compose import DEPLOY, load_project
 from .deploy_kubernetes import Pod, find, readme_trial_urls, render, trial_backends
-from .deploy_local import Backends, Network
+from .deploy_local import Backends, Network, listening_ports
 from .deploy_run import ComposeUp
 from .support import LAUNCH, REDIS_URL, ChannelServer, order_document
 
@@ -379,3 +379,20 @@ def test_kubernetes_overlay(
     finally:
         channel.close()
         wms.close()
+
+
+@pytest.mark.parametrize("overlay", ["small", "large", "trial"])
+def test_every_scraped_port_is_one_the_pod_listens_on(overlay: str) -> None:
+    """Without running them (the large overlay's pods are too many for this machine):
+    each Deployment's ``prometheus.io/port`` is a port its container declares and its
+    command listens on. A patch replaces a container's whole ``args``."""
+    for obj in render(overlay):
+        template = obj.get("spec", {}).get("template", {})
+        port = template.get("metadata", {}).get("annotations", {}).get("prometheus.io/port")
+        if obj["kind"] != "Deployment" or port is None:
+            continue
+        (container,) = template["spec"]["containers"]
+        declared = [p["containerPort"] for p in container.get("ports", [])]
+        assert int(port) in declared, f"{obj['metadata']['name']}: ports {declared}"
+        listens = listening_ports(container["args"])
+        assert int(port) in listens, f"{obj['metadata']['name']} {container['args']}: {listens}"
