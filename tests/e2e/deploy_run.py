@@ -26,6 +26,7 @@ from orderhub.testing.processes import (
     ProcessSet,
     Watch,
     stop_all,
+    wait_for_http,
     wait_until,
 )
 
@@ -272,6 +273,20 @@ class ComposeUp:
         for name in self.project.order():
             if self.health_check(name) is not None:
                 self.wait_healthy(name)
+
+    def scrape_all(self) -> list[str]:
+        """``GET /metrics`` of every service that serves it on the compose network (the
+        API's port, each ``--metrics-port``), as a Prometheus there would: each must
+        answer 200. The URLs scraped."""
+        scraped = []
+        for name in self.running:
+            argv = self.project.argv(name)
+            if argv[:2] == ["orderhub", "serve"] or "--metrics-port" in " ".join(argv):
+                port = listening_ports(argv)[-1]
+                url = f"http://{LOOPBACK}:{self.network.ports[name][port]}/metrics"
+                wait_for_http(url, what=f"Prometheus' scrape of {name}", alive=self.watch())
+                scraped.append(url)
+        return scraped
 
     def url(self, service: str, port: int) -> str:
         """Where the host reaches ``service``'s container port (its ``ports`` mapping)."""

@@ -237,6 +237,7 @@ def test_compose_demo_profile_on_rabbitmq(
         "ORDERHUB_CONFIG_FILE=demo.toml",
     )
     stack = _bring_up(tmp_path, processes, backends, dotenv, ("demo",))
+    assert len(stack.scrape_all()) == 6, "2 API, 2 workers, 2 schedulers"
     simulators = {"topi-simulator", "octopia-simulator", "spresso-simulator"}
     assert simulators <= set(stack.running)
     services = stack.project.services
@@ -274,6 +275,7 @@ def test_compose_redis_variant_with_accounts_from_env(
     )
     stack = _bring_up(tmp_path, processes, backends, dotenv)
     assert stack.project.services["broker"]["image"].startswith("redis:")
+    assert len(stack.scrape_all()) == 6, "2 API, 2 workers, 2 schedulers"
     api = [stack.url("api-1", 8000), stack.url("api-2", 8000)]
     wms = Wms(api, env_keys(dotenv)["wms"])
     try:
