@@ -50,6 +50,10 @@ class Profile:
     serves: int = 1
     workers: int = 2
     worker_threads: int = 8
+    scale_sizes: tuple[int, int] = (10_000, 200_000)
+    """the ``scale`` phase: orders stored at its first and its second measurement"""
+    scale_requests: int = 100
+    """the ``scale`` phase: requests of each kind at each size"""
 
 
 @dataclass

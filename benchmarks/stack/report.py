@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stack import chart
+from benchmarks.stack import chart, scale
 from benchmarks.stack.stats import LATENCY_P99_LIMIT_MS, ratio, targets
 
 
@@ -149,6 +149,8 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"| {target.name} | {shown} | {sign} {target.limit:g} {target.unit} | "
             f"{target.verdict} |"
         )
+    if found := results.get("scale"):
+        lines += ["", "Cost with stored orders:", "", *scale.table(found)]
     if errors := results.get("errors"):
         lines += ["", "Phases that failed:", ""] + [f"- {k}: {v}" for k, v in errors.items()]
     return "\n".join(lines) + "\n"

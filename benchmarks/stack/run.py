@@ -1,9 +1,11 @@
 """``make bench-stack``: one run of the real-stack benchmark, side by side.
 
-``python -m benchmarks.stack [--profile smoke|quick|full] [--out DIR] [...]``. The ``full``
-profile is the measurement (a quiet machine: nothing else running; about 15-25 minutes);
+``python -m benchmarks.stack [--profile smoke|quick|full] [--phases ...] [--out DIR]``.
+The ``full`` profile is the measurement (a quiet machine: nothing else running; about
+15-25 minutes);
 ``smoke`` checks the harness in about three minutes and measures nothing worth quoting;
-``quick`` (about eight minutes) compares two versions run back to back.
+``quick`` (about eight minutes) compares two versions run back to back. ``--phases scale``
+runs only the cost of stored orders (10k, then 200k; about 3 minutes).
 Writes results.json, results.md, latency.svg/.png to ``--out`` (var/bench-stack/<time>)."""
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks.stack import phases, report, wrk
+from benchmarks.stack import phases, report, scale, wrk
 from benchmarks.stack.phases import Profile, Run
 from benchmarks.stack.procstat import Sampler
 from benchmarks.stack.topology import ProductionHub, Stack, database, embedded_hub, scalar
@@ -27,11 +29,12 @@ PROFILES: Final = {
     "smoke": Profile(
         "smoke", pg_seconds=2, closed_seconds=2, rates=(2, 5, 10), open_seconds=3, grace=10,
         drain_seconds=20, settle_seconds=30, wms_orders=30, feed_seconds=2,
+        scale_sizes=(1_000, 5_000), scale_requests=20,
     ),
     "quick": Profile(
         "quick", pg_seconds=5, closed_seconds=8, rates=(10, 25, 50, 75, 100, 150),
         open_seconds=10, grace=15, drain_seconds=60, settle_seconds=90, wms_orders=300,
-        feed_seconds=4,
+        feed_seconds=4, scale_requests=50,
     ),
     "full": Profile(
         "full", pg_seconds=15, closed_seconds=15,
@@ -46,6 +49,10 @@ SMOKE_NOTE: Final = (
 POSTGRES_URL: Final = os.environ.get(
     "ORDERHUB_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
+PHASES: Final = ("reference", "production", "embedded", "scale")
+"""``--phases``: the PostgreSQL ceiling and the plain receiver; the production hub's
+intake, processing, feed, WMS, dispatch and feed reads; embedded mode; the cost of
+stored orders (benchmarks/stack/scale.py). All of them unless named."""
 REDIS_URL: Final = os.environ.get("ORDERHUB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
@@ -59,6 +66,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--postgres-url", default=POSTGRES_URL, help="a server URL (superuser)")
     parser.add_argument("--redis-url", default=REDIS_URL)
     parser.add_argument("--no-embedded", action="store_true", help="leave embedded mode out")
+    parser.add_argument(
+        "--phases", nargs="+", choices=PHASES, default=list(PHASES), help="run only these"
+    )
+    parser.add_argument(
+        "--scale-sizes", type=int, nargs=2, metavar=("SMALL", "LARGE"),
+        help="orders stored at the scale phase's two measurements",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -154,6 +168,30 @@ def production(run: Run, stack: Stack, args: argparse.Namespace, results: dict[s
             hub.close()
 
 
+def reference(run: Run, stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    phase = Phases(results)
+    with database(args.postgres_url, "orderhub_bench_ref") as ref_dsn:
+        results["postgres"] = phase(
+            "PostgreSQL commit ceiling", lambda: phases.postgres_ceiling(run, ref_dsn)
+        )
+        receiver, url = stack.start_receiver(ref_dsn)
+        run.sampler.track("receiver", receiver.pid)
+        results["receiver"] = phase("plain receiver", lambda: run.webhooks([url], "R"))
+        receiver.stop()
+
+
+def embedded(run: Run, stack: Stack, results: dict[str, Any]) -> None:
+    def intake() -> Any:
+        hub = embedded_hub(stack)
+        run.sampler.track("embedded-serve", hub.serve.pid)
+        try:
+            return run.webhooks([hub.url], f"E-{time.time_ns()}")
+        finally:
+            hub.serve.stop()
+
+    results["embedded"] = Phases(results)("embedded mode intake", intake)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if not wrk.available():
@@ -162,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {"serves": args.serves, "workers": args.workers}
     if args.rates:
         overrides["rates"] = tuple(args.rates)
+    if args.scale_sizes:
+        overrides["scale_sizes"] = tuple(args.scale_sizes)
     profile = replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     outdir = args.out or Path("var/bench-stack") / stamp
@@ -176,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "load_before": round(os.getloadavg()[0], 2),
             "note": SMOKE_NOTE if profile.name != "full" else "",
+            "phases": list(args.phases),
         }
     }
     phase = Phases(results)
@@ -185,26 +226,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     try:
         sampler.track("channel-server", stack.start_channel_server().pid)
-        with database(args.postgres_url, "orderhub_bench_ref") as ref_dsn:
-            results["postgres"] = phase(
-                "PostgreSQL commit ceiling", lambda: phases.postgres_ceiling(run, ref_dsn)
+        if "reference" in args.phases:
+            reference(run, stack, args, results)
+        if "production" in args.phases:
+            production(run, stack, args, results)
+        if "embedded" in args.phases and not args.no_embedded:
+            embedded(run, stack, results)
+        if "scale" in args.phases:
+            results["scale"] = phase(
+                "cost with stored orders",
+                lambda: scale.phase(run, stack, args.postgres_url, args.redis_url),
             )
-            receiver, url = stack.start_receiver(ref_dsn)
-            sampler.track("receiver", receiver.pid)
-            results["receiver"] = phase("plain receiver", lambda: run.webhooks([url], "R"))
-            receiver.stop()
-        production(run, stack, args, results)
-        if not args.no_embedded:
-
-            def embedded() -> Any:
-                hub = embedded_hub(stack)
-                sampler.track("embedded-serve", hub.serve.pid)
-                try:
-                    return run.webhooks([hub.url], f"E-{time.time_ns()}")
-                finally:
-                    hub.serve.stop()
-
-            results["embedded"] = phase("embedded mode intake", embedded)
     finally:
         stack.close()
         sampler.stop()
