@@ -128,13 +128,15 @@ def scans_used(plan: Any) -> list[str]:
 def latency_ratios(
     small: Mapping[str, Mapping[str, Any]], large: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, dict[str, float | None]]:
-    """Per measurement both sizes have: p50 and p99 at the larger size over the smaller."""
+    """Per measurement both sizes have: p50, p99 and serve CPU per request at the larger
+    size over the smaller."""
     out: dict[str, dict[str, float | None]] = {}
     for name in small:
         if name not in large:
             continue
         out[name] = {
-            key: _over(large[name].get(key), small[name].get(key)) for key in ("p50_ms", "p99_ms")
+            key: _over(large[name].get(key), small[name].get(key))
+            for key in ("p50_ms", "p99_ms", "serve_cpu_ms")
         }
     return out
 
@@ -348,29 +350,27 @@ def seed(dsn: str, start: int, count: int, total: int) -> dict[str, Any]:
 # --- measuring ---------------------------------------------------------------------------
 
 
-async def _timed(url: str, targets: Sequence[str], repeat: int, warmup: int) -> dict[str, Any]:
-    """Each target ``repeat`` times, one request at a time on one keep-alive connection
-    (after ``warmup`` untimed ones): latency summaries and the answers' sizes."""
+SERVE: Final = "scale-serve"
+
+
+async def _timed(url: str, target: str, repeat: int) -> dict[str, Any]:
+    """``target`` ``repeat`` times, one request at a time on one keep-alive connection:
+    the latency summary and the answer's size."""
     pool = Pool(url, 1)
     headers = {"Authorization": f"Bearer {READER_KEY}"}
-    out: dict[str, Any] = {}
+    times: list[float] = []
+    size = 0
     try:
-        for target in targets:
-            for _ in range(warmup):
-                await pool.request("GET", target, headers)
-            times: list[float] = []
-            size = 0
-            for _ in range(repeat):
-                began = time.perf_counter()
-                status, body = await pool.request("GET", target, headers)
-                times.append((time.perf_counter() - began) * 1000)
-                if status != 200:
-                    raise RuntimeError(f"GET {target}: {status} {body[:300]!r}")
-                size = len(body)
-            out[target] = {**summarize(times), "bytes": size}
+        for _ in range(repeat):
+            began = time.perf_counter()
+            status, body = await pool.request("GET", target, headers)
+            times.append((time.perf_counter() - began) * 1000)
+            if status != 200:
+                raise RuntimeError(f"GET {target}: {status} {body[:300]!r}")
+            size = len(body)
     finally:
         pool.close()
-    return out
+    return {**summarize(times), "bytes": size}
 
 
 def requests_of(stored: int, seeded: Seeded) -> dict[str, str]:
@@ -385,10 +385,21 @@ def requests_of(stored: int, seeded: Seeded) -> dict[str, str]:
     }
 
 
-def reads(url: str, stored: int, seeded: Seeded, repeat: int) -> dict[str, Any]:
-    named = requests_of(stored, seeded)
-    timed = asyncio.run(_timed(url, list(named.values()), repeat, warmup=5))
-    return {name: {**timed[target], "request": target} for name, target in named.items()}
+def serve_cpu_ms(found: Mapping[str, Any], requests: int) -> float | None:
+    """CPU milliseconds of ``serve`` per request while ``found`` was measured (less
+    sensitive to the machine's other load than latency is)."""
+    used = (found.get("cpu_s") or {}).get(SERVE)
+    return None if used is None or requests <= 0 else used * 1000 / requests
+
+
+def reads(run: Any, url: str, stored: int, seeded: Seeded, repeat: int) -> dict[str, Any]:
+    """Each request (after 5 untimed), ``repeat`` times; latency and serve CPU."""
+    out: dict[str, Any] = {}
+    for name, target in requests_of(stored, seeded).items():
+        asyncio.run(_timed(url, target, 5))  # warm: the same pages, plans, caches
+        found = run.measured(lambda target=target: asyncio.run(_timed(url, target, repeat)))
+        out[name] = {**found, "request": target, "serve_cpu_ms": serve_cpu_ms(found, repeat)}
+    return out
 
 
 def _sql(statement: sa.sql.ClauseElement) -> str:
@@ -453,8 +464,8 @@ def table(found: Mapping[str, Any]) -> list[str]:
     small, large = found["sizes"]
     head = (
         f"| {found['requests']} requests each (intake: wrk, fixed time) | "
-        f"{small:,} stored: p50 / p99 ms | {large:,} stored: p50 / p99 ms | "
-        "ratio p50 / p99 |"
+        f"{small:,} stored: p50 / p99 ms; serve CPU ms/req | "
+        f"{large:,} stored: p50 / p99 ms; serve CPU ms/req | ratio p50 / p99 / CPU |"
     )
     lines = [head, "|---|---|---|---|"]
 
@@ -467,10 +478,26 @@ def table(found: Mapping[str, Any]) -> list[str]:
     for name, ratio in found["ratios"].items():
         a, b = found["at_small"][name], found["at_large"][name]
         lines.append(
-            f"| {name.replace('_', ' ')} | {ms(a['p50_ms'])} / {ms(a['p99_ms'])} | "
-            f"{ms(b['p50_ms'])} / {ms(b['p99_ms'])} | "
-            f"{times(ratio['p50_ms'])} / {times(ratio['p99_ms'])} |"
+            f"| {name.replace('_', ' ')} | {ms(a['p50_ms'])} / {ms(a['p99_ms'])}; "
+            f"{ms(a.get('serve_cpu_ms'))} | {ms(b['p50_ms'])} / {ms(b['p99_ms'])}; "
+            f"{ms(b.get('serve_cpu_ms'))} | {times(ratio['p50_ms'])} / "
+            f"{times(ratio['p99_ms'])} / {times(ratio.get('serve_cpu_ms'))} |"
         )
+    if db := found.get("database_ratios"):
+        lines += [
+            "",
+            "| PostgreSQL execution time (EXPLAIN ANALYZE) | "
+            f"{small:,} stored: p50 / p99 ms | {large:,} stored: p50 / p99 ms | "
+            "ratio p50 / p99 |",
+            "|---|---|---|---|",
+        ]
+        for name, ratio in db.items():
+            a, b = found["at_small"]["database"][name], found["at_large"]["database"][name]
+            lines.append(
+                f"| {name.replace('_', ' ')} | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} | "
+                f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} | {times(ratio['p50_ms'])} / "
+                f"{times(ratio['p99_ms'])} |"
+            )
     seeded = ", ".join(f"{s['orders']:,} in {s['copy_s']:.1f} s" for s in found["seed"])
     verdict = found.get("verdict") or index_verdict(found["plans"])
     lines += [
@@ -508,6 +535,32 @@ async def _explain(dsn: str, named: Mapping[str, str]) -> dict[str, Any]:
         await conn.close()
 
 
+DB_TIMED: Final = ("list_first", "list_deep", "list_status", "detail_order")
+
+
+async def _db_times(dsn: str, named: Mapping[str, str], repeat: int) -> dict[str, Any]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        out = {}
+        for name in DB_TIMED:
+            times = []
+            for _ in range(repeat):
+                sql = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {named[name]}"
+                plan = json.loads(await conn.fetchval(sql))
+                times.append(float(plan[0]["Execution Time"]))
+            out[name] = summarize(times)
+        return out
+    finally:
+        await conn.close()
+
+
+def db_times(dsn: str, stored: int, seeded: Seeded, repeat: int) -> dict[str, Any]:
+    """PostgreSQL's own execution time of the read statements (EXPLAIN ANALYZE,
+    ``repeat`` times each): the database's part of a request, without HTTP, the serve
+    process or the client."""
+    return asyncio.run(_db_times(dsn, plan_statements(stored, seeded), repeat))
+
+
 def explain(dsn: str, stored: int, seeded: Seeded) -> dict[str, Any]:
     return asyncio.run(_explain(dsn, plan_statements(stored, seeded)))
 
@@ -538,8 +591,10 @@ def measure_at(run: Any, hub: Any, dsn: str, stored: int, seeded: Seeded) -> dic
     then the reads, the same counts at every size."""
     profile = run.profile
     intake = run.webhooks(hub.urls[:1], f"SC{stored}-{time.time_ns()}")
+    intake["serve_cpu_ms"] = serve_cpu_ms(intake, intake["ok"])
     found: dict[str, Any] = {"stored": stored, "intake": intake}
-    found.update(reads(hub.urls[0], stored, seeded, profile.scale_requests))
+    found.update(reads(run, hub.urls[0], stored, seeded, profile.scale_requests))
+    found["database"] = db_times(dsn, stored, seeded, profile.scale_requests)
     return found
 
 
@@ -558,7 +613,7 @@ def phase(run: Any, stack: Any, postgres_url: str, redis_url: str) -> dict[str, 
         try:
             hub.start()  # migrates to head first
             hub.set_workers(0)  # webhooks stay in the inbox: intake alone is measured
-            run.sampler.track("scale-serve", hub.serves[0].pid)
+            run.sampler.track(SERVE, hub.serves[0].pid)
             out["seed"] = [seed(dsn, 0, small, large)]
             seeded = first_ids(dsn)
             out["at_small"] = measure_at(run, hub, dsn, small, seeded)
@@ -572,6 +627,9 @@ def phase(run: Any, stack: Any, postgres_url: str, redis_url: str) -> dict[str, 
         {k: out["at_small"][k] for k in names}, {k: out["at_large"][k] for k in names}
     )
     out["target_ratio"] = target_ratio(out["ratios"])
+    out["database_ratios"] = latency_ratios(
+        out["at_small"]["database"], out["at_large"]["database"]
+    )
     out["verdict"] = index_verdict(out["plans"])
     out["seed_s"] = round(sum(s["copy_s"] + s["vacuum_analyze_s"] for s in out["seed"]), 1)
     return out

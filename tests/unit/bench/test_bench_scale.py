@@ -78,6 +78,7 @@ def test_ratios_are_large_over_small_and_the_target_is_the_worst_p50() -> None:
     assert ratios["intake"]["p50_ms"] == 1.1
     assert ratios["intake"]["p99_ms"] == 2.0
     assert ratios["list_status"]["p99_ms"] is None
+    assert ratios["intake"]["serve_cpu_ms"] is None  # not measured at either size
     # the worst p50 of intake and the list; the detail (10x here) is not in the target
     assert scale.target_ratio(ratios) == 1.25
     assert scale.target_ratio({k: v for k, v in ratios.items() if k != "list_deep"}) == 1.25
@@ -115,6 +116,12 @@ def test_seeded_rows_are_the_hubs_own_orders_numbered_after_what_is_stored() -> 
     assert b"S-0000005" in rows[5][2][4]  # the stored webhook names its order
 
 
+def test_serve_cpu_per_request() -> None:
+    assert scale.serve_cpu_ms({"cpu_s": {scale.SERVE: 0.5, "other": 9.0}}, 100) == 5.0
+    assert scale.serve_cpu_ms({"cpu_s": {}}, 100) is None
+    assert scale.serve_cpu_ms({"cpu_s": {scale.SERVE: 0.5}}, 0) is None
+
+
 def test_the_report_shows_the_scale_table() -> None:
     at = {"p50_ms": 10.0, "p99_ms": 20.0}
     plans = {"list_first": {"seq_scans": [], "scans": scale.scans_used(INDEX_PLAN)}}
@@ -130,6 +137,6 @@ def test_the_report_shows_the_scale_table() -> None:
         "target_ratio": 1.1,
     }
     text = report.markdown({"meta": {}, "scale": found})
-    assert "| list first | 10.0 / 20.0 | 11.0 / 30.0 | 1.10x / 1.50x |" in text
+    assert "| list first | 10.0 / 20.0; - | 11.0 / 30.0; - | 1.10x / 1.50x / - |" in text
     assert "no Seq Scan on orders" in text
     assert "Index Scan on orders using ix_orders_last_seq" in text
