@@ -20,6 +20,7 @@ and every checkout pinged."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,11 +38,13 @@ from tests.integration.persistence.pipeline_support import (
 )
 
 from orderhub.adapters.persistence import create_engine
+from orderhub.adapters.persistence.repositories import snapshot_of
 from orderhub.adapters.queue import jobs
 from orderhub.application.ports import OrderFilter
 from orderhub.application.services.intake import store_message
 from orderhub.application.services.queries import list_orders
 from orderhub.application.services.seller_commands import accept_order
+from orderhub.domain.values import OrderStatus, Reason
 
 pytestmark = pytest.mark.postgres
 
@@ -209,3 +212,28 @@ async def test_an_order_given_equal_extras_in_another_key_order_is_not_written(
             order.extras = {"zeta_long_key": 1, "a": {"yy_long": 2, "b": 3}}  # equal
             await uow.commit()
     assert not [s for s in sent if s.startswith("UPDATE orders")], _show(sent)
+
+
+async def test_equal_capabilities_built_in_any_order_give_equal_rows(
+    pg_engine: AsyncEngine,
+) -> None:
+    """Frozensets iterate in their own order: equal capability sets built in different
+    orders must store the same row (else every snapshot would rewrite its order)."""
+    world = make_world(pg_engine)
+    order_id = await world.receive("T-11")
+    async with world.hub.uow() as uow:
+        order = await uow.orders.get(order_id)
+    assert order is not None
+    words = [f"source-{n}" for n in range(12)]
+    statuses = list(OrderStatus)
+    rows = set()
+    for turn in range(12):
+        caps = dataclasses.replace(
+            order.capabilities,
+            intake=frozenset(words[turn:] + words[:turn]),
+            cancellation_reasons={
+                reason: frozenset(statuses[turn % 5 :] + statuses[: turn % 5]) for reason in Reason
+            },
+        )
+        rows.add(snapshot_of(dataclasses.replace(order, capabilities=caps)))
+    assert len(rows) == 1

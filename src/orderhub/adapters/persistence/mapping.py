@@ -81,8 +81,12 @@ def _builtin(value: Any) -> Any:
 
 def order_to_row(order: Order) -> dict[str, Any]:
     """The ``orders`` row of ``order`` (``version`` as the order carries it)."""
+    # deterministic: sets (capabilities) as sorted lists and dicts by key, so that equal
+    # orders give equal rows (change tracking compares them as bytes)
     document = msgspec.to_builtins(
-        {name: getattr(order, name) for name in _DOCUMENT_FIELDS}, enc_hook=_builtin
+        {name: getattr(order, name) for name in _DOCUMENT_FIELDS},
+        enc_hook=_builtin,
+        order="deterministic",
     )
     document["v"] = DOCUMENT_VERSION
     row = {name: getattr(order, name) for name in ORDER_COLUMNS}
