@@ -99,7 +99,9 @@ def bootstrap(
         if resources.engine is None
         else SqlRateBudget(resources.engine, the_clock)
     )
-    registry.bind(AccountServices(budget=budget, health=UnitOfWorkAccountHealth(uow, the_clock)))
+    health = UnitOfWorkAccountHealth(uow, the_clock)
+    registry.bind(AccountServices(budget=budget, health=health))
+    resources.closers.append(health.flush)  # the last notes, before the engine goes
     log.debug(
         "hub.bootstrapped",
         broker=settings.broker.kind,

@@ -180,6 +180,7 @@ async def test_a_hub_on_a_fake_unit_of_work_counts_in_this_process_and_notes_hea
         [a, b] = hub.channels.accounts()
         assert isinstance(a.services.budget, LocalRateBudget)
         await b.services.health.note(b.channel, b.name, "token", ok=False, detail="503")
+        await aclose(hub)  # writes what was noted
         async with uow() as tx:
             [noted] = await tx.health.all()
         assert (noted.account, noted.item, noted.ok, noted.detail) == ("b", "token", False, "503")

@@ -259,6 +259,7 @@ async def test_overview_shows_each_accounts_token_and_job_health(harness: Harnes
     await health.note(CHANNEL, "main", "token", ok=False, detail=f"refused: {SCRIPT}")
     harness.clock.advance(5 * 60)
     await health.note(CHANNEL, "main", "token", ok=False, detail="endpoint answered 503")
+    await health.flush()
     await sign_in(harness.client)
     html = (await harness.client.get("/console/")).text
     assert "Channel accounts" in html
@@ -266,6 +267,7 @@ async def test_overview_shows_each_accounts_token_and_job_health(harness: Harnes
     # failing since the first failure, with the last one's words, and when it last worked
     assert "token: failing</strong> for 5 min (last ok 35 min ago): endpoint answered 503" in html
     await health.note(CHANNEL, "main", "token", ok=False, detail=SCRIPT)
+    await health.flush()
     html = (await harness.client.get("/console/")).text
     assert SCRIPT not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

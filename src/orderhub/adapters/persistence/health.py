@@ -3,6 +3,7 @@ the :class:`~orderhub.channels.health.AccountHealth` the hub lends its accounts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
@@ -13,10 +14,13 @@ from orderhub.adapters.persistence.repositories import Transaction
 from orderhub.adapters.persistence.tables import account_health
 from orderhub.application.ports import Clock, HealthItem, UnitOfWorkFactory
 from orderhub.logging import get_logger
+from orderhub.sanitize import redact_text
 
 log = get_logger(__name__)
 
 DETAIL_MAX: Final = 2000
+WRITE_SECONDS: Final = 2.0  # the longest one note may take to be written
+KEPT_PER_ITEM: Final = 8  # outcomes of one item waiting to be written, at most
 
 
 class SqlHealthStore:
@@ -70,33 +74,61 @@ class SqlHealthStore:
 
 
 class UnitOfWorkAccountHealth:
-    """Each note its own short unit of work; a note that cannot be written (the database
-    down) is logged and dropped: health is a view, never a reason to fail the call."""
+    """The caller never waits: :meth:`note` keeps the outcome (its time, its words with
+    any credential masked) and returns; one background task writes what is kept, the
+    latest outcome of each item, each in a short unit of work of its own bounded by
+    :data:`WRITE_SECONDS`. A token fetch or a job is never held up by the database (a
+    busy pool, a host that does not answer); a note that cannot be written is logged and
+    dropped: health is a view, never a reason to fail or delay the call."""
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
+        # per item, the outcomes not written yet, in order; a run of equal outcomes keeps
+        # its first (when the failing began) and its latest (its words)
+        self._kept: dict[tuple[str, str, str], list[tuple[bool, str, datetime]]] = {}
+        self._writer: asyncio.Task[None] | None = None
 
     async def note(
         self, channel: str, account: str, item: str, *, ok: bool, detail: str = ""
     ) -> None:
-        try:
-            async with self._uow() as uow:
-                await uow.health.note(
-                    channel,
-                    account,
-                    item,
-                    ok=ok,
-                    detail=detail[:DETAIL_MAX],
-                    at=self._clock.now(),
-                )
-                await uow.commit()
-        except Exception as exc:
-            log.warning(
-                "health.note_failed",
-                channel=channel,
-                account=account,
-                item=item,
-                ok=ok,
-                error=f"{type(exc).__name__}: {exc}",
+        said = "" if ok else redact_text(detail[: DETAIL_MAX * 2])[:DETAIL_MAX]
+        kept = self._kept.setdefault((channel, account, item), [])
+        outcome = (ok, said, self._clock.now())
+        if len(kept) >= 2 and kept[-1][0] == kept[-2][0] == ok:
+            kept[-1] = outcome
+        else:
+            kept.append(outcome)
+            del kept[:-KEPT_PER_ITEM]  # a flapping item: its oldest outcomes go
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_kept(), name="health.write"
             )
+
+    async def flush(self) -> None:
+        """Until what was noted is written (or dropped): tests, and a process stopping
+        (each write is bounded, so this is too)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    async def _write_kept(self) -> None:
+        while self._kept:
+            key = next(iter(self._kept))
+            kept = self._kept[key]
+            ok, detail, at = kept.pop(0)
+            if not kept:
+                del self._kept[key]
+            channel, account, item = key
+            try:
+                async with asyncio.timeout(WRITE_SECONDS), self._uow() as uow:
+                    await uow.health.note(channel, account, item, ok=ok, detail=detail, at=at)
+                    await uow.commit()
+            except Exception as exc:
+                log.warning(
+                    "health.note_failed",
+                    channel=channel,
+                    account=account,
+                    item=item,
+                    ok=ok,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
