@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Final
 from orderhub.metrics import MULTIPROC_ENV, render
 
 PATH: Final = "/metrics"
+STOP_SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -43,11 +45,22 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def metrics_server(host: str, port: int) -> Iterator[ThreadingHTTPServer]:
-    """Serve ``/metrics`` on ``host:port`` while the block runs (port 0: any free port)."""
+    """Serve ``/metrics`` on ``host:port`` while the block runs (port 0: any free port).
+
+    Its threads block the stop signals (:data:`STOP_SIGNALS`), so that the kernel always
+    hands them to the main thread. dramatiq's supervisor blocks them in its own thread
+    while it starts its worker processes, until its handlers are in place; a thread of
+    ours that did not block them took a SIGTERM in that window (seconds, with spawned
+    workers) with the default action: the supervisor died and left its worker processes
+    running without it."""
     server = ThreadingHTTPServer((host, port), _Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
-    thread.start()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        thread.start()  # it (and every request thread it starts) inherits the mask
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     try:
         yield server
     finally:
