@@ -90,8 +90,12 @@ class Appended:
 
 _APPEND_POSTGRESQL: Final = sa.text(
     """
-    WITH counter AS (
-        UPDATE feed_counter SET last_seq = last_seq + :n WHERE id = :counter_id
+    WITH locked AS (
+        SELECT id FROM orders WHERE id = ANY(CAST(:order_ids AS varchar[]))
+        ORDER BY id FOR NO KEY UPDATE
+    ), counter AS (
+        UPDATE feed_counter SET last_seq = last_seq + :n
+        WHERE id = :counter_id AND (SELECT count(*) FROM locked) >= 0
         RETURNING last_seq
     ), inserted AS (
         INSERT INTO feed_events (seq, type, order_id, channel, account, occurred_at, data)
@@ -112,7 +116,13 @@ _APPEND_POSTGRESQL: Final = sa.text(
     SELECT last_seq FROM counter
     """
 )
-"""One round trip on PostgreSQL: the counter, the events, the orders' ``last_seq``."""
+"""One round trip on PostgreSQL: the counter, the events, the orders' ``last_seq``.
+
+The events' orders are locked first (``locked``, in id order; the counter's condition
+needs it, so it runs before the counter row is taken): a transaction holding the counter
+never waits for an order row. Else one that saved an order (its row locked) and then
+appends would wait for the counter, held by one appending an event of that same order (a
+command's outcome) and waiting for its row: a deadlock, found by ``make chaos``."""
 
 
 async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) -> Appended:
