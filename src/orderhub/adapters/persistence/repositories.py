@@ -28,6 +28,7 @@ from orderhub.adapters.persistence.tables import (
     feed_counter,
     feed_events,
     idempotency_keys,
+    last_heard,
     orders,
 )
 from orderhub.application.access import AccountLimit
@@ -185,17 +186,13 @@ class SqlOrderRepository:
         if limit <= 0:
             return []
         o = orders.c
-        last_heard = sa.case(
-            (sa.and_(o.refreshed_at.is_not(None), o.refreshed_at > o.updated_at), o.refreshed_at),
-            else_=o.updated_at,
-        )
         result = await self._tx.conn().execute(
             sa.select(orders)
             .where(
-                o.status.not_in([s.value for s in TERMINAL_STATUSES]),
+                o.status.not_in(sorted(s.value for s in TERMINAL_STATUSES)),
                 last_heard < older_than,
             )
-            .order_by(last_heard, o.id)
+            .order_by(last_heard, o.id)  # ix_orders_last_heard_id: no scan of every order
             .limit(limit)
         )
         return [order_from_row(row) for row in result.mappings()]

@@ -67,6 +67,17 @@ orders = sa.Table(
     sa.Index("ix_orders_created_at", "created_at"),  # orders received per hour
 )
 
+last_heard = sa.case(
+    (
+        sa.and_(orders.c.refreshed_at.is_not(None), orders.c.refreshed_at > orders.c.updated_at),
+        orders.c.refreshed_at,
+    ),
+    else_=orders.c.updated_at,
+)
+"""When the hub last heard of an order (a change, or the scheduler asking the channel): the
+refresh job takes the longest silent ones first, through ``ix_orders_last_heard_id``."""
+sa.Index("ix_orders_last_heard_id", last_heard, orders.c.id)
+
 documents = sa.Table(
     "documents",
     metadata,
