@@ -1,0 +1,101 @@
+"""The fault proxy between the hub and a shared server: passes bytes through, holds them
+during a pause (connections kept), resets or closes every connection on a restart and
+refuses new ones for the restart's length."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from chaos.netfaults import FaultProxy
+
+
+@pytest.fixture
+def proxy() -> Iterator[FaultProxy]:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def echo(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(100):
+                conn.sendall(b"echo:" + data)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    p = FaultProxy("127.0.0.1", port, "test").start()
+    try:
+        yield p
+    finally:
+        p.close()
+        server.close()
+
+
+def _connect(p: FaultProxy) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+    conn.sendall(b"hi")
+    assert conn.recv(100) == b"echo:hi"
+    return conn
+
+
+def test_bytes_pass_both_ways(proxy: FaultProxy) -> None:
+    with _connect(proxy) as conn:
+        conn.sendall(b"again")
+        assert conn.recv(100) == b"echo:again"
+
+
+def test_a_pause_holds_traffic_and_keeps_the_connection(proxy: FaultProxy) -> None:
+    with _connect(proxy) as conn:
+        proxy.pause(0.6)
+        started = time.monotonic()
+        conn.sendall(b"held")
+        conn.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            conn.recv(100)
+        conn.settimeout(5)
+        assert conn.recv(100) == b"echo:held"
+        assert 0.5 <= time.monotonic() - started < 3
+        conn.sendall(b"after")
+        assert conn.recv(100) == b"echo:after"
+
+
+def test_a_pause_holds_a_new_connection_until_it_ends(proxy: FaultProxy) -> None:
+    proxy.pause(0.5)
+    started = time.monotonic()
+    with _connect(proxy):
+        assert 0.4 <= time.monotonic() - started < 3
+
+
+def test_a_reset_breaks_open_connections_and_refuses_for_a_while(proxy: FaultProxy) -> None:
+    conn = _connect(proxy)
+    proxy.reset(0.6)
+    with pytest.raises(ConnectionResetError):
+        conn.recv(100)  # the RST, not an end of stream
+    conn.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
+    assert proxy.open_connections() == 0
+    time.sleep(1.0)
+    with _connect(proxy):
+        pass
+
+
+def test_a_clean_close_sends_a_fin_and_refuses_for_a_while(proxy: FaultProxy) -> None:
+    conn = _connect(proxy)
+    proxy.close_all(0.6)
+    assert conn.recv(100) == b""  # end of stream, not a reset
+    conn.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
+    time.sleep(1.0)
+    with _connect(proxy):
+        pass
