@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY_RUN = $(UV) run --frozen
 CONFIG ?= deploy/embedded.toml
 
-.PHONY: uv env browser run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack chaos chaos-short demo demo-octopia demo-spresso clean
+.PHONY: uv env browser run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack faketime chaos chaos-short demo demo-octopia demo-spresso clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -62,11 +62,15 @@ bench-stack: env
 # scheduler, the three simulators), then an independent check (docs/reliability.md);
 # < 15 min. CHAOS_ARGS: --seed N (reproduce), --broker rabbitmq, --kills N, --duration S.
 CHAOS_ARGS ?=
-chaos: env
+# chaos skews some hub processes' clocks with Debian's libfaketime
+faketime:
+	@command -v faketime >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime; }
+
+chaos: env faketime
 	$(PY_RUN) python -m chaos $(CHAOS_ARGS)
 
 # The same in about 2 minutes with ~10 kills (CI)
-chaos-short: env
+chaos-short: env faketime
 	$(PY_RUN) python -m chaos --short $(CHAOS_ARGS)
 
 # The topi simulator and the hub as real processes, three order stories, the feed; < 60 s.

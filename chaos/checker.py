@@ -366,6 +366,9 @@ class Checker:
                 rows.append((epoch(entry.get("at")), f"{entry.get('kind')} {rest}"))
             elif entry.get("kind") in ("kill", "restart"):
                 rows.append((epoch(entry.get("at")), f"{entry['kind']} {entry.get('process')}"))
+            elif entry.get("kind") == "fault.network":
+                text = f"network {entry.get('fault')} {entry.get('seconds')} s"
+                rows.append((epoch(entry.get("at")), text))
         for effect, call in self.effects.get(channel or "", []):
             if effect.order == order:
                 rows.append(
@@ -382,12 +385,13 @@ class Checker:
                 text = f"feed {event['seq']} {event['type']} {extra}"
                 rows.append((epoch(event.get("occurred_at")), text))
         rows.sort(key=lambda r: r[0])
-        mine = [at for at, text in rows if not text.startswith(("kill", "restart"))]
-        # a kill or a restart shows when it happened near one of the order's own steps
+        mine = [at for at, text in rows if not text.startswith(("kill", "restart", "network"))]
+        # a kill, a restart or a network fault shows when it happened near one of the
+        # order's own steps
         kept = [
             (at, text)
             for at, text in rows
-            if not text.startswith(("kill", "restart"))
+            if not text.startswith(("kill", "restart", "network"))
             or any(abs(at - own) <= NEARBY_SECONDS for own in mine)
         ]
         return [

@@ -2,7 +2,9 @@
 started again after a random delay), some aimed right after the warehouse got a 202
 (mid-dispatch) or a customer placed an order (mid-intake); and simulator faults (5xx,
 429 with Retry-After, answers that come after the hub stopped waiting, dropped and
-duplicated webhooks)."""
+duplicated webhooks); and network faults between the hub and its shared servers
+(:mod:`chaos.netfaults`): PostgreSQL paused, restarted (immediate or fast shutdown), the
+broker restarted or unreachable for a while."""
 
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ AIMED_SHARE: Final = 0.4
 """Share of kills that wait for a dispatch or an intake to hit."""
 AIM_WAIT: Final = 2.0
 AIM_DELAY: Final = (0.0, 0.4)
+DB_PAUSE: Final = (2.0, 5.0)
+DB_IMMEDIATE_REFUSE: Final = (1.0, 4.0)
+DB_FAST_REFUSE: Final = (1.0, 3.0)
+BROKER_RESTART_REFUSE: Final = (1.0, 4.0)
+BROKER_UNREACHABLE: Final = (5.0, 15.0)
 
 
 @dataclass
@@ -34,6 +41,8 @@ class Faults:
     kills: int
     duration: float
     sim_fault_interval: float
+    db_faults: int = 0
+    broker_faults: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     restarts: int = 0
     _aims: queue.Queue[str] = field(default_factory=queue.Queue)
@@ -52,6 +61,16 @@ class Faults:
         gap = self.duration / max(self.kills, 1)
         moments = sorted(start + (i + self.rng.random()) * gap for i in range(self.kills))
         next_sim = start + self.rng.uniform(0, self.sim_fault_interval)
+        net = sorted(
+            [
+                (start + self.rng.uniform(0.05, 0.95) * self.duration, "db")
+                for _ in range(self.db_faults)
+            ]
+            + [
+                (start + self.rng.uniform(0.05, 0.95) * self.duration, "broker")
+                for _ in range(self.broker_faults)
+            ]
+        )
         while not stop.is_set():
             now = time.monotonic()
             self._restart_due(now)
@@ -67,7 +86,9 @@ class Faults:
                     kind = f"{channel.name} fault-not-injected ({type(exc).__name__})"
                 self.counts[kind] += 1
                 self.record("fault.simulator", fault=kind)
-            if not moments and now - start > self.duration:
+            if net and now >= net[0][0]:
+                self._network_fault(net.pop(0)[1])
+            if not moments and not net and now - start > self.duration:
                 break
             stop.wait(0.05)
         for _, name in self._pending:
@@ -75,6 +96,32 @@ class Faults:
             self.restarts += 1
             self.record("restart", process=name)
         self._pending.clear()
+
+    def _network_fault(self, target: str) -> None:
+        if target == "db":
+            proxy = self.stack.db_proxy
+            kind = self.rng.choice(("pause", "restart (immediate)", "restart (fast)"))
+        else:
+            proxy = self.stack.broker_proxy
+            kind = self.rng.choice(("restart", "unreachable"))
+        if proxy is None:
+            return
+        if kind == "pause":
+            seconds = self.rng.uniform(*DB_PAUSE)
+            proxy.pause(seconds)
+        elif kind == "unreachable":
+            seconds = self.rng.uniform(*BROKER_UNREACHABLE)
+            proxy.pause(seconds)
+        elif kind == "restart (fast)":
+            seconds = self.rng.uniform(*DB_FAST_REFUSE)
+            proxy.close_all(seconds)
+        else:
+            span = DB_IMMEDIATE_REFUSE if target == "db" else BROKER_RESTART_REFUSE
+            seconds = self.rng.uniform(*span)
+            proxy.reset(seconds)
+        name = f"{target} {kind}"
+        self.counts[name] += 1
+        self.record("fault.network", fault=name, seconds=round(seconds, 2))
 
     def _restart_due(self, now: float) -> None:
         due = [p for p in self._pending if p[0] <= now]

@@ -37,6 +37,10 @@ def figures(observation: dict[str, Any], faults: dict[str, Any]) -> dict[str, An
     return {
         "kills": sum(v for k, v in faults["counts"].items() if k.startswith("kill")),
         "restarts": faults["restarts"],
+        "network_faults": sum(
+            v for k, v in faults["counts"].items() if k.startswith(("db ", "broker "))
+        ),
+        "clock_skews": faults.get("skews", {}),
         "faults": dict(sorted(faults["counts"].items())),
         "orders": {name: c["orders"] for name, c in channels.items()},
         "hub_orders": len(observation.get("hub_orders", [])),
@@ -94,6 +98,8 @@ def markdown(run: dict[str, Any], n: dict[str, Any], violations: list[Violation]
         "|---|---|",
         f"| kills (SIGKILL) | {n['kills']} |",
         f"| restarts | {n['restarts']} |",
+        f"| network faults (PostgreSQL, broker) | {n.get('network_faults', 0)} |",
+        f"| clock skews (s) | {_pairs(n.get('clock_skews', {}))} |",
         f"| marketplace orders | {sum(n['orders'].values())} ({_pairs(n['orders'])}) |",
         f"| hub orders | {n['hub_orders']} ({n['attention_orders']} with attention) |",
         f"| WMS commands | {n['wms_commands']} ({_pairs(n['wms_answers'])}) |",

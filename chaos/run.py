@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
@@ -23,13 +24,36 @@ from chaos.checker import check
 from chaos.faults import Faults
 from chaos.observe import HubReader, observe, settle
 from chaos.report import figures, write
-from chaos.stack import OPS_KEY, WMS_KEY, HubTuning, Stack
+from chaos.stack import OPS_KEY, WMS_KEY, HubTuning, Stack, faketime_library
 from chaos.wms import Wms
 
 EXIT_OK: Final = 0
 EXIT_VIOLATIONS: Final = 1
 EXIT_BROKEN: Final = 2
 DEFAULT_CHANNELS: Final = "topi,octopia,spresso"
+
+
+SKEWS: Final = (0.0, 0.0, -3.0, -2.0, 2.0, 4.0)
+"""Clock offsets a hub process may get (seconds), drawn per process."""
+HUB_PROCESSES: Final = ("serve-1", "serve-2", "worker-1", "worker-2", "scheduler-1", "scheduler-2")
+
+
+@dataclass(frozen=True)
+class Plan:
+    duration: float
+    kills: int
+    db_faults: int
+    broker_faults: int
+    rate: float
+    sim_interval: float
+
+
+def clock_skews(rng: random.Random) -> dict[str, float]:
+    """Each hub process's clock offset (the ones skewed); at least one skewed."""
+    skews = {name: rng.choice(SKEWS) for name in HUB_PROCESSES}
+    if not any(skews.values()):
+        skews[rng.choice(HUB_PROCESSES)] = rng.choice([s for s in SKEWS if s])
+    return {name: s for name, s in skews.items() if s}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--short", action="store_true", help="~10 kills, about 2 minutes")
     p.add_argument("--duration", type=float, help="seconds of workload and faults")
     p.add_argument("--kills", type=int, help="SIGKILLs of hub processes")
+    p.add_argument("--db-faults", type=int, help="PostgreSQL pauses and restarts (proxy)")
+    p.add_argument("--broker-faults", type=int, help="broker restarts and outages (proxy)")
+    p.add_argument(
+        "--skew",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run some hub processes with a skewed clock (libfaketime)",
+    )
     p.add_argument("--channels", default=DEFAULT_CHANNELS)
     p.add_argument("--orders-per-second", type=float, default=None)
     p.add_argument("--sim-fault-interval", type=float, default=None, help="mean seconds")
@@ -75,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
     duration = args.duration or (90.0 if args.short else 480.0)
     kills = args.kills if args.kills is not None else (10 if args.short else 110)
+    db_faults = args.db_faults if args.db_faults is not None else (0 if args.short else 16)
+    broker_faults = (
+        args.broker_faults if args.broker_faults is not None else (0 if args.short else 10)
+    )
+    skew = args.skew if args.skew is not None else not args.short
     rate = args.orders_per_second or 0.8
     sim_interval = args.sim_fault_interval or 4.0
     out = args.out or Path("var/chaos") / f"{seed}-{args.broker}"
@@ -86,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.broker,
             *(["--short"] if args.short else []),
             *(["--channels", args.channels] if args.channels != DEFAULT_CHANNELS else []),
+            *(["--db-faults", str(db_faults)] if args.db_faults is not None else []),
+            *(["--broker-faults", str(broker_faults)] if args.broker_faults is not None else []),
+            *([] if args.skew is None else ["--skew" if skew else "--no-skew"]),
         ]
     )
     print(f"chaos: {command} (results in {out})", flush=True)
@@ -94,11 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     tuning = HubTuning()
     shutil.rmtree(out / "processes", ignore_errors=True)
     stack = Stack(out / "processes", channels, args.broker, seed, tuning)
+    if skew:
+        if faketime_library() is None:
+            print("chaos: no libfaketime (apt-get install faketime): no clock skew", flush=True)
+        else:
+            stack.skews = clock_skews(random.Random(f"{seed}:skew"))
+            print(f"chaos: clock skews {stack.skews}", flush=True)
     started = time.monotonic()
     try:
         stack.start()
         print(f"chaos: the stack is up after {time.monotonic() - started:.0f} s", flush=True)
-        return _run(args, seed, stack, channels, out, command, duration, kills, rate, sim_interval)
+        plan = Plan(duration, kills, db_faults, broker_faults, rate, sim_interval)
+        return _run(args, seed, stack, channels, out, command, plan)
     except KeyboardInterrupt:
         print("chaos: interrupted", file=sys.stderr)
         return EXIT_BROKEN
@@ -120,10 +167,7 @@ def _run(
     channels: list[Channel],
     out: Path,
     command: str,
-    duration: float,
-    kills: int,
-    rate: float,
-    sim_interval: float,
+    plan: Plan,
 ) -> int:
     timeline = Timeline()
     by_name = {c.name: c for c in channels}
@@ -132,9 +176,11 @@ def _run(
         channels,
         random.Random(f"{seed}:faults"),
         timeline,
-        kills=kills,
-        duration=duration,
-        sim_fault_interval=sim_interval,
+        kills=plan.kills,
+        duration=plan.duration,
+        sim_fault_interval=plan.sim_interval,
+        db_faults=plan.db_faults,
+        broker_faults=plan.broker_faults,
     )
     wms = Wms(stack.urls, WMS_KEY, by_name, timeline, on_accepted=faults.dispatched)
     customers = random.Random(f"{seed}:customers")
@@ -153,7 +199,7 @@ def _run(
 
     stop = threading.Event()
     threads = [
-        threading.Thread(target=_loop, args=(stop, 1 / rate, customer_step, errors)),
+        threading.Thread(target=_loop, args=(stop, 1 / plan.rate, customer_step, errors)),
         threading.Thread(target=_loop, args=(stop, 0.25, wms_step, errors)),
     ]
     workload_start = time.monotonic()
@@ -187,7 +233,10 @@ def _run(
         reader.close()
         wms.close()
     violations = check(observation)
-    numbers = figures(observation, {"counts": faults.counts, "restarts": faults.restarts})
+    numbers = figures(
+        observation,
+        {"counts": faults.counts, "restarts": faults.restarts, "skews": stack.skews},
+    )
     run = {
         "seed": seed,
         "broker": args.broker,

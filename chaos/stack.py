@@ -1,7 +1,9 @@
 """The production topology of one chaos run, over loopback: a fresh PostgreSQL database
 (``chaos_<seed>_<hex>``), a broker (Redis or RabbitMQ) with a queue prefix of its own, the
 marketplace simulators, then ``orderhub migrate``, 2 x ``serve`` behind a load balancer
-(:mod:`chaos.balancer`), 2 x ``worker`` and 2 x ``scheduler``. Every hub process can be
+(:mod:`chaos.balancer`), 2 x ``worker`` and 2 x ``scheduler``. The hub reaches PostgreSQL
+and the broker through fault proxies (:mod:`chaos.netfaults`), and some of its processes
+may run with their clock skewed (libfaketime, ``skews``). Every hub process can be
 SIGKILLed (:meth:`Stack.kill`) and started again (:meth:`Stack.restart`);
 :meth:`Stack.close` stops everything and drops the database and the queues, also after a
 failure."""
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -21,6 +24,7 @@ import asyncpg
 
 from chaos.balancer import Balancer
 from chaos.channels import Channel
+from chaos.netfaults import FaultProxy
 from orderhub.testing.processes import (
     Launch,
     ManagedProcess,
@@ -41,6 +45,18 @@ WMS_KEY: Final = "chaos-wms-key-" + secrets.token_hex(12)
 OPS_KEY: Final = "chaos-ops-key-" + secrets.token_hex(12)
 STARTUP_SECONDS: Final = 120.0
 LAUNCH: Final = Launch(pycache_prefix="/tmp/orderhub-chaos-pycache", stop_seconds=10.0)
+FAKETIME_LIBS: Final = (
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+)
+
+
+def faketime_library() -> str | None:
+    """libfaketime (Debian's ``faketime`` package), if installed."""
+    if shutil.which("faketime") is None:
+        return None
+    return next((lib for lib in FAKETIME_LIBS if Path(lib).exists()), None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,11 +125,24 @@ class Stack:
     database: str = ""
     queue_prefix: str = ""
     balancer: Balancer | None = None
+    db_proxy: FaultProxy | None = None
+    broker_proxy: FaultProxy | None = None
+    skews: dict[str, float] = field(default_factory=dict)
+    """Clock offset in seconds of a hub process (by name), through libfaketime."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def broker_url(self) -> str:
         return REDIS_URL if self.broker == "redis" else RABBITMQ_URL
+
+    @property
+    def hub_broker_url(self) -> str:
+        """The broker as the hub reaches it: through its fault proxy."""
+        assert self.broker_proxy is not None
+        port = self.broker_proxy.port
+        if self.broker == "redis":
+            return f"redis://127.0.0.1:{port}/10"
+        return f"amqp://guest:guest@127.0.0.1:{port}/%2F"
 
     # --- starting ----------------------------------------------------------------------
 
@@ -132,6 +161,9 @@ class Stack:
         self.balancer = Balancer([("127.0.0.1", p) for p in ports]).start()
         for channel in self.channels:
             channel.start(self, hub_url=self.balancer.url)
+        self.db_proxy = FaultProxy("127.0.0.1", 5432, "postgres-proxy").start()
+        broker_port = 6379 if self.broker == "redis" else 5672
+        self.broker_proxy = FaultProxy("127.0.0.1", broker_port, f"{self.broker}-proxy").start()
         config = write_toml(
             self.workdir / "orderhub.toml",
             self.hub_config(),
@@ -154,11 +186,23 @@ class Stack:
             self.wait_ready(name)
 
     def _hub_process(self, name: str, config: Path, args: list[str]) -> ManagedProcess:
+        launch = LAUNCH
+        skew = self.skews.get(name, 0.0)
+        library = faketime_library()
+        if skew and library is not None:
+            # the wall clock of the process (and of dramatiq's forked worker) skewed
+            launch = LAUNCH.with_env(
+                {
+                    "LD_PRELOAD": library,
+                    "FAKETIME": f"{skew:+.0f}",
+                    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+                }
+            )
         return ManagedProcess(
             name,
             orderhub_command("--config", str(config), *args),
             self.workdir / f"{name}.log",
-            LAUNCH,
+            launch,
         )
 
     def _add(self, name: str, config: Path, args: list[str]) -> None:
@@ -189,15 +233,19 @@ class Stack:
 
     def hub_config(self) -> dict[str, Any]:
         t = self.tuning
+        assert self.db_proxy is not None
+        db_port = self.db_proxy.port
         keys = [
             {"name": "wms", "key": WMS_KEY, "scopes": ["orders:read", "orders:write"]},
             {"name": "checker", "key": OPS_KEY, "scopes": ["orders:read", "ops"]},
         ]
         return {
-            "database": {"url": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.database}"},
+            "database": {
+                "url": f"postgresql+asyncpg://postgres@127.0.0.1:{db_port}/{self.database}"
+            },
             "broker": {
                 "kind": self.broker,
-                "url": self.broker_url,
+                "url": self.hub_broker_url,
                 "queue_prefix": self.queue_prefix,
                 "concurrency": 4,
             },
@@ -260,9 +308,10 @@ class Stack:
         for group in (hub_side, others):
             with contextlib.suppress(Exception):
                 stop_all(group)
-        if self.balancer is not None:
-            with contextlib.suppress(Exception):
-                self.balancer.close()
+        for proxy in (self.balancer, self.db_proxy, self.broker_proxy):
+            if proxy is not None:
+                with contextlib.suppress(Exception):
+                    proxy.close()
         if self.queue_prefix:
             with contextlib.suppress(Exception):
                 _delete_queues(self.broker, self.broker_url, self.queue_prefix)

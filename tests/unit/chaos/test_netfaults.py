@@ -4,6 +4,7 @@ refuses new ones for the restart's length."""
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from chaos.netfaults import FaultProxy
+from chaos.run import SKEWS, clock_skews
 
 
 @pytest.fixture
@@ -99,3 +101,11 @@ def test_a_clean_close_sends_a_fin_and_refuses_for_a_while(proxy: FaultProxy) ->
     time.sleep(1.0)
     with _connect(proxy):
         pass
+
+
+def test_clock_skews_are_seeded_and_skew_at_least_one_process() -> None:
+    for seed in range(50):
+        skews = clock_skews(random.Random(f"{seed}:skew"))
+        assert skews == clock_skews(random.Random(f"{seed}:skew"))
+        assert skews
+        assert all(s in SKEWS and s for s in skews.values())
