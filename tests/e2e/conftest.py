@@ -25,18 +25,16 @@ shows their tails."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, Final
 
-import asyncpg
 import pytest
 import redis
-from sqlalchemy.engine import make_url
 
-from orderhub.testing.processes import ProcessSet, run_async
+from orderhub.testing.processes import ProcessSet
 
+from .databases import new_database
 from .support import (
     LOST_REDIS_ENV,
     LOST_REDIS_URL,
@@ -112,27 +110,12 @@ def _delete_queues(client: redis.Redis, prefix: str) -> None:
         client.delete(key)
 
 
-async def _admin(server_url: str, statement: str) -> None:
-    dsn = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="package")
 def shared_postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A new, unmigrated PostgreSQL database for the shared production hub
     (``empty_postgres_url`` of tests/conftest.py is the same, per test)."""
-    name = f"orderhub_e2e_{secrets.token_hex(4)}"
-    run_async(lambda: _admin(postgres_server_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        run_async(
-            lambda: _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        )
+    with new_database(postgres_server_url, "orderhub_e2e") as url:
+        yield url
 
 
 @pytest.fixture

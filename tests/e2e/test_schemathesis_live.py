@@ -18,35 +18,26 @@ PostgreSQL that cannot be reached fails the test (``postgres_server_url``), neve
 
 from __future__ import annotations
 
-import math
-import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import asyncpg
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import APIOperation, Case, GenerationMode
-from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.core.transport import Response
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
-from sqlalchemy.engine import make_url
 
 from orderhub.adapters.persistence import migrate
 from orderhub.testing.processes import ProcessSet, run_async
+from tests.schemathesis_support import CONFORMANCE, cut_the_wait
 
 from .conftest import PROCESSES_KEY
+from .databases import new_database
 from .support import (
     CHANNEL,
     OPS_KEY,
@@ -78,17 +69,7 @@ FUZZ: Final = settings(
     phases=PHASES,
     suppress_health_check=list(HealthCheck),
 )
-CONFORMANCE: Final[list[CheckFunction]] = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
-"""The response checks (as in the in-process fuzz): the request checks (negative data
-rejected, positive data accepted) do not hold once a request is steered on purpose."""
 REQUEST_SECONDS: Final = 30.0
-MAX_WAIT: Final = 30  # the feed's long poll: a valid wait is cut to 0, the fuzz must not sleep
 ACCOUNT: Final = "topi"
 
 
@@ -108,28 +89,12 @@ class Live:
 # --- the hub -------------------------------------------------------------------------------
 
 
-async def _admin(server_url: str, statement: str) -> None:
-    dsn = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="module")
 def database_url(postgres_server_url: str) -> Iterator[str]:
     """A new PostgreSQL database, migrated, dropped after the module."""
-    name = f"orderhub_sx_{secrets.token_hex(4)}"
-    run_async(lambda: _admin(postgres_server_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with new_database(postgres_server_url, "orderhub_sx") as url:
         run_async(lambda: migrate(url))
         yield url
-    finally:
-        run_async(
-            lambda: _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        )
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +202,7 @@ def _steer(case: Case, data: st.DataObject, world: Live) -> None:
             if "topic" in params:
                 params["topic"] = "order.updated"
             _set_header(case, "Authorization", f"Bearer {WEBHOOK_TOKEN}")
-    _cut_the_wait(case)
+    cut_the_wait(case)
 
 
 def _steer_body(case: Case, data: st.DataObject, world: Live) -> None:
@@ -254,19 +219,6 @@ def _steer_body(case: Case, data: st.DataObject, world: Live) -> None:
     if "file" in body and data.draw(st.booleans(), label="a pdf"):
         body["file"] = b"%PDF-1.7\n" + str(body["file"]).encode()
         case.multipart_content_types = {"file": "application/pdf"}
-
-
-def _cut_the_wait(case: Case) -> None:
-    if not case.query or "wait" not in case.query:
-        return
-    values = case.query["wait"] if isinstance(case.query["wait"], list) else [case.query["wait"]]
-    for value in values:
-        try:
-            seconds = float(str(value))
-        except ValueError:
-            continue
-        if math.isfinite(seconds) and 0 < seconds <= MAX_WAIT:
-            case.query["wait"] = "0"
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -338,7 +290,7 @@ def test_stateful_links(live: Live) -> None:
             _set_header(case, "Authorization", f"Bearer {key}")
             if case.operation.method.upper() == "POST" and path.startswith("/api/"):
                 _set_header(case, "Idempotency-Key", f"sx-{uuid.uuid4()}")
-            _cut_the_wait(case)
+            cut_the_wait(case)
 
         def after_call(self, response: Response, case: Case) -> None:
             calls.append((case.operation.label, response.status_code))

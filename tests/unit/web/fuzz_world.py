@@ -19,19 +19,13 @@ import schemathesis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from schemathesis import APIOperation
-from schemathesis.checks import CheckFunction, not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from orderhub.application.ports import CommandState, InboxState
 from orderhub.application.services.intake import apply_snapshot, process_message
 from orderhub.entrypoints.web import WebSettings, create_app
 from orderhub.entrypoints.web.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from orderhub.testing.fakes import FakeDatabase, FixedClock, RecordingQueue
+from tests.schemathesis_support import CONFORMANCE as CONFORMANCE
 
 from .pg_like import PostgresLikeUnitOfWorkFactory
 from .support import API_KEYS, BEARER_TOKEN, CHANNEL, auth, fake_hub, snapshot_from, stub_registry
@@ -68,20 +62,6 @@ class World:
         self.queue.commands.clear()
         self.queue.messages.clear()
         self.uow.refusals.clear()
-
-
-CONFORMANCE: Final[list[CheckFunction]] = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
-"""Schemathesis's response checks, all of them on every answer: the status code documented
-for the operation, the content type for that status, headers and body valid against their
-schemas. Its other checks judge the requests (negative data rejected, positive data
-accepted), which the fuzzers change on purpose (a known order id, a reused
-Idempotency-Key, raw bytes)."""
 
 
 def send(

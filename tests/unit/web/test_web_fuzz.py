@@ -19,7 +19,6 @@ that depends on the machine's speed."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -32,6 +31,7 @@ from schemathesis import APIOperation, Case, GenerationMode
 
 from orderhub.entrypoints.web.long_polls import LONG_POLLS_STATE, LongPolls
 from orderhub.entrypoints.web.webhook_auth import sign
+from tests.schemathesis_support import cut_the_wait
 
 from .fuzz_world import (
     CONFORMANCE,
@@ -52,7 +52,6 @@ FUZZ: Final = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-MAX_WAIT: Final = 30  # the feed's long poll: a valid wait is cut to 0, the fuzz must not sleep
 
 
 @pytest.fixture
@@ -96,7 +95,7 @@ def _steer_api(case: Case, data: st.DataObject, world: World) -> None:
         case.body = _steer_body(case.body, data, world)
     if case.operation.path.endswith("/invoices") and isinstance(case.body, dict):
         _steer_upload(case, data)
-    _cut_the_wait(case)
+    cut_the_wait(case)
 
 
 def _steer_body(body: Any, data: st.DataObject, world: World) -> Any:
@@ -120,19 +119,6 @@ def _steer_upload(case: Case, data: st.DataObject) -> None:
     if "file" in case.body and data.draw(st.booleans(), label="a pdf"):
         case.body["file"] = b"%PDF-1.7\n" + str(case.body["file"]).encode()
         case.multipart_content_types = {"file": "application/pdf"}
-
-
-def _cut_the_wait(case: Case) -> None:
-    if not case.query or "wait" not in case.query:
-        return
-    values = case.query["wait"] if isinstance(case.query["wait"], list) else [case.query["wait"]]
-    for value in values:
-        try:
-            seconds = float(str(value))
-        except ValueError:
-            continue
-        if math.isfinite(seconds) and 0 < seconds <= MAX_WAIT:
-            case.query["wait"] = "0"
 
 
 OWN_CREDENTIAL: Final = {"main": "hmac", "plain": "bearer", "pathtoken": "token"}
