@@ -45,6 +45,7 @@ WMS_KEY: Final = "chaos-wms-key-" + secrets.token_hex(12)
 OPS_KEY: Final = "chaos-ops-key-" + secrets.token_hex(12)
 STARTUP_SECONDS: Final = 120.0
 LAUNCH: Final = Launch(pycache_prefix="/tmp/orderhub-chaos-pycache", stop_seconds=10.0)
+FAKETIME_SITE: Final = Path(__file__).with_name("faketime_site")
 FAKETIME_LIBS: Final = (
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
@@ -190,12 +191,15 @@ class Stack:
         skew = self.skews.get(name, 0.0)
         library = faketime_library()
         if skew and library is not None:
-            # the wall clock of the process (and of dramatiq's forked worker) skewed
+            # the wall clock of the process (and of dramatiq's forked worker) skewed, the
+            # monotonic clock not; faketime_site/sitecustomize.py works around
+            # libfaketime's time.sleep in that mode
             launch = LAUNCH.with_env(
                 {
                     "LD_PRELOAD": library,
                     "FAKETIME": f"{skew:+.0f}",
                     "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+                    "PYTHONPATH": str(FAKETIME_SITE),
                 }
             )
         return ManagedProcess(
