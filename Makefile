@@ -62,14 +62,14 @@ bench-stack: env
 # scheduler, the three simulators), then an independent check (docs/reliability.md);
 # < 15 min. CHAOS_ARGS: --seed N (reproduce), --broker rabbitmq, --kills N, --duration S.
 CHAOS_ARGS ?=
-# chaos skews some hub processes' clocks with Debian's libfaketime
+# chaos and chaos-short skew some hub processes' clocks with Debian's libfaketime
 faketime:
 	@command -v faketime >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime; }
 
 chaos: env faketime
 	$(PY_RUN) python -m chaos $(CHAOS_ARGS)
 
-# The same in about 2 minutes with ~10 kills (CI)
+# The same in about 2 minutes: 10 kills, 1 PostgreSQL and 1 broker fault, skewed clocks (CI)
 chaos-short: env faketime
 	$(PY_RUN) python -m chaos --short $(CHAOS_ARGS)
 

@@ -60,7 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
     p.add_argument("--seed", type=int, default=None, help="reproduces a run's decisions")
     p.add_argument("--broker", choices=("redis", "rabbitmq"), default="redis")
-    p.add_argument("--short", action="store_true", help="~10 kills, about 2 minutes")
+    p.add_argument(
+        "--short",
+        action="store_true",
+        help="10 kills, 1 database and 1 broker fault, about 2 minutes",
+    )
     p.add_argument("--duration", type=float, help="seconds of workload and faults")
     p.add_argument("--kills", type=int, help="SIGKILLs of hub processes")
     p.add_argument("--db-faults", type=int, help="PostgreSQL pauses and restarts (proxy)")
@@ -107,11 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
     duration = args.duration or (90.0 if args.short else 480.0)
     kills = args.kills if args.kills is not None else (10 if args.short else 110)
-    db_faults = args.db_faults if args.db_faults is not None else (0 if args.short else 16)
+    db_faults = args.db_faults if args.db_faults is not None else (1 if args.short else 16)
     broker_faults = (
-        args.broker_faults if args.broker_faults is not None else (0 if args.short else 10)
+        args.broker_faults if args.broker_faults is not None else (1 if args.short else 10)
     )
-    skew = args.skew if args.skew is not None else not args.short
+    skew = args.skew if args.skew is not None else True
     rate = args.orders_per_second or 0.8
     sim_interval = args.sim_fault_interval or 4.0
     out = args.out or Path("var/chaos") / f"{seed}-{args.broker}"
