@@ -188,9 +188,13 @@ def configure_logging(
     for name, quiet in _QUIET.items():
         logging.getLogger(name).setLevel(max(quiet, root.level))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq"):
-        # their own handlers would print a second, unstructured copy
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
+        # their own handlers would print a second, unstructured copy; and what an earlier
+        # uvicorn.Config (its log_level) or dictConfig set on them no longer holds
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+        logger.disabled = False
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -282,3 +282,15 @@ def test_values_that_are_not_text_are_masked_as_their_text() -> None:
     assert "1111 1111 1111" not in line
     assert "abc123secret" not in line
     assert json.loads(line)["count"] == 3
+
+
+def test_a_server_started_earlier_cannot_silence_the_access_log() -> None:
+    """uvicorn.Config(log_level="warning") (a test server, a simulator) sets the access
+    logger's level; configuring the hub's logging afterwards routes its lines again."""
+    import uvicorn
+
+    uvicorn.Config(app=lambda *_: None, log_level="warning", access_log=False).configure_logging()
+    stream = captured(json_lines=True)
+    logging.getLogger("uvicorn.access").info('%s - "%s %s" %d', "10.0.0.1", "GET", "/x", 200)
+    assert 'GET /x' in stream.getvalue()
+    assert '"logger": "uvicorn.access"' in stream.getvalue()
