@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pytest
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeout
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
@@ -328,3 +330,33 @@ async def test_an_internal_error_is_500_and_leaks_nothing(harness: Harness) -> N
     errors = [log for log in logs if log["log_level"] == "error"]
     assert errors
     assert errors[0]["request_id"] == body["request_id"]
+
+
+class UnreachableFactory(FakeUnitOfWorkFactory):
+    def __init__(self, error: Exception, *args: Any) -> None:
+        super().__init__(*args)
+        self.error = error
+
+    def __call__(self) -> FakeUnitOfWork:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationalError("SELECT 1", {}, OSError("connection refused")),
+        InterfaceError("SELECT 1", {}, Exception("connection is closed")),
+        SqlTimeout("QueuePool limit reached"),
+        ConnectionResetError("reset by peer"),
+    ],
+)
+async def test_a_database_that_cannot_be_reached_is_503_with_retry_after(
+    harness: Harness, error: Exception
+) -> None:
+    """A database restarting, a connection cut, the pool exhausted: sending again may work,
+    so the client is told to (a WMS retries with its Idempotency-Key); never a 500."""
+    harness.hub.uow = cast(UnitOfWorkFactory, UnreachableFactory(error, harness.db, harness.clock))
+    response = await harness.client.get("/api/v1/orders", headers=auth("reader"))
+    assert_problem(response, 503, "service-unavailable")
+    assert response.headers["retry-after"] == "5"
+    assert "connection refused" not in response.text

@@ -24,6 +24,7 @@ from litestar.exceptions import (
 )
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Scope
+from sqlalchemy import exc as sa_exc
 
 from orderhub.application.services.common import IdempotencyKeyReused
 from orderhub.application.services.invoices import DocumentTooLarge, UnsupportedDocumentType
@@ -176,6 +177,26 @@ def problem_response(body: Problem, *, headers: Mapping[str, str] | None = None)
     )
 
 
+UNAVAILABLE_RULE: Final = "service-unavailable"
+RETRY_AFTER_SECONDS: Final = 5
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The database or the broker could not be reached (down, restarting, a connection cut
+    mid-statement, the pool exhausted): the request may succeed when sent again, so it is
+    a 503 with Retry-After, not a 500."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.TimeoutError
+        | ConnectionError
+        | TimeoutError,
+    )
+
+
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """The app's one exception handler: every error leaves as a problem document."""
     scope = request.scope
@@ -196,6 +217,23 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem_response(body)
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return _http_problem(scope, exc)
+    if unreachable(exc):
+        log.warning(
+            "dependency unavailable",
+            path=scope["path"],
+            method=scope.get("method"),
+            request_id=request_id_of(scope),
+            error=type(exc).__name__,
+        )
+        body = problem(
+            scope,
+            status=503,
+            rule=UNAVAILABLE_RULE,
+            detail="The hub's database or broker cannot be reached right now. Try again in "
+            "a few seconds; with the same Idempotency-Key a command is carried out once, and "
+            "a webhook sent again is a duplicate, not a second order.",
+        )
+        return problem_response(body, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     log.error(
         "unhandled error",
         path=scope["path"],
