@@ -72,8 +72,7 @@ class Checker:
         self.held = {
             str(c.get("id"))
             for order in observation.get("hub_orders", [])
-            for c in order.get("pending_commands", [])
-            if c.get("held_by") in failed
+            for c in waiting_for_operator(order.get("pending_commands", []), failed)
         }
         # per channel: every effect call (any answer), in the simulator's order
         self.effects: dict[str, list[tuple[Effect, dict[str, Any]]]] = {}
@@ -398,6 +397,21 @@ class Checker:
             f"{dt.datetime.fromtimestamp(at, dt.UTC).strftime('%H:%M:%S.%f')[:-3]} {text}"
             for at, text in kept
         ]
+
+
+def waiting_for_operator(
+    pending: list[dict[str, Any]], failed: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """An order's pending commands that wait for an operator: one held by a failed command
+    (``held_by``; in ``failed`` when given) and every later one of that order, which the
+    hub dispatches only after it (its ``held_by`` stays empty: a command the WMS sent
+    after the failure waits behind the held one, not behind the failure itself)."""
+    waiting: list[dict[str, Any]] = []
+    for command in sorted(pending, key=lambda c: c.get("seq", 0)):
+        held_by = command.get("held_by")
+        if waiting or (held_by and (failed is None or held_by in failed)):
+            waiting.append(command)
+    return waiting
 
 
 def check(observation: dict[str, Any]) -> list[Violation]:

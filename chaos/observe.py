@@ -10,6 +10,7 @@ from typing import Any, Final
 import httpx
 
 from chaos.channels import Channel
+from chaos.checker import waiting_for_operator
 from chaos.effects import statuses_agree
 
 PAGE: Final = 500
@@ -100,7 +101,8 @@ class Settling:
                     continue
                 detail = self.reader.get(f"/orders/{mine['id']}")
                 # held behind a failed command: waits for an operator, not for time
-                if [c for c in detail["pending_commands"] if not c.get("held_by")]:
+                pending = detail["pending_commands"]
+                if len(waiting_for_operator(pending)) < len(pending):
                     found.append(f"{mine['id']} has pending commands")
                 else:
                     self.clean[mine["id"]] = mine["last_seq"]

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from chaos.checker import Violation
+from chaos.checker import Violation, waiting_for_operator
 
 
 def figures(observation: dict[str, Any], faults: dict[str, Any]) -> dict[str, Any]:
@@ -53,10 +53,8 @@ def figures(observation: dict[str, Any], faults: dict[str, Any]) -> dict[str, An
         "feed_events": len(feed),
         "failed_commands": len(observation.get("failed_commands", [])),
         "held_commands": sum(
-            1
+            len(waiting_for_operator(o.get("pending_commands", [])))
             for o in observation.get("hub_orders", [])
-            for c in o.get("pending_commands", [])
-            if c.get("held_by")
         ),
         "channels": channels,
     }

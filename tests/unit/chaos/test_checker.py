@@ -299,6 +299,30 @@ def test_a_command_held_behind_a_failed_one_waits_for_an_operator() -> None:
     assert sorted(kinds(obs)) == ["command-stuck", "terminal-events"]
 
 
+def test_a_command_sent_after_a_failure_waits_behind_the_held_one() -> None:
+    """make chaos seed 41 (Redis): a ship failed (the fulfilment cancelled), its order's
+    close_fulfilment was held by it, and a ship the WMS sent afterwards for the other
+    fulfilment waited behind that held one with an empty ``held_by``."""
+    obs = _clean()
+    obs["feed"][4]["type"] = "command.failed"
+    obs["channels"]["topi"]["calls"][2]["status_code"] = 409
+    obs["wms"].append(
+        {**obs["wms"][1], "command_id": "cmd-later", "body": {"tracking_number": "T2"}}
+    )
+    obs["hub_orders"][0]["attention"] = [{"code": "command_failed", "ref": SHIP}]
+    pending = {"kind": "ship", "state": "pending", "created_at": T0}
+    obs["hub_orders"][0]["pending_commands"] = [
+        {**pending, "id": "cmd-later", "seq": 3, "held_by": None},
+        {**pending, "id": "cmd-held", "seq": 2, "held_by": SHIP},
+    ]
+    assert kinds(obs) == []
+    # with nothing held before it, the same command is stuck
+    obs["hub_orders"][0]["pending_commands"] = [
+        {**pending, "id": "cmd-later", "seq": 3, "held_by": None}
+    ]
+    assert sorted(kinds(obs)) == ["command-stuck", "terminal-events"]
+
+
 def test_a_channel_message_left_unapplied_past_the_horizon_is_stuck() -> None:
     obs = _clean()
     obs["gauges"] = {"inbox_backlog": 1.0, "inbox_backlog_oldest_age_seconds": 30.0}
