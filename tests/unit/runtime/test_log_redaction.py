@@ -292,5 +292,5 @@ def test_a_server_started_earlier_cannot_silence_the_access_log() -> None:
     uvicorn.Config(app=lambda *_: None, log_level="warning", access_log=False).configure_logging()
     stream = captured(json_lines=True)
     logging.getLogger("uvicorn.access").info('%s - "%s %s" %d', "10.0.0.1", "GET", "/x", 200)
-    assert 'GET /x' in stream.getvalue()
+    assert "GET /x" in stream.getvalue()
     assert '"logger": "uvicorn.access"' in stream.getvalue()
