@@ -34,6 +34,7 @@ from orderhub.application.hub import Hub
 from orderhub.bootstrap import aclose, bootstrap, build_registry
 from orderhub.config import ENV_CONFIG, Settings, load_settings
 from orderhub.entrypoints.metrics_port import metrics_directory, metrics_server
+from orderhub.entrypoints.worker_watchdog import ConsumerWatchdog
 from orderhub.logging import configure_logging, get_logger
 from orderhub.metrics import MULTIPROC_ENV
 
@@ -136,7 +137,8 @@ def build_worker_broker(
     """The worker's broker: the standard middleware, ``AsyncIO``, then the hub's lifecycle."""
     kind, url = require_external_broker(settings)
     policy = settings.retry.policy()
-    extra = [lifecycle or HubLifecycle(settings)]
+    # the watchdog first: its "after shutdown" hook runs last, once the hub is closed
+    extra = [ConsumerWatchdog(), lifecycle or HubLifecycle(settings)]
     broker = make_broker(
         kind,
         url,
