@@ -372,6 +372,8 @@ async def serve(
             proxy_headers=True,
             server_header=False,
             timeout_graceful_shutdown=graceful_timeout,
+            # h11 refuses a request head over 16 KiB (docs/limits.md); httptools takes any
+            http="h11",
         )
         server = uvicorn.Server(config)
         # uvicorn re-raises the stop signal once it has shut down; with handlers of our own
