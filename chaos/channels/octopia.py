@@ -14,23 +14,19 @@ import httpx
 from chaos.channels import Record
 from chaos.channels.common import SKUS, client, parcel
 from orderhub.testing.processes import free_port, wait_for_http
+from orderhub_octopia import demo_support
+from orderhub_octopia.demo_support import SELLER_ID
+from orderhub_octopia.simulator import TOKEN_PATH
 
 if TYPE_CHECKING:
     from chaos.stack import Stack
 
 ACCOUNT: Final = "chaos"
 CLIENT_ID: Final = "orderhub-chaos"
-SELLER_ID: Final = "98979"
-TOKEN_PATH: Final = "/auth/realms/maas/protocol/openid-connect/token"
 TIMEOUT_SECONDS: Final = 3.0
-SALES_CHANNELS: Final[dict[str, dict[str, bool]]] = {
-    "CDISFR": {
-        "one_parcel_per_order": True,
-        "line_cancellation": False,
-        "refusal_ships": True,
-        "invoices": True,
-    },
-    "OCTOBE": {"invoices": True},
+# the demo's sales channels but the auto-accepting one: the WMS decides every order here
+SALES_CHANNELS: Final = {
+    name: caps for name, caps in demo_support.SALES_CHANNELS.items() if name != "AUTOFR"
 }
 EFFECT_PATHS: Final = ("/orders/*/approval-status", "/orders/*/shipments")
 CARRIERS: Final = ("Colissimo", "UPS")
