@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.integration.persistence.gating import HoldsTheCounter
 
 from orderhub.adapters.persistence import SqlUnitOfWork, SqlUnitOfWorkFactory, create_engine
 from orderhub.adapters.persistence.engine import SQLITE_BEGIN_OPTION
@@ -34,19 +36,6 @@ class TickingClock:
     def now(self) -> datetime:
         self.current += timedelta(seconds=1)
         return self.current
-
-
-class Gated(SqlUnitOfWork):
-    """Pauses between numbering its events (feed counter locked) and COMMIT."""
-
-    def __init__(self, engine: AsyncEngine, gate: Callable[[], Any]) -> None:
-        super().__init__(engine)
-        self.gate = gate
-        self.numbered = asyncio.Event()
-
-    async def _before_commit(self) -> None:
-        self.numbered.set()
-        await self.gate()
 
 
 @dataclass
@@ -178,11 +167,10 @@ async def test_numbers_rolled_back_after_numbering_are_reused(engine: AsyncEngin
     """The counter update itself is undone by a rollback: the next writer continues from
     the last committed number."""
 
-    class FailsAtCommit(SqlUnitOfWork):
-        async def _before_commit(self) -> None:
-            raise RuntimeError("crash between numbering and COMMIT")
+    async def crash() -> None:
+        raise RuntimeError("crash between numbering and COMMIT")
 
-    async with FailsAtCommit(engine) as failing:
+    async with HoldsTheCounter(engine, crash) as failing:
         failing.record("command.succeeded", order=None, data={"lost": True})
         with pytest.raises(RuntimeError):
             await failing.commit()
@@ -218,7 +206,7 @@ async def test_the_writer_holding_the_counter_makes_later_writers_wait(
     stop = asyncio.Event()
     following = asyncio.create_task(reader.follow(stop))
 
-    async with Gated(pg_engine, release_a.wait) as a, factory() as b:
+    async with HoldsTheCounter(pg_engine, release_a.wait) as a, factory() as b:
         await a.inbox.add(make_message("a"))  # A's transaction writes first
         a.orders.add(order_a := make_order("CO-A"))
         await b.inbox.add(make_message("b"))
@@ -241,6 +229,46 @@ async def test_the_writer_holding_the_counter_makes_later_writers_wait(
     await following
     assert reader.reads > reads_before
     assert [(e.seq, e.order_id) for e in reader.seen] == [(1, order_a.id), (2, order_b.id)]
+
+
+@pytest.mark.postgres
+async def test_a_writer_slow_to_send_commit_makes_no_one_wait(
+    pg_engine: AsyncEngine, make_order: MakeOrder
+) -> None:
+    """On PostgreSQL COMMIT itself numbers the events (migration 0009): a writer that has
+    handed its events to the feed but whose client has not sent COMMIT yet (a busy event
+    loop) holds no counter. B commits meanwhile and is numbered first; A after it. Nothing
+    is left in ``feed_pending``."""
+    factory = SqlUnitOfWorkFactory(pg_engine)
+    release_a = asyncio.Event()
+    reached_a = asyncio.Event()
+
+    class SlowToCommit(SqlUnitOfWork):
+        async def _before_commit(self) -> None:
+            reached_a.set()
+            await release_a.wait()
+
+    async with SlowToCommit(pg_engine) as a, factory() as b:
+        a.orders.add(order_a := make_order("CO-A"))
+        b.orders.add(order_b := make_order("CO-B"))
+        commit_a = asyncio.create_task(a.commit())
+        await asyncio.wait_for(reached_a.wait(), 5)  # A's events handed over, no COMMIT yet
+        await asyncio.wait_for(b.commit(), 5)  # B is not kept waiting
+        assert [(e.seq, e.order_id) for e in await read_all(factory)] == [(1, order_b.id)]
+        release_a.set()
+        await asyncio.wait_for(commit_a, 5)
+
+    assert [(e.seq, e.order_id) for e in await read_all(factory)] == [
+        (1, order_b.id),
+        (2, order_a.id),
+    ]
+    async with factory() as uow:
+        stored = await uow.orders.get(order_a.id)
+    assert stored is not None
+    assert stored.last_seq == 2
+    async with pg_engine.connect() as connection:
+        left = await connection.execute(sa.text("SELECT count(*) FROM feed_pending"))
+        assert left.scalar_one() == 0
 
 
 @pytest.mark.postgres
@@ -302,7 +330,7 @@ async def test_many_concurrent_writers_and_a_polling_reader(
             label = f"w{w}-r{r}"
             roll_back = rng.random() < 0.2
             uow: SqlUnitOfWork = (
-                Gated(engine, hold_the_counter) if rng.random() < 0.5 else factory()
+                HoldsTheCounter(engine, hold_the_counter) if rng.random() < 0.5 else factory()
             )
             async with uow:
                 order = make_order(f"CO-{label}")

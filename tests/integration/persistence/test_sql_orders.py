@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.integration.persistence.gating import HoldsTheCounter
 
 from orderhub.adapters.persistence import SqlUnitOfWork, SqlUnitOfWorkFactory, create_engine
 from orderhub.adapters.persistence.tables import channel_commands, feed_events, orders
@@ -25,15 +26,11 @@ T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 MakeOrder = Callable[..., Order]
 
 
-class Gated(SqlUnitOfWork):
+class Gated(HoldsTheCounter):
     """Stops right before COMMIT (all rows written, feed counter locked) until released."""
 
     def __init__(self, engine: AsyncEngine, release: asyncio.Event) -> None:
-        super().__init__(engine)
-        self.release = release
-
-    async def _before_commit(self) -> None:
-        await self.release.wait()
+        super().__init__(engine, release.wait)
 
 
 async def count(engine: AsyncEngine, table: sa.Table) -> int:
@@ -394,6 +391,11 @@ async def catalogue(
             uow.orders.add(order)
             made[name] = order
         await uow.commit()
+    async with uow_factory() as uow:  # with last_seq as the feed numbered it (in COMMIT)
+        for name, order in made.items():
+            stored = await uow.orders.get(order.id)
+            assert stored is not None
+            made[name] = stored
     return made
 
 

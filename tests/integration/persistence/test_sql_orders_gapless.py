@@ -14,11 +14,12 @@ import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.integration.persistence.gating import HoldsTheCounter
 from tests.integration.persistence.pipeline_support import (
     ACCOUNT,
     CHANNEL,
@@ -62,19 +63,6 @@ def change(order: Order, status: str, *, at: datetime) -> None:
     """What a channel message does: a new channel status (one ``order.updated`` event)."""
     order.apply(snapshot(order.channel_order_id, status), caps=CAPS, now=at, new_id=new_id)
     assert order.events, "the change must raise an event"
-
-
-class Gated(SqlUnitOfWork):
-    """Pauses between numbering its events (feed counter locked) and COMMIT."""
-
-    def __init__(self, engine: AsyncEngine, gate: Callable[[], Any]) -> None:
-        super().__init__(engine)
-        self.gate = gate
-        self.numbered = asyncio.Event()
-
-    async def _before_commit(self) -> None:
-        self.numbered.set()
-        await self.gate()
 
 
 @dataclass(frozen=True)
@@ -141,6 +129,17 @@ async def store(factory: SqlUnitOfWorkFactory, *orders: Order) -> None:
         for order in orders:
             uow.orders.add(order)
         await uow.commit()
+    for order in orders:
+        order.last_seq = await stored_last_seq(factory, order.id)
+
+
+async def stored_last_seq(factory: SqlUnitOfWorkFactory, order_id: str) -> int:
+    """The order's ``last_seq`` as committed: on PostgreSQL COMMIT numbers the events, so
+    the unit of work that committed does not learn it."""
+    async with factory() as uow:
+        stored = await uow.orders.get(order_id)
+    assert stored is not None
+    return stored.last_seq
 
 
 @pytest.fixture
@@ -185,7 +184,7 @@ async def test_a_change_committed_while_another_holds_the_counter_is_not_skipped
     assert [s.order_id for s in reader.seen] == [x.id, y.id]
     release_a = asyncio.Event()
 
-    async with Gated(pg_engine, release_a.wait) as a, factory() as b:
+    async with HoldsTheCounter(pg_engine, release_a.wait) as a, factory() as b:
         order_x = await a.orders.get(x.id)
         order_y = await b.orders.get(y.id)
         assert order_x is not None
@@ -231,9 +230,11 @@ async def test_the_change_that_started_first_and_commits_last_is_not_skipped(
             assert order_y is not None
             change(order_y, "y-changed", at=T0 + timedelta(minutes=2))
             await b.commit()
+        order_y.last_seq = await stored_last_seq(factory, y.id)
         await reader.look()
         assert reader.seen[-1] == Seen(y.id, order_y.last_seq, "y-changed")
         await a.commit()
+        order_x.last_seq = await stored_last_seq(factory, x.id)
 
     await reader.look()
     assert reader.seen[-1] == Seen(x.id, order_x.last_seq, "x-changed")
@@ -274,7 +275,7 @@ async def test_concurrent_writers_and_a_paging_reader_miss_no_order_change(
             order_id = owned[w][-1 if rng.random() < 0.3 else r].id
             roll_back = rng.random() < 0.2
             uow: SqlUnitOfWork = (
-                Gated(engine, hold_the_counter) if rng.random() < 0.5 else factory()
+                HoldsTheCounter(engine, hold_the_counter) if rng.random() < 0.5 else factory()
             )
             async with uow:
                 order = await uow.orders.get(order_id)
@@ -285,7 +286,7 @@ async def test_concurrent_writers_and_a_paging_reader_miss_no_order_change(
                 if roll_back:
                     continue  # leave without commit
                 await uow.commit()
-                committed.append(Seen(order.id, order.last_seq, status))
+                committed.append(Seen(order.id, await stored_last_seq(factory, order.id), status))
 
     try:
         await store(factory, *(o for orders in owned.values() for o in orders))

@@ -29,7 +29,14 @@ EXPRESSION_INDEXES: Final = frozenset({"ix_orders_last_heard_id"})
 added); :func:`test_expression_indexes_are_built_as_the_code_declares` checks them."""
 
 
+POSTGRESQL_MACHINERY: Final = frozenset({"feed_pending"})
+"""Tables only the PostgreSQL migrations make, not declared in the metadata (the feed's
+numbering at commit, migration 0009; ``test_sql_feed.py`` checks it)."""
+
+
 def _comparable(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
+    if kind == "table" and name in POSTGRESQL_MACHINERY:
+        return False
     return not (kind == "index" and name in EXPRESSION_INDEXES)
 
 
@@ -82,7 +89,7 @@ async def test_expression_indexes_are_built_as_the_code_declares(
 async def test_migrations_build_exactly_the_tables_of_the_code(empty_database_url: str) -> None:
     assert await current_revision(empty_database_url) is None
     await migrate(empty_database_url)
-    assert await current_revision(empty_database_url) == head_revision() == "0008"
+    assert await current_revision(empty_database_url) == head_revision() == "0009"
     assert await schema_differences(empty_database_url, metadata) == []
 
 
@@ -136,7 +143,8 @@ async def test_without_the_counter_row_the_commit_says_what_to_do(engine: AsyncE
         await connection.execute(sa.delete(feed_counter))
     async with SqlUnitOfWork(engine) as uow:
         uow.record("command.succeeded", order=None, data={})
-        with pytest.raises(RuntimeError, match="run the migrations"):
+        # SQLite: the statement numbering the events; PostgreSQL: COMMIT's trigger
+        with pytest.raises((RuntimeError, sa.exc.DBAPIError), match="run the migrations"):
             await uow.commit()
 
 

@@ -11,16 +11,14 @@ even wait for "the missing one": it cannot tell a hole from a slow transaction.
 
 The design
 ----------
-``feed_counter`` is a single row holding the last sequence number handed out. At commit,
-after everything else the unit of work writes, it runs::
+``feed_counter`` is a single row holding the last sequence number handed out. A writing
+transaction's events are numbered by::
 
     UPDATE feed_counter SET last_seq = last_seq + :n WHERE id = 1 RETURNING last_seq
 
-which takes the row lock, inserts its ``n`` events numbered ``last_seq - n + 1 ..
-last_seq`` (and sets the orders' ``last_seq``), and commits, which releases the lock. On
-PostgreSQL the three are one statement (data-modifying CTEs, the events passed as
-arrays), so the lock is held across two round trips (that statement, COMMIT) instead
-of four. So:
+which takes the row lock, then inserts its ``n`` events numbered ``last_seq - n + 1 ..
+last_seq`` (and sets their orders' ``last_seq``); the lock is released when the
+transaction ends. So:
 
 * Another transaction that wants numbers blocks on that UPDATE until the holder has
   committed or rolled back, then (READ COMMITTED re-reads the row) continues from the
@@ -34,15 +32,20 @@ of four. So:
 Hence a reader that sees ``seq = k`` can already see every ``seq < k``: reading
 ``seq > after ORDER BY seq`` from the last seq seen never skips an event.
 
-The lock serialises only the last moment of writing transactions that have events (the
-counter update, the feed insert and the COMMIT itself); the unit of work takes it as late
-as possible, after orders, commands and everything else are written and checked. (The
-``last_seq`` stamp locks an order row after the counter only for an order that has an
-event but was not itself written, such as a ``command.*`` event's: PostgreSQL's deadlock
-detector then ends one of two such transactions, which is retried.) Transactions
-without events never touch it. On SQLite the database write lock (``BEGIN IMMEDIATE``,
-see ``engine.py``) serialises whole writing transactions anyway, so the same statement is
-trivially gapless there.
+Where the numbering runs (the lock is held from there to the end of the transaction):
+
+* **PostgreSQL**: inside COMMIT. The unit of work's last statement locks the events'
+  orders and inserts the events, as arrays, into one row of ``feed_pending``; a deferred
+  constraint trigger on it (migration 0009) numbers them in COMMIT's pre-commit step and
+  deletes the row. The counter is never held while a client round trip is under way
+  (before issue 10: four, each waiting for a busy worker's event loop), only while
+  PostgreSQL runs the trigger and flushes the commit. The orders are locked first (in id
+  order, in the unit of work's statement): a transaction holding the counter never waits
+  for anything. The numbers are not known to the unit of work when COMMIT returns.
+* **SQLite**: by a statement right before COMMIT; the database write lock (``BEGIN
+  IMMEDIATE``, see ``engine.py``) serialises whole writing transactions anyway.
+
+Transactions without events never touch the counter.
 """
 
 from __future__ import annotations
@@ -80,77 +83,58 @@ class PendingEvent:
     account: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Appended:
-    """The numbers :func:`append` used, and each order's newest one (its ``last_seq``)."""
-
-    seqs: range
-    newest: dict[str, int]
-
-
 _APPEND_POSTGRESQL: Final = sa.text(
     """
     WITH locked AS (
         SELECT id FROM orders WHERE id = ANY(CAST(:order_ids AS varchar[]))
         ORDER BY id FOR NO KEY UPDATE
-    ), counter AS (
-        UPDATE feed_counter SET last_seq = last_seq + :n
-        WHERE id = :counter_id AND (SELECT count(*) FROM locked) >= 0
-        RETURNING last_seq
-    ), inserted AS (
-        INSERT INTO feed_events (seq, type, order_id, channel, account, occurred_at, data)
-        SELECT counter.last_seq - :n + e.ord, e.type, e.order_id, e.channel, e.account,
-               e.occurred_at, e.data::jsonb
-        FROM counter,
-             unnest(CAST(:types AS varchar[]), CAST(:order_ids AS varchar[]),
-                    CAST(:channels AS varchar[]), CAST(:accounts AS varchar[]),
-                    CAST(:occurred AS timestamptz[]), CAST(:data AS text[]))
-                 WITH ORDINALITY AS e(type, order_id, channel, account, occurred_at, data, ord)
-        RETURNING seq, order_id
-    ), stamped AS (
-        UPDATE orders SET last_seq = newest.seq
-        FROM (SELECT order_id, max(seq) AS seq FROM inserted
-              WHERE order_id IS NOT NULL GROUP BY order_id) AS newest
-        WHERE orders.id = newest.order_id
     )
-    SELECT last_seq FROM counter
+    INSERT INTO feed_pending (types, order_ids, channels, accounts, occurred, data)
+    SELECT CAST(:types AS varchar[]), CAST(:order_ids AS varchar[]),
+           CAST(:channels AS varchar[]), CAST(:accounts AS varchar[]),
+           CAST(:occurred AS timestamptz[]), CAST(:data AS text[])
+    WHERE (SELECT count(*) FROM locked) >= 0
     """
 )
-"""One round trip on PostgreSQL: the counter, the events, the orders' ``last_seq``.
+"""One round trip on PostgreSQL: the events' orders locked, the events left for COMMIT.
 
-The events' orders are locked first (``locked``, in id order; the counter's condition
-needs it, so it runs before the counter row is taken): a transaction holding the counter
-never waits for an order row. Else one that saved an order (its row locked) and then
-appends would wait for the counter, held by one appending an event of that same order (a
-command's outcome) and waiting for its row: a deadlock, found by ``make chaos``."""
+The orders are locked here (in id order; the insert's condition needs them), before
+COMMIT takes the counter: a transaction holding the counter never waits for an order
+row. Else one that saved an order (its row locked) and was waiting for the counter could
+be waited for by the holder, stamping the ``last_seq`` of that same order (a command's
+outcome): a deadlock, found by ``make chaos`` when the statement took the counter."""
+
+NUMBER_NOW: Final = sa.text("SET CONSTRAINTS feed_pending_number IMMEDIATE")
+"""PostgreSQL: number the transaction's pending events now instead of in COMMIT (the
+counter is then held until the transaction ends). Tests use it to hold a transaction
+between numbering and COMMIT; the hub itself leaves the numbering to COMMIT."""
 
 
-async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) -> Appended:
-    """Number ``events``, insert them and set each of their orders' ``last_seq`` to its
-    newest event's number (the orders list pages by it and so inherits the feed's
-    gaplessness); holds the counter lock until the caller commits.
+async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) -> dict[str, int]:
+    """Have ``events`` numbered and inserted, and each of their orders' ``last_seq`` set to
+    its newest event's number (the orders list pages by it and so inherits the feed's
+    gaplessness). Call it last in the transaction, right before COMMIT.
 
-    Call it last in the transaction, right before COMMIT. On PostgreSQL this is one
-    statement (one round trip while the lock is held, then COMMIT: the lock is held
-    across two round trips instead of four); on SQLite, where the database lock
-    serialises whole transactions anyway, three."""
+    On PostgreSQL one statement; COMMIT numbers the events (:data:`NUMBER_NOW` does it
+    earlier), so the numbers are not known here: returns ``{}``. On SQLite, where the
+    database lock serialises whole transactions, the counter is taken here and held until
+    the caller commits; returns each order's newest number, by order id."""
     if not events:
-        return Appended(range(0), {})
+        return {}
     if connection.dialect.name == "postgresql":
-        last = await _append_postgresql(connection, events)
-    else:
-        last = await _append_generic(connection, events)
-    seqs = range(last - len(events) + 1, last + 1)
+        await connection.execute(_APPEND_POSTGRESQL, _arrays(events))
+        return {}
+    last = await _append_generic(connection, events)
     newest: dict[str, int] = {}
-    for event, seq in zip(events, seqs, strict=True):
+    for event, seq in zip(events, range(last - len(events) + 1, last + 1), strict=True):
         if event.order_id is not None:
             newest[event.order_id] = seq
-    if newest and connection.dialect.name != "postgresql":
+    if newest:
         await connection.execute(
             sa.update(orders).where(orders.c.id == sa.bindparam("order_id")),
             [{"order_id": key, "last_seq": value} for key, value in newest.items()],
         )
-    return Appended(seqs, newest)
+    return newest
 
 
 def _no_counter() -> RuntimeError:
@@ -163,24 +147,15 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-async def _append_postgresql(connection: AsyncConnection, events: Sequence[PendingEvent]) -> int:
-    result = await connection.execute(
-        _APPEND_POSTGRESQL,
-        {
-            "n": len(events),
-            "counter_id": FEED_COUNTER_ID,
-            "types": [event.type for event in events],
-            "order_ids": [event.order_id for event in events],
-            "channels": [event.channel for event in events],
-            "accounts": [event.account for event in events],
-            "occurred": [_utc(event.occurred_at) for event in events],
-            "data": [json_dumps(event.data) for event in events],
-        },
-    )
-    last = result.scalar_one_or_none()
-    if last is None:
-        raise _no_counter()
-    return int(last)
+def _arrays(events: Sequence[PendingEvent]) -> dict[str, list[Any]]:
+    return {
+        "types": [event.type for event in events],
+        "order_ids": [event.order_id for event in events],
+        "channels": [event.channel for event in events],
+        "accounts": [event.account for event in events],
+        "occurred": [_utc(event.occurred_at) for event in events],
+        "data": [json_dumps(event.data) for event in events],
+    }
 
 
 async def _append_generic(connection: AsyncConnection, events: Sequence[PendingEvent]) -> int:

@@ -56,11 +56,14 @@ class SqlUnitOfWork:
        raises :class:`~orderhub.domain.errors.ConcurrencyConflict`. An order that was only
        read is not written: readers never make writers conflict;
     2. inserts the commands added to ``commands``;
-    3. numbers and inserts the events of every tracked order and those given to
-       :meth:`record`, and sets the orders' ``last_seq`` (see
-       :mod:`orderhub.adapters.persistence.feed`: the counter lock is taken here, last,
-       in one statement on PostgreSQL, so it is held for as short a time as possible);
-    4. commits, then bumps the orders' ``version`` and empties their ``events``.
+    3. hands the events of every tracked order and those given to :meth:`record` to the
+       feed, which numbers and inserts them and sets the orders' ``last_seq`` (see
+       :mod:`orderhub.adapters.persistence.feed`): on PostgreSQL COMMIT itself numbers
+       them, so the counter lock is never held across a round trip; on SQLite the counter
+       is taken here, last;
+    4. commits, then bumps the orders' ``version`` and empties their ``events``. An
+       order's ``last_seq`` is updated only where the numbers were known before COMMIT
+       (SQLite); on PostgreSQL it stays as read: read the order again for its new one.
 
     After a commit the unit may be used again: the next statement starts a new
     transaction, which is again rolled back unless committed.
@@ -154,7 +157,7 @@ class SqlUnitOfWork:
             for event in entry.order.events
         ]
         events.extend(self._recorded)
-        newest = (await feed.append(connection, events)).newest  # and each order's last_seq
+        newest = await feed.append(connection, events)  # known before COMMIT on SQLite only
         await self._before_commit()
         await connection.commit()
         for event in events:
@@ -175,8 +178,10 @@ class SqlUnitOfWork:
         self._reset()
 
     async def _before_commit(self) -> None:
-        """Runs while the feed counter is locked, right before COMMIT. Tests override it to
-        force interleavings of concurrent commits; it does nothing here."""
+        """Runs right before COMMIT, the events handed to the feed (on SQLite the feed
+        counter is locked by then; on PostgreSQL COMMIT takes it, unless a test numbers the
+        events first with :data:`~orderhub.adapters.persistence.feed.NUMBER_NOW`). Tests
+        override it to force interleavings of concurrent commits; it does nothing here."""
 
     def _reset(self) -> None:
         self._tx.forget()
