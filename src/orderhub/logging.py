@@ -20,7 +20,7 @@ from typing import IO, Any, Final
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from orderhub.sanitize import escape_controls, redact_text
+from orderhub.sanitize import _CREDENTIAL_WORDS, _MAYBE_CARD, escape_controls, redact_text
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -43,15 +43,30 @@ _DROPPED: Final = frozenset({"color_message"})  # uvicorn's copy of the event, w
 _MAX_DEPTH: Final = 8
 MAX_LOGGED_CHARS: Final = 8192
 MAX_TRACEBACK_CHARS: Final = 65536
+# what redact_text needs in a text to change it (see _plain): its own words; and before
+# its card test, a quicker one that lets more through (13 characters of digits, spaces and
+# dashes, from a digit: a match of _MAYBE_CARD has one)
+_CREDENTIAL_HINT: Final = re.compile("|".join(map(re.escape, _CREDENTIAL_WORDS)))
+_CARD_HINT: Final = re.compile(r"[0-9][0-9 -]{12}")
+_REMEMBERED_CHARS: Final = 256
+_REMEMBERED: Final = 4096
+_PLAIN_SEEN: set[str] = set()  # short texts known to have nothing to mask
 
 
 def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     """Mask every value under a secret-looking key (at any depth), and credentials and card
     numbers inside any logged string (:func:`orderhub.sanitize.redact_text`): the event,
     an access log's ``?token=...``, an exception's message, a body's text."""
-    return {
-        key: _redacted(key, value, 0) for key, value in event_dict.items() if key not in _DROPPED
-    }
+    redacted = {}
+    for key, value in event_dict.items():
+        if key in _DROPPED:
+            continue
+        # the common case first: a string under an ordinary key (the checks of _redacted)
+        if type(value) is str and type(key) is str and key != _TRACEBACK and not _secret_key(key):
+            redacted[key] = _redacted_text(value)
+        else:
+            redacted[key] = _redacted(key, value, 0)
+    return redacted
 
 
 @functools.lru_cache(maxsize=1024)
@@ -63,7 +78,7 @@ def _redacted(key: object, value: Any, depth: int) -> Any:
     if isinstance(key, str) and value is not None and _secret_key(key):
         return "***"
     if isinstance(value, str):
-        return redact_text(_clipped(value, MAX_TRACEBACK_CHARS if key == _TRACEBACK else None))
+        return _redacted_text(value, MAX_TRACEBACK_CHARS if key == _TRACEBACK else None)
     if value is None or isinstance(value, bool | int | float):
         return value
     if depth < _MAX_DEPTH and isinstance(value, Mapping):
@@ -77,6 +92,38 @@ def _redacted(key: object, value: Any, depth: int) -> Any:
     # anything else (a URL, a struct, a dataclass, what lies deeper than _MAX_DEPTH) is
     # shown as its text: masked like any text, never rendered raw by the renderer
     return redact_text(_clipped(str(value)))
+
+
+def _redacted_text(text: str, limit: int | None = None) -> str:
+    """``redact_text(_clipped(text, limit))``, the same string, sooner for the text of
+    most lines (a level, a logger's name, an id, a timestamp), which has nothing to mask:
+    :func:`_plain` tells so with three quick scans, and a short plain text is remembered
+    (only plain ones: no secret is kept in memory for it)."""
+    if text in _PLAIN_SEEN:
+        return text
+    if len(text) > (limit or MAX_LOGGED_CHARS):
+        return redact_text(_clipped(text, limit))
+    if not _plain(text):
+        return redact_text(text)
+    if len(text) <= _REMEMBERED_CHARS:
+        if len(_PLAIN_SEEN) >= _REMEMBERED:
+            _PLAIN_SEEN.clear()  # unique values (ids, timestamps) fill it: start again
+        _PLAIN_SEEN.add(text)
+    return text
+
+
+def _plain(text: str) -> bool:
+    """True when :func:`orderhub.sanitize.redact_text` would return ``text`` as it is,
+    by cheaper tests of the same conditions: its credential rules run only on a text whose
+    lower case has a word of :data:`~orderhub.sanitize._CREDENTIAL_WORDS` (one regex here,
+    not a loop over the words), its query-key rule only on one with ``=``, and its cards
+    only in one that :data:`~orderhub.sanitize._MAYBE_CARD` finds (after a quicker test
+    that lets more through: most text has no 13 digits, spaces and dashes in a row)."""
+    return (
+        "=" not in text
+        and (_CARD_HINT.search(text) is None or _MAYBE_CARD.search(text) is None)
+        and _CREDENTIAL_HINT.search(text.lower()) is None
+    )
 
 
 def _clipped(text: str, limit: int | None = None) -> str:
