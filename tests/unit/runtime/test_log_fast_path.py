@@ -1,4 +1,4 @@
-"""The quick way through the redaction writes what the full
+"""The quick way through the redaction (and the renderer built once) writes what the full
 scan wrote: whatever text is logged, under whatever key, the same masked line."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import logging
 import uuid
 from typing import Any, Final
 
+import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -129,6 +130,29 @@ def test_only_texts_with_nothing_to_mask_are_remembered_and_not_too_many() -> No
     assert all(redact_text(text) == text for text in remembered)
     assert not any("SECRET" in text for text in remembered)
     assert "SECRET" not in stream.getvalue()
+
+
+@PROPERTY
+@given(
+    event=st.dictionaries(
+        st.text(max_size=10),
+        st.recursive(
+            st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text()),
+            lambda inner: st.one_of(
+                st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner)
+            ),
+            max_leaves=10,
+        ),
+        max_size=6,
+    )
+)
+def test_the_renderer_writes_what_structlogs_json_renderer_wrote(event: dict[str, Any]) -> None:
+    rendered = hub_logging._render_json(None, "info", event)
+
+    assert rendered == structlog.processors.JSONRenderer()(None, "info", event)
+    assert rendered.isascii()
+    assert "\n" not in rendered
+    assert "\r" not in rendered
 
 
 def test_a_real_line_is_one_ascii_json_object_with_controls_escaped() -> None:
