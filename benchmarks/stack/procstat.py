@@ -2,7 +2,10 @@
 
 A :class:`Sampler` thread polls each named process tree (``orderhub worker`` forks its
 dramatiq processes) and keeps each process's largest RSS; :meth:`Sampler.cpu` gives the
-CPU seconds a tree has used so far, so a phase's CPU is the difference of two readings."""
+CPU seconds a tree has used so far, so a phase's CPU is the difference of two readings.
+It also reads the CPU of the services the hub shares the machine with (``postgres``,
+``redis``: every process of that name) and the machine's busy CPU (``machine``, from
+``/proc/stat``): whether a phase had any core left to use."""
 
 from __future__ import annotations
 
@@ -48,6 +51,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def named(name: str) -> list[int]:
+    """Every process whose command name is ``name`` (``postgres``: the server's backends)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if comm == name:
+            found.append(int(entry))
+    return found
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent neither idle nor waiting for I/O, since boot."""
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    # cpu user nice system idle iowait irq softirq steal (guest time is inside user)
+    ticks = [int(value) for value in first[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS
+
+
+SERVICES: Final = {"postgres": "postgres", "redis": "redis-server"}
+"""The shared services whose CPU :meth:`Sampler.cpu` reports, by command name."""
+
+
 def rss_mb(pid: int) -> float | None:
     fields = _stat(pid)
     if fields is None:
@@ -63,6 +93,7 @@ class Sampler:
         self._roots: dict[str, Callable[[], int | None]] = {}
         self._rss: dict[str, float] = {}
         self._last_cpu: dict[str, dict[int, float]] = {}
+        self._service_cpu: dict[str, dict[int, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="procstat", daemon=True)
@@ -107,10 +138,18 @@ class Sampler:
             self.sample()
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds of each tree so far (a fresh reading)."""
+        """CPU seconds of each tree so far (a fresh reading), of each shared service
+        (``postgres``, ``redis``) and the machine's busy seconds (``machine``)."""
         self.sample()
+        services = {}
+        for label, command in SERVICES.items():
+            pids = {pid: cpu_seconds(pid) for pid in named(command)}
+            with self._lock:  # a backend that exited keeps the CPU it had when last seen
+                self._service_cpu[label] = {**self._service_cpu.get(label, {}), **pids}
+                services[label] = sum(self._service_cpu[label].values())
         with self._lock:
-            return {name: sum(pids.values()) for name, pids in self._last_cpu.items()}
+            trees = {name: sum(pids.values()) for name, pids in self._last_cpu.items()}
+        return {**trees, **services, "machine": machine_busy_seconds()}
 
     def rss(self) -> dict[str, Any]:
         """The largest RSS seen of each process (a tree's children under ``name (child)``:

@@ -47,6 +47,23 @@ def server_cpu_ms(phase: Mapping[str, Any], prefix: str) -> float | None:
     return used * 1000 / phase["ok"] if phase.get("ok") and used else None
 
 
+def cores(phase: Mapping[str, Any], cpus: Any) -> str:
+    """Where a drain's CPU went, in cores: the workers, PostgreSQL, Redis, and how busy
+    the whole machine was (a second worker can only use what the first left idle)."""
+    cpu = phase.get("cpu_s") or {}
+    seconds = phase.get("seconds")
+    if not seconds or "machine" not in cpu:
+        return ""
+    workers = sum(v for k, v in cpu.items() if k.startswith("worker"))
+    busy = cpu["machine"] / seconds
+    share = f" = {busy / cpus:.0%} of {cpus}" if isinstance(cpus, int) and cpus else ""
+    return (
+        f"; CPU in cores: workers {workers / seconds:.2f}, PostgreSQL "
+        f"{cpu.get('postgres', 0) / seconds:.2f}, Redis {cpu.get('redis', 0) / seconds:.2f}, "
+        f"machine busy {busy:.2f}{share}"
+    )
+
+
 def roles(processes: Mapping[str, Any]) -> dict[str, tuple[float, int]]:
     """The largest RSS per role (``worker-3`` and ``worker-7`` are both ``worker``) and
     how many processes had that role."""
@@ -61,6 +78,7 @@ def roles(processes: Mapping[str, Any]) -> dict[str, tuple[float, int]]:
 def rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     """(what, figure, ratio to the receiver, generator CPU share of one core)."""
     ref = (results.get("receiver") or {}).get("rate")
+    cpus = (results.get("meta") or {}).get("cpus")
     out: list[tuple[str, str, str, str]] = []
 
     def closed(name: str, key: str, server: str) -> None:
@@ -87,6 +105,7 @@ def rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     closed("webhook intake, workers running, 16 concurrent", "intake_with_workers", "serve")
     for workers, phase in sorted((results.get("processing") or {}).items()):
         figure = f"{num(phase['rate'], 1)} orders/s ({phase['done']}/{phase['total']})"
+        figure += cores(phase, cpus)
         out.append((f"processing inbox -> order -> feed, {workers} worker(s)", figure, "", ""))
     latency = results.get("feed_latency") or {}
     for step in latency.get("steps", []):
@@ -107,6 +126,7 @@ def rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     closed("WMS accept (API), again", "wms_again", "serve")
     for workers, phase in sorted((results.get("dispatch") or {}).items()):
         figure = f"{num(phase['rate'], 1)} commands/s ({phase['done']}/{phase['total']})"
+        figure += cores(phase, cpus)
         out.append(
             (f"outbound dispatch, {workers} worker(s)", figure, _ratio(phase["rate"], ref), "")
         )

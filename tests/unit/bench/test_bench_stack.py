@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -169,3 +170,30 @@ def test_one_kib_rows_and_proc_readings() -> None:
     assert (procstat.rss_mb(os.getpid()) or 0) > 1
     assert procstat.cpu_seconds(os.getpid()) >= 0
     assert procstat.rss_mb(2**22 + 12345) is None  # no such process
+
+
+def test_the_machine_and_its_shared_services_are_read_too() -> None:
+    busy = procstat.machine_busy_seconds()
+    deadline = time.monotonic() + 10
+    while procstat.machine_busy_seconds() <= busy and time.monotonic() < deadline:
+        pass  # spinning is busy time: the reading moves within a clock tick or two
+    assert procstat.machine_busy_seconds() > busy
+    assert os.getpid() in procstat.named(Path(f"/proc/{os.getpid()}/comm").read_text().strip())
+    readings = procstat.Sampler().cpu()
+    assert {"machine", "postgres", "redis"} <= readings.keys()
+
+
+def test_a_drain_row_says_where_the_cpu_went() -> None:
+    phase = {
+        "rate": 100.0,
+        "done": 10,
+        "total": 10,
+        "seconds": 2.0,
+        "cpu_s": {"worker-2": 1.5, "worker-3": 0.5, "postgres": 1.0, "redis": 0.2, "machine": 3.6},
+    }
+    text = report.cores(phase, 2)
+    assert "workers 1.00" in text
+    assert "PostgreSQL 0.50" in text
+    assert "Redis 0.10" in text
+    assert "machine busy 1.80 = 90% of 2" in text
+    assert report.cores({"seconds": 2.0, "cpu_s": {"worker-2": 1.0}}, 2) == ""
