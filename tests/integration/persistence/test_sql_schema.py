@@ -154,7 +154,7 @@ async def test_sqlite_connections_are_set_up_for_concurrent_writers(sqlite_url: 
         async with engine.connect() as connection:
             pragma = {
                 name: (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
-                for name in ("journal_mode", "foreign_keys", "busy_timeout")
+                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
             }
     finally:
         await engine.dispose()
@@ -162,6 +162,7 @@ async def test_sqlite_connections_are_set_up_for_concurrent_writers(sqlite_url: 
         "journal_mode": "wal",
         "foreign_keys": 1,
         "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+        "synchronous": 2,  # FULL: an acknowledged webhook survives a power loss too
     }
 
 

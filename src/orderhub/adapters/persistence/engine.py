@@ -153,7 +153,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            # FULL: WAL mode's NORMAL skips the sync at each COMMIT, so a power loss or an
+            # OS crash can take back transactions already committed, such as a webhook
+            # the hub has acknowledged. FULL syncs the WAL at each COMMIT (~0.2 ms here)
+            cursor.execute("PRAGMA synchronous = FULL")
         finally:
             cursor.close()
 
