@@ -196,8 +196,9 @@ WAITS: Final = (
 
 class Waits:
     """What the hub's PostgreSQL sessions are doing, sampled every 50 ms on a thread:
-    wait events (a lock on the feed counter shows as Lock:transactionid or Lock:tuple
-    on its UPDATE) and sessions idle in transaction (waiting for their client)."""
+    wait events (a lock on the feed counter shows as Lock:transactionid or Lock:tuple on
+    COMMIT, where migration 0009 numbers the events; on its UPDATE before) and sessions
+    idle in transaction (waiting for their client)."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn

@@ -19,8 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.integration.persistence.gating import HoldsTheCounter
 
-from orderhub.adapters.persistence import SqlUnitOfWork, SqlUnitOfWorkFactory, create_engine
+from orderhub.adapters.persistence import (
+    SqlUnitOfWork,
+    SqlUnitOfWorkFactory,
+    create_engine,
+    migrate,
+)
 from orderhub.adapters.persistence.engine import SQLITE_BEGIN_OPTION
+from orderhub.adapters.persistence.feed import PendingEvent, append_in_statement
 from orderhub.application.ports import FeedEntry, InboxMessage
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import Order
@@ -165,7 +171,8 @@ async def test_rolled_back_and_failed_commits_leave_no_hole(
 
 async def test_numbers_rolled_back_after_numbering_are_reused(engine: AsyncEngine) -> None:
     """The counter update itself is undone by a rollback: the next writer continues from
-    the last committed number."""
+    the last committed number. The crash window named "numbered, not yet committed": on
+    PostgreSQL the session dies inside COMMIT, after the trigger numbered the events."""
 
     async def crash() -> None:
         raise RuntimeError("crash between numbering and COMMIT")
@@ -272,6 +279,32 @@ async def test_a_writer_slow_to_send_commit_makes_no_one_wait(
 
 
 @pytest.mark.postgres
+async def test_a_database_before_0009_is_numbered_in_the_statement_until_migrated(
+    empty_postgres_url: str,
+) -> None:
+    """This version rolled out before ``orderhub migrate`` ran (no ``feed_pending``): its
+    writes still go through, numbered in their statement; once the migration has run, the
+    same process numbers in COMMIT, continuing the same feed."""
+    await migrate(empty_postgres_url, revision="0008")
+    engine = create_engine(empty_postgres_url)
+    factory = SqlUnitOfWorkFactory(engine)
+    try:
+        async with factory() as uow:
+            uow.record("command.succeeded", order=None, data={"n": 1})
+            await uow.commit()
+        await migrate(empty_postgres_url)
+        async with factory() as uow:
+            uow.record("command.succeeded", order=None, data={"n": 2})
+            await uow.commit()
+        assert [(e.seq, e.data) for e in await read_all(factory)] == [(1, {"n": 1}), (2, {"n": 2})]
+        async with engine.connect() as connection:
+            pending = await connection.execute(sa.text("SELECT count(*) FROM feed_pending"))
+            assert pending.scalar_one() == 0
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
 async def test_the_transaction_that_started_first_and_commits_last_is_not_skipped(
     pg_engine: AsyncEngine, make_order: MakeOrder, make_message: Callable[..., InboxMessage]
 ) -> None:
@@ -306,8 +339,11 @@ async def test_many_concurrent_writers_and_a_polling_reader(
     database_url: str, make_order: MakeOrder
 ) -> None:
     """20 writers x 5 rounds commit orders and recorded events at random moments; some roll back,
-    some pause while holding the counter lock. The reader's view equals the final feed,
-    numbered 1..N without holes, and it never saw a page that skipped a number."""
+    some pause while holding the counter lock (on PostgreSQL: inside COMMIT). On
+    PostgreSQL 5 writers from before migration 0009 (numbering in their statement) take
+    part too, as in a rolling upgrade. The reader's view equals the final feed, numbered
+    1..N without holes, and it never saw a page that skipped a number; ``feed_pending`` is
+    left empty."""
     engine = create_engine(database_url)
     factory = SqlUnitOfWorkFactory(engine)
     # the reader has its own pool, as the web process has: writers never starve it; on
@@ -324,6 +360,29 @@ async def test_many_concurrent_writers_and_a_polling_reader(
 
     async def hold_the_counter() -> None:
         await asyncio.sleep(rng.uniform(0, 0.02))
+
+    old_labels: list[str] = []
+
+    async def writer_from_before_0009(w: int) -> None:
+        """A process older than migration 0009 during a rolling upgrade (PostgreSQL): it
+        numbers in its own statement and holds the counter across a pause until COMMIT."""
+        for r in range(rounds):
+            label = f"old-w{w}-r{r}"
+            async with engine.connect() as connection:
+                event = PendingEvent(
+                    type="command.succeeded",
+                    order_id=None,
+                    channel=None,
+                    occurred_at=T0,
+                    data={"label": label},
+                )
+                await append_in_statement(connection, [event])
+                await hold_the_counter()
+                if rng.random() < 0.2:
+                    await connection.rollback()
+                    continue
+                await connection.commit()
+                old_labels.append(label)
 
     async def writer(w: int) -> None:
         for r in range(rounds):
@@ -345,10 +404,18 @@ async def test_many_concurrent_writers_and_a_polling_reader(
 
     try:
         following = asyncio.create_task(reader.follow(stop, interval=0.002))
-        await asyncio.gather(*(writer(w) for w in range(writers)))
+        postgres = engine.dialect.name == "postgresql"
+        await asyncio.gather(
+            *(writer(w) for w in range(writers)),
+            *(writer_from_before_0009(w) for w in range(5 if postgres else 0)),
+        )
         stop.set()
         await following
         final = await read_all(factory)
+        if postgres:
+            async with engine.connect() as connection:
+                left = await connection.execute(sa.text("SELECT count(*) FROM feed_pending"))
+                assert left.scalar_one() == 0  # every pending row numbered by its COMMIT
     finally:
         await engine.dispose()
         await reader_engine.dispose()
@@ -359,5 +426,8 @@ async def test_many_concurrent_writers_and_a_polling_reader(
     ]
     received = [e.order_id or "" for e in final if e.type == "order.received"]
     assert sorted(received) == sorted(expected)  # every committed order once, no other
+    from_before = [e.data["label"] for e in final if str(e.data.get("label")).startswith("old")]
+    assert sorted(from_before) == sorted(old_labels)
+    assert len(old_labels) > 5 or not postgres  # the old writers really took part
     assert len(expected) > writers * rounds // 2  # most rounds committed
     assert reader.reads > 10  # the reader really ran alongside the writers

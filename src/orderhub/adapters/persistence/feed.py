@@ -54,8 +54,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+from weakref import WeakSet
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderhub.adapters.persistence import limits
@@ -83,20 +85,24 @@ class PendingEvent:
     account: str | None = None
 
 
-_APPEND_POSTGRESQL: Final = sa.text(
-    """
+_LOCK_ORDERS: Final = """
     WITH locked AS (
         SELECT id FROM orders WHERE id = ANY(CAST(:order_ids AS varchar[]))
         ORDER BY id FOR NO KEY UPDATE
-    )
+    )"""
+
+_APPEND_POSTGRESQL: Final = sa.text(
+    _LOCK_ORDERS
+    + """
     INSERT INTO feed_pending (types, order_ids, channels, accounts, occurred, data)
     SELECT CAST(:types AS varchar[]), CAST(:order_ids AS varchar[]),
            CAST(:channels AS varchar[]), CAST(:accounts AS varchar[]),
-           CAST(:occurred AS timestamptz[]), CAST(:data AS text[])
+           CAST(:occurred AS timestamptz[]), CAST(:data AS jsonb[])
     WHERE (SELECT count(*) FROM locked) >= 0
     """
 )
-"""One round trip on PostgreSQL: the events' orders locked, the events left for COMMIT.
+"""One round trip on PostgreSQL: the events' orders locked, the events left for COMMIT
+(their JSON parsed and checked here, not while COMMIT holds the counter).
 
 The orders are locked here (in id order; the insert's condition needs them), before
 COMMIT takes the counter: a transaction holding the counter never waits for an order
@@ -104,41 +110,76 @@ row. Else one that saved an order (its row locked) and was waiting for the count
 be waited for by the holder, stamping the ``last_seq`` of that same order (a command's
 outcome): a deadlock, found by ``make chaos`` when the statement took the counter."""
 
-NUMBER_NOW: Final = sa.text("SET CONSTRAINTS feed_pending_number IMMEDIATE")
-"""PostgreSQL: number the transaction's pending events now instead of in COMMIT (the
-counter is then held until the transaction ends). Tests use it to hold a transaction
-between numbering and COMMIT; the hub itself leaves the numbering to COMMIT."""
+_APPEND_POSTGRESQL_BEFORE_0009: Final = sa.text(
+    _LOCK_ORDERS
+    + """, counter AS (
+        UPDATE feed_counter SET last_seq = last_seq + :n
+        WHERE id = :counter_id AND (SELECT count(*) FROM locked) >= 0
+        RETURNING last_seq
+    ), inserted AS (
+        INSERT INTO feed_events (seq, type, order_id, channel, account, occurred_at, data)
+        SELECT counter.last_seq - :n + e.ord, e.type, e.order_id, e.channel, e.account,
+               e.occurred_at, e.data
+        FROM counter,
+             unnest(CAST(:types AS varchar[]), CAST(:order_ids AS varchar[]),
+                    CAST(:channels AS varchar[]), CAST(:accounts AS varchar[]),
+                    CAST(:occurred AS timestamptz[]), CAST(:data AS jsonb[]))
+                 WITH ORDINALITY AS e(type, order_id, channel, account, occurred_at, data, ord)
+        RETURNING seq, order_id
+    ), stamped AS (
+        UPDATE orders SET last_seq = newest.seq
+        FROM (SELECT order_id, max(seq) AS seq FROM inserted
+              WHERE order_id IS NOT NULL GROUP BY order_id) AS newest
+        WHERE orders.id = newest.order_id
+    )
+    SELECT last_seq FROM counter
+    """
+)
+"""A database not yet at migration 0009 (no ``feed_pending``: this version rolled out
+before ``orderhub migrate`` ran): the counter taken in the statement, held until COMMIT,
+as before 0009. The same lock as the trigger's, so both kinds of writers mix safely."""
+
+_HAS_PENDING: Final = sa.text("SELECT to_regclass('feed_pending') IS NOT NULL")
+
+_numbered_at_commit: WeakSet[Engine] = WeakSet()
+"""Engines whose database has ``feed_pending`` (migration 0009): asked once per engine."""
 
 
-async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) -> dict[str, int]:
+async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) -> None:
     """Have ``events`` numbered and inserted, and each of their orders' ``last_seq`` set to
     its newest event's number (the orders list pages by it and so inherits the feed's
     gaplessness). Call it last in the transaction, right before COMMIT.
 
-    On PostgreSQL one statement; COMMIT numbers the events (:data:`NUMBER_NOW` does it
-    earlier), so the numbers are not known here: returns ``{}``. On SQLite, where the
+    On PostgreSQL one statement, and COMMIT numbers the events. On SQLite, where the
     database lock serialises whole transactions, the counter is taken here and held until
-    the caller commits; returns each order's newest number, by order id."""
+    the caller commits. Either way the numbers are not handed back: an order object's
+    ``last_seq`` stays as it was read."""
     if not events:
-        return {}
-    if connection.dialect.name == "postgresql":
-        await connection.execute(_APPEND_POSTGRESQL, _arrays(events))
-        return {}
-    last = await _append_generic(connection, events)
-    newest: dict[str, int] = {}
-    for event, seq in zip(events, range(last - len(events) + 1, last + 1), strict=True):
-        if event.order_id is not None:
-            newest[event.order_id] = seq
-    if newest:
-        await connection.execute(
-            sa.update(orders).where(orders.c.id == sa.bindparam("order_id")),
-            [{"order_id": key, "last_seq": value} for key, value in newest.items()],
-        )
-    return newest
+        return
+    if connection.dialect.name != "postgresql":
+        await _append_generic(connection, events)
+        return
+    engine = connection.sync_engine
+    if engine not in _numbered_at_commit:
+        if not (await connection.execute(_HAS_PENDING)).scalar_one():
+            await append_in_statement(connection, events)
+            return
+        _numbered_at_commit.add(engine)
+    await connection.execute(_APPEND_POSTGRESQL, _arrays(events))
+
+
+async def append_in_statement(connection: AsyncConnection, events: Sequence[PendingEvent]) -> None:
+    """PostgreSQL before migration 0009: number ``events`` in this statement, the counter
+    held from here until the caller's COMMIT (what a database not yet migrated gets, and
+    what a process older than 0009 does: the tests' writers from before a rolling upgrade)."""
+    params = {**_arrays(events), "n": len(events), "counter_id": FEED_COUNTER_ID}
+    result = await connection.execute(_APPEND_POSTGRESQL_BEFORE_0009, params)
+    if result.scalar_one_or_none() is None:
+        raise _no_counter()
 
 
 def _no_counter() -> RuntimeError:
-    return RuntimeError("feed_counter has no row: run the migrations (orderhub db upgrade)")
+    return RuntimeError("feed_counter has no row: run the migrations (orderhub migrate)")
 
 
 def _utc(value: datetime) -> datetime:
@@ -158,7 +199,7 @@ def _arrays(events: Sequence[PendingEvent]) -> dict[str, list[Any]]:
     }
 
 
-async def _append_generic(connection: AsyncConnection, events: Sequence[PendingEvent]) -> int:
+async def _append_generic(connection: AsyncConnection, events: Sequence[PendingEvent]) -> None:
     result = await connection.execute(
         sa.update(feed_counter)
         .where(feed_counter.c.id == FEED_COUNTER_ID)
@@ -183,7 +224,15 @@ async def _append_generic(connection: AsyncConnection, events: Sequence[PendingE
             for seq, event in zip(range(last - len(events) + 1, last + 1), events, strict=True)
         ],
     )
-    return int(last)
+    newest: dict[str, int] = {}
+    for event, seq in zip(events, range(last - len(events) + 1, last + 1), strict=True):
+        if event.order_id is not None:
+            newest[event.order_id] = seq
+    if newest:
+        await connection.execute(
+            sa.update(orders).where(orders.c.id == sa.bindparam("order_id")),
+            [{"order_id": key, "last_seq": value} for key, value in newest.items()],
+        )
 
 
 async def read(

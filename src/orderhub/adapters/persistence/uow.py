@@ -62,8 +62,8 @@ class SqlUnitOfWork:
        them, so the counter lock is never held across a round trip; on SQLite the counter
        is taken here, last;
     4. commits, then bumps the orders' ``version`` and empties their ``events``. An
-       order's ``last_seq`` is updated only where the numbers were known before COMMIT
-       (SQLite); on PostgreSQL it stays as read: read the order again for its new one.
+       order's ``last_seq`` stays as it was read (PostgreSQL numbers the events in COMMIT,
+       which hands nothing back): read the order again for its new one.
 
     After a commit the unit may be used again: the next statement starts a new
     transaction, which is again rolled back unless committed.
@@ -157,14 +157,13 @@ class SqlUnitOfWork:
             for event in entry.order.events
         ]
         events.extend(self._recorded)
-        newest = await feed.append(connection, events)  # known before COMMIT on SQLite only
+        await feed.append(connection, events)
         await self._before_commit()
         await connection.commit()
         for event in events:
             FEED_EVENTS.labels(type=event.type).inc()
         for entry in tracked:
             entry.order.events.clear()
-            entry.order.last_seq = newest.get(entry.order.id, entry.order.last_seq)
             if entry.order.id in written:
                 entry.order.version = written[entry.order.id]
                 entry.seen_version = entry.order.version
@@ -179,9 +178,8 @@ class SqlUnitOfWork:
 
     async def _before_commit(self) -> None:
         """Runs right before COMMIT, the events handed to the feed (on SQLite the feed
-        counter is locked by then; on PostgreSQL COMMIT takes it, unless a test numbers the
-        events first with :data:`~orderhub.adapters.persistence.feed.NUMBER_NOW`). Tests
-        override it to force interleavings of concurrent commits; it does nothing here."""
+        counter is locked by then; on PostgreSQL COMMIT takes it). Tests override it to
+        force interleavings of concurrent commits; it does nothing here."""
 
     def _reset(self) -> None:
         self._tx.forget()

@@ -15,13 +15,15 @@ held while a client is thinking.
 
 ``feed_pending`` is UNLOGGED: a row never outlives its transaction (the trigger deletes
 it before the commit), so there is nothing in it to recover after a crash, and its
-writes need no WAL. SQLite keeps numbering in the statement (whole writing transactions
-are serialised there anyway).
+writes need no WAL. Seen from another session it is always empty (a row is visible only
+to its own transaction); a row seen there means a trigger did not fire (docs/feed.md
+gives the query to monitor). SQLite keeps numbering in the statement (whole writing
+transactions are serialised there anyway).
 
 A process older than this revision still numbers in its own statement under the same
 counter lock, so old and new writers mix safely during a rolling upgrade; a process of
-this revision against an older schema fails its write (no ``feed_pending``) and loses
-nothing: its transaction rolls back and its job is retried.
+this revision against an older schema sees no ``feed_pending`` and numbers in its
+statement too, until the migration has run.
 
 Revision ID: 0009
 Revises: 0008
@@ -47,7 +49,7 @@ CREATE UNLOGGED TABLE feed_pending (
     channels varchar[] NOT NULL,
     accounts varchar[] NOT NULL,
     occurred timestamptz[] NOT NULL,
-    data text[] NOT NULL
+    data jsonb[] NOT NULL
 )
 """
 
@@ -59,12 +61,12 @@ DECLARE
 BEGIN
     UPDATE feed_counter SET last_seq = last_seq + n WHERE id = 1 RETURNING last_seq INTO top;
     IF top IS NULL THEN
-        RAISE EXCEPTION 'feed_counter has no row: run the migrations (orderhub db upgrade)';
+        RAISE EXCEPTION 'feed_counter has no row: run the migrations (orderhub migrate)';
     END IF;
     WITH inserted AS (
         INSERT INTO feed_events (seq, type, order_id, channel, account, occurred_at, data)
         SELECT top - n + e.ord, e.type, e.order_id, e.channel, e.account, e.occurred_at,
-               e.data::jsonb
+               e.data
         FROM unnest(NEW.types, NEW.order_ids, NEW.channels, NEW.accounts, NEW.occurred,
                     NEW.data)
              WITH ORDINALITY AS e(type, order_id, channel, account, occurred_at, data, ord)
@@ -85,13 +87,31 @@ CREATE CONSTRAINT TRIGGER feed_pending_number AFTER INSERT ON feed_pending
 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION feed_number_pending()
 """
 
+# A trigger that did not fire would leave the events in feed_pending, committed and never
+# numbered: it fires even under session_replication_role = replica (a logical-replication
+# apply or a restore script), and disabling it takes ENABLE ALWAYS undone on purpose.
+_ALWAYS = "ALTER TABLE feed_pending ENABLE ALWAYS TRIGGER feed_pending_number"
+
+# One insert and one delete per writing transaction: vacuum it after every thousand dead
+# rows, whatever its size, and never truncate it (truncation's brief exclusive lock would
+# make writers wait for it)
+_VACUUM = """
+ALTER TABLE feed_pending SET (
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 1000,
+    vacuum_truncate = false
+)
+"""
+
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(_TABLE)
+    op.execute(_VACUUM)
     op.execute(_FUNCTION)
     op.execute(_TRIGGER)
+    op.execute(_ALWAYS)
 
 
 def downgrade() -> None:
