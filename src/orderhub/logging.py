@@ -21,7 +21,7 @@ from typing import IO, Any, Final
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from orderhub.sanitize import _CREDENTIAL_WORDS, _MAYBE_CARD, escape_controls, redact_text
+from orderhub.sanitize import escape_controls, nothing_to_mask, redact_text
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -44,11 +44,6 @@ _DROPPED: Final = frozenset({"color_message"})  # uvicorn's copy of the event, w
 _MAX_DEPTH: Final = 8
 MAX_LOGGED_CHARS: Final = 8192
 MAX_TRACEBACK_CHARS: Final = 65536
-# what redact_text needs in a text to change it (see _plain): its own words; and before
-# its card test, a quicker one that lets more through (13 characters of digits, spaces and
-# dashes, from a digit: a match of _MAYBE_CARD has one)
-_CREDENTIAL_HINT: Final = re.compile("|".join(map(re.escape, _CREDENTIAL_WORDS)))
-_CARD_HINT: Final = re.compile(r"[0-9][0-9 -]{12}")
 _REMEMBERED_CHARS: Final = 256
 _REMEMBERED: Final = 4096
 _PLAIN_SEEN: set[str] = set()  # short texts known to have nothing to mask
@@ -98,35 +93,19 @@ def _redacted(key: object, value: Any, depth: int) -> Any:
 def _redacted_text(text: str, limit: int | None = None) -> str:
     """``redact_text(_clipped(text, limit))``, the same string, sooner for the text of
     most lines (a level, a logger's name, an id, a timestamp), which has nothing to mask:
-    :func:`_plain` tells so with three quick scans, and a short plain text is remembered
-    (only plain ones: no secret is kept in memory for it)."""
+    :func:`~orderhub.sanitize.nothing_to_mask` tells so with three quick scans, and a short
+    plain text is remembered (only plain ones: no secret is kept in memory for it)."""
     if text in _PLAIN_SEEN:
         return text
     if len(text) > (limit or MAX_LOGGED_CHARS):
         return redact_text(_clipped(text, limit))
-    if not _plain(text):
+    if not nothing_to_mask(text):
         return redact_text(text)
     if len(text) <= _REMEMBERED_CHARS:
         if len(_PLAIN_SEEN) >= _REMEMBERED:
             _PLAIN_SEEN.clear()  # unique values (ids, timestamps) fill it: start again
         _PLAIN_SEEN.add(text)
     return text
-
-
-def _plain(text: str) -> bool:
-    """True when :func:`orderhub.sanitize.redact_text` would return ``text`` as it is,
-    by cheaper tests of the same conditions: its credential rules run only on a text whose
-    lower case has a word of :data:`~orderhub.sanitize._CREDENTIAL_WORDS` (one regex here,
-    not a loop over the words), its query-key rule only on one with ``=``, and its cards
-    only in one that :data:`~orderhub.sanitize._MAYBE_CARD` finds (after a quicker test
-    that lets more through: most text has no 13 digits, spaces and dashes in a row).
-    A new rule in ``redact_text`` needs its condition here too, and its pieces in the
-    property of ``tests/unit/runtime/test_log_fast_path.py``."""
-    return (
-        "=" not in text
-        and (_CARD_HINT.search(text) is None or _MAYBE_CARD.search(text) is None)
-        and _CREDENTIAL_HINT.search(text.lower()) is None
-    )
 
 
 def _clipped(text: str, limit: int | None = None) -> str:
