@@ -10,9 +10,10 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
-from benchmarks.stack import chart, procstat, report, wrk
+from benchmarks.stack import chart, compare, procstat, report, wrk
 from benchmarks.stack.loadgen import order_document
 from benchmarks.stack.pgceiling import kib_document
 from benchmarks.stack.stats import (
@@ -197,3 +198,21 @@ def test_a_drain_row_says_where_the_cpu_went() -> None:
     assert "Redis 0.10" in text
     assert "machine busy 1.80 = 90% of 2" in text
     assert report.cores({"seconds": 2.0, "cpu_s": {"worker-2": 1.0}}, 2) == ""
+
+
+def test_runs_side_by_side_a_column_each() -> None:
+    def run(name: str, receiver: float, intake: float) -> dict[str, Any]:
+        return {
+            "meta": {"started_at": name, "load_before": 0.5, "load_after": 1.0},
+            "receiver": {"rate": receiver, "p99_ms": 9.0},
+            "intake": {"rate": intake, "p99_ms": 80.0},
+            "processing": {"1": {"rate": 100.0}, "2": {"rate": 170.0}},
+        }
+
+    lines = compare.table([run("A", 1000.0, 500.0), run("B", 2000.0, 500.0)])
+    assert lines[0] == "| figure | A | B |"
+    assert "| webhook intake req/s (p99 ms) | 500 (80.0) | 500 (80.0) |" in lines
+    ratio = next(line for line in lines if "target: webhook intake / receiver" in line)
+    assert ratio.endswith("| 0.50 (not met) | 0.25 (not met) |")
+    scale_out = next(line for line in lines if "processing: 2 workers / 1 worker" in line)
+    assert scale_out.endswith("| 1.70 (met) | 1.70 (met) |")
