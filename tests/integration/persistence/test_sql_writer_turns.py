@@ -1,15 +1,15 @@
 """SQLite: writing transactions of one process take turns on an asyncio lock (engine.py).
 
-The turn is taken right before ``BEGIN IMMEDIATE`` and given back at COMMIT, ROLLBACK or
-when the connection goes back to the pool, so it is held exactly while SQLite's write
-lock is. A turn that leaked would make the next writer wait for SQLite's busy timeout
-(30 s): every wait here is bounded well below it."""
+The turn is taken right before ``BEGIN IMMEDIATE`` and given back once COMMIT or
+ROLLBACK has returned, or when the connection goes back to the pool, so it is held
+exactly while SQLite's write lock is. A turn that leaked would make the next writer wait
+for SQLite's busy timeout (30 s): every wait here is bounded well below it."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 import sqlalchemy as sa
@@ -78,3 +78,26 @@ async def test_a_unit_that_has_not_begun_does_not_hold_up_another_in_its_task(
     async with factory() as uow:
         labels = [e.data["label"] for e in await uow.feed.read(after=0, limit=10)]
     assert labels == ["inner", "outer"]
+
+
+async def test_the_next_writer_begins_only_once_the_commit_has_returned(sqlite_url: str) -> None:
+    """The turn is given back after COMMIT has returned, its sync done, not when SQLAlchemy
+    announces the commit (before it runs): with SQLite's busy timeout at 0, a writer whose
+    BEGIN IMMEDIATE met another's COMMIT still under way would fail at once."""
+    engine = create_engine(sqlite_url)
+
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 0")
+        cursor.close()
+
+    factory = SqlUnitOfWorkFactory(engine)
+    try:
+        async with asyncio.timeout(BOUND):
+            await asyncio.gather(*(_write(factory, f"w{i}") for i in range(60)))
+        async with factory() as uow:
+            seqs = [e.seq for e in await uow.feed.read(after=0, limit=100)]
+    finally:
+        await engine.dispose()
+    assert seqs == list(range(1, 61))

@@ -175,10 +175,33 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             turns.give_back(connection)
             raise
 
-    @event.listens_for(sync_engine, "commit")
-    @event.listens_for(sync_engine, "rollback")
-    def _on_end(connection: sa.Connection) -> None:
-        turns.give_back(connection)
+    # the turn is given back once COMMIT or ROLLBACK has returned (its sync done), not at
+    # SQLAlchemy's commit/rollback events, which fire before: the next writer's BEGIN
+    # IMMEDIATE would meet SQLite's lock and sleep in its busy handler
+    dialect = sync_engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def _release(dbapi_connection: Any) -> None:
+        try:
+            info = dbapi_connection.info
+        except NotImplementedError:  # the dialect setting up a new connection: no turn
+            return
+        turns.release(info)
+
+    def _do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            _release(dbapi_connection)
+
+    def _do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            _release(dbapi_connection)
+
+    dialect.do_commit = _do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = _do_rollback  # type: ignore[method-assign]
 
     @event.listens_for(sync_engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
