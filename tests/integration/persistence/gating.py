@@ -11,6 +11,7 @@ transaction not yet visible), for as long as the test likes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -65,8 +66,9 @@ class HoldsTheCounter(SqlUnitOfWork):
     before its commit becomes visible; ``numbered`` is set once it holds the counter.
 
     PostgreSQL: held inside COMMIT, after the numbering trigger ran. If ``gate`` raises,
-    the session is terminated there (the process died in COMMIT) and the error is raised
-    from :meth:`commit`. SQLite: held right before COMMIT, the counter statement run."""
+    the session is terminated there (the process died in COMMIT) and the gate's error is
+    raised from :meth:`commit`; a COMMIT that fails by itself raises its own error.
+    SQLite: held right before COMMIT, the counter statement run."""
 
     def __init__(self, engine: AsyncEngine, gate: Callable[[], Awaitable[object]]) -> None:
         super().__init__(engine)
@@ -74,17 +76,23 @@ class HoldsTheCounter(SqlUnitOfWork):
         self.numbered = asyncio.Event()
         self._engine_for_hold = engine
         self._hold: asyncio.Task[None] | None = None
+        self._gate_raised = False
 
     async def commit(self) -> None:
         try:
             await super().commit()
-        except Exception:
-            if self._hold is None:
-                raise
-        finally:
+        except BaseException:
             hold, self._hold = self._hold, None
+            if hold is not None and self._gate_raised:
+                await hold  # the gate's error: the session was killed for it
             if hold is not None:
-                await hold  # the gate's own error, if it raised, wins
+                hold.cancel()  # COMMIT failed by itself: its own error, not a timeout
+                with contextlib.suppress(BaseException):
+                    await hold
+            raise
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            await hold
 
     async def _before_commit(self) -> None:
         connection = self._tx.conn()
@@ -95,12 +103,17 @@ class HoldsTheCounter(SqlUnitOfWork):
         await _install(self._engine_for_hold)
         key = next(_keys)
         holder = await self._engine_for_hold.connect()
-        await holder.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        await holder.commit()
-        pid = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
-        await connection.execute(
-            sa.text("INSERT INTO test_hold.commit (k) VALUES (:k)"), {"k": key}
-        )
+        try:
+            await holder.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            await holder.commit()
+            pid = (await connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+            await connection.execute(
+                sa.text("INSERT INTO test_hold.commit (k) VALUES (:k)"), {"k": key}
+            )
+        except BaseException:
+            await holder.invalidate()  # its session ends, and its advisory lock with it
+            await holder.close()
+            raise
         self._hold = asyncio.create_task(self._hold_in_commit(holder, key, pid))
 
     async def _hold_in_commit(self, holder: AsyncConnection, key: int, pid: int) -> None:
@@ -110,9 +123,16 @@ class HoldsTheCounter(SqlUnitOfWork):
             try:
                 await self.gate()
             except BaseException:
-                await holder.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                self._gate_raised = True
+                kill = sa.text("SELECT pg_terminate_backend(:pid, 5000)")  # waits for the exit
+                await holder.execute(kill, {"pid": pid})
                 raise
         finally:
-            await holder.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            await holder.commit()
-            await holder.close()
+            try:
+                await holder.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                await holder.commit()
+            except BaseException:
+                await holder.invalidate()  # the session ends: the lock cannot outlive it
+                raise
+            finally:
+                await holder.close()

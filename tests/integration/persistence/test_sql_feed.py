@@ -27,6 +27,7 @@ from orderhub.adapters.persistence import (
 )
 from orderhub.adapters.persistence.engine import SQLITE_BEGIN_OPTION
 from orderhub.adapters.persistence.feed import PendingEvent, append_in_statement
+from orderhub.adapters.persistence.tables import feed_counter
 from orderhub.application.ports import FeedEntry, InboxMessage
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import Order
@@ -302,6 +303,79 @@ async def test_a_database_before_0009_is_numbered_in_the_statement_until_migrate
             assert pending.scalar_one() == 0
     finally:
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_after_a_downgrade_below_0009_one_write_fails_and_the_next_goes_through(
+    empty_postgres_url: str,
+) -> None:
+    """A process that found ``feed_pending`` remembers it; if the table goes (a downgrade,
+    a restore from before 0009), the write that meets its absence fails and rolls back (its
+    job is retried), and the next one numbers in its statement: no restart needed."""
+    await migrate(empty_postgres_url)
+    engine = create_engine(empty_postgres_url)
+    factory = SqlUnitOfWorkFactory(engine)
+    try:
+        async with factory() as uow:
+            uow.record("command.succeeded", order=None, data={"n": 1})
+            await uow.commit()
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("DROP TABLE feed_pending CASCADE"))
+        async with factory() as uow:
+            uow.record("command.succeeded", order=None, data={"lost": True})
+            with pytest.raises(sa.exc.DBAPIError, match="feed_pending"):
+                await uow.commit()
+        async with factory() as uow:
+            uow.record("command.succeeded", order=None, data={"n": 2})
+            await uow.commit()
+        assert [(e.seq, e.data) for e in await read_all(factory)] == [(1, {"n": 1}), (2, {"n": 2})]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_the_numbering_trigger_fires_for_a_replica_role_session_too(
+    pg_engine: AsyncEngine,
+) -> None:
+    """``ENABLE ALWAYS``: a session in ``session_replication_role = replica`` (a
+    logical-replication apply, a restore script) still has its events numbered; a trigger
+    that did not fire would leave them in ``feed_pending``, committed and never numbered."""
+
+    class ReplicaRole(SqlUnitOfWork):
+        async def _before_commit(self) -> None:
+            await self._tx.conn().execute(sa.text("SET LOCAL session_replication_role = replica"))
+
+    async with ReplicaRole(pg_engine) as uow:
+        uow.record("command.succeeded", order=None, data={"replica": True})
+        await uow.commit()
+    factory = SqlUnitOfWorkFactory(pg_engine)
+    assert [(e.seq, e.data) for e in await read_all(factory)] == [(1, {"replica": True})]
+    async with pg_engine.connect() as connection:
+        enabled = await connection.execute(
+            sa.text("SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'feed_pending_number'")
+        )
+        assert enabled.scalar_one() == "A"
+        left = await connection.execute(sa.text("SELECT count(*) FROM feed_pending"))
+        assert left.scalar_one() == 0
+
+
+@pytest.mark.postgres
+async def test_a_commit_held_by_the_test_that_fails_by_itself_says_why(
+    pg_engine: AsyncEngine,
+) -> None:
+    """The test harness's own check: a COMMIT that fails while a test holds it raises its
+    own error (here the numbering's: no counter row), not a timeout of the hold."""
+    async with pg_engine.begin() as connection:
+        await connection.execute(sa.delete(feed_counter))
+
+    async def gate() -> None:
+        return None
+
+    async with HoldsTheCounter(pg_engine, gate) as uow:
+        uow.record("command.succeeded", order=None, data={})
+        async with asyncio.timeout(10):
+            with pytest.raises(sa.exc.DBAPIError, match="run the migrations"):
+                await uow.commit()
 
 
 @pytest.mark.postgres

@@ -140,6 +140,7 @@ before ``orderhub migrate`` ran): the counter taken in the statement, held until
 as before 0009. The same lock as the trigger's, so both kinds of writers mix safely."""
 
 _HAS_PENDING: Final = sa.text("SELECT to_regclass('feed_pending') IS NOT NULL")
+_UNDEFINED_TABLE: Final = "42P01"
 
 _numbered_at_commit: WeakSet[Engine] = WeakSet()
 """Engines whose database has ``feed_pending`` (migration 0009): asked once per engine."""
@@ -165,7 +166,14 @@ async def append(connection: AsyncConnection, events: Sequence[PendingEvent]) ->
             await append_in_statement(connection, events)
             return
         _numbered_at_commit.add(engine)
-    await connection.execute(_APPEND_POSTGRESQL, _arrays(events))
+    try:
+        await connection.execute(_APPEND_POSTGRESQL, _arrays(events))
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _UNDEFINED_TABLE:
+            # feed_pending is gone (a downgrade, a restore from before 0009): this write
+            # fails and is retried, and the next one asks again instead of failing too
+            _numbered_at_commit.discard(engine)
+        raise
 
 
 async def append_in_statement(connection: AsyncConnection, events: Sequence[PendingEvent]) -> None:
