@@ -9,7 +9,7 @@ import pytest
 
 from orderhub.application.hub import RetryPolicy
 from orderhub.application.ports import CommandKind, InboxState
-from orderhub.application.services.common import CONFLICT_RETRIES
+from orderhub.application.services.common import CONFLICT_RETRIES, MAX_ERROR_LENGTH, clip
 from orderhub.application.services.intake import (
     Processed,
     Stored,
@@ -262,3 +262,11 @@ async def test_a_conflict_that_persists_leaves_the_message_for_a_later_attempt()
     assert message.last_error.startswith("transient: ConcurrencyConflict")
     world.clock.advance(10_000)
     assert await process_message(world.hub, stored.message_id) is Processed.PROCESSED
+
+
+def test_a_stored_error_is_clipped_and_storable() -> None:
+    """A channel's error body may carry a NUL or a lone surrogate, which PostgreSQL cannot
+    store in text: the outcome would fail to be recorded and the call be made again."""
+    assert clip("refused: \x00 bad \ud800 body") == "refused: \ufffd bad \ufffd body"
+    assert clip("x" * (MAX_ERROR_LENGTH + 10)) == "x" * MAX_ERROR_LENGTH
+    assert clip("plain") == "plain"

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from orderhub.application.hub import Hub
+from orderhub.application.limits import REPLACEMENT, UNSTORABLE
 from orderhub.application.ports import ChannelCommand, CommandKind, StoredResponse, UnitOfWork
 from orderhub.channels.spi import ChannelAccount, FollowUp
 from orderhub.domain.capabilities import Capabilities
@@ -88,7 +89,10 @@ async def new_command(
 
 
 def clip(error: str) -> str:
-    return error[:MAX_ERROR_LENGTH]
+    """An error to store: at most :data:`MAX_ERROR_LENGTH` characters, and text PostgreSQL
+    can store (a channel's error body may carry a NUL or a lone surrogate: the outcome
+    would fail to be recorded, and the call be made again)."""
+    return UNSTORABLE.sub(REPLACEMENT, error[:MAX_ERROR_LENGTH])
 
 
 def fulfilments_done(account: ChannelAccount, order: Order, *, since: int = 0) -> list[FollowUp]:
