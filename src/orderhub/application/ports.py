@@ -317,6 +317,12 @@ class OverviewReader(Protocol):
         """The newest feed sequence (0: nothing yet)."""
         ...
 
+    async def feed_unnumbered(self) -> int:
+        """Feed events committed but never numbered: always 0. More means events the
+        warehouse will not see (PostgreSQL: a numbering trigger that did not fire,
+        docs/feed.md), for a person to act on."""
+        ...
+
     async def channel_activity(self) -> Sequence[ChannelActivity]: ...
 
     async def received_per_hour(self, *, since: datetime) -> Sequence[HourlyCount]:

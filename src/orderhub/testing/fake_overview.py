@@ -64,6 +64,9 @@ class FakeOverview:
     async def feed_head(self) -> int:
         return self._db.last_seq
 
+    async def feed_unnumbered(self) -> int:
+        return 0  # the fake numbers every event as it commits
+
     async def channel_activity(self) -> Sequence[ChannelActivity]:
         newest: dict[tuple[str, str, str], datetime] = {}
         for m in self._db.inbox.values():

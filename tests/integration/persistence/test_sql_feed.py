@@ -505,3 +505,46 @@ async def test_many_concurrent_writers_and_a_polling_reader(
     assert len(old_labels) > 5 or not postgres  # the old writers really took part
     assert len(expected) > writers * rounds // 2  # most rounds committed
     assert reader.reads > 10  # the reader really ran alongside the writers
+
+
+@pytest.mark.postgres
+async def test_events_a_disabled_trigger_left_unnumbered_are_counted_and_can_be_numbered(
+    pg_engine: AsyncEngine,
+) -> None:
+    """Someone disabled the numbering trigger: the commit goes through and its events stay
+    in ``feed_pending``. The overview counts them (the ``orderhub_feed_unnumbered_events``
+    gauge and its alert); the recovery of docs/feed.md numbers them."""
+    factory = SqlUnitOfWorkFactory(pg_engine)
+    disable = "ALTER TABLE feed_pending DISABLE TRIGGER feed_pending_number"
+    enable = "ALTER TABLE feed_pending ENABLE ALWAYS TRIGGER feed_pending_number"
+    async with pg_engine.begin() as connection:
+        await connection.execute(sa.text(disable))
+    try:
+        async with factory() as uow:
+            uow.record("command.succeeded", order=None, data={"n": 1})
+            uow.record("command.succeeded", order=None, data={"n": 2})
+            await uow.commit()
+    finally:
+        async with pg_engine.begin() as connection:
+            await connection.execute(sa.text(enable))
+    async with factory() as uow:
+        assert await uow.overview.feed_unnumbered() == 2
+    assert await read_all(factory) == []
+    async with pg_engine.begin() as connection:  # the recovery docs/feed.md gives
+        stranded = [
+            row[0] for row in await connection.execute(sa.text("SELECT id FROM feed_pending"))
+        ]
+        await connection.execute(
+            sa.text(
+                "INSERT INTO feed_pending (types, order_ids, channels, accounts, occurred, data)"
+                " SELECT types, order_ids, channels, accounts, occurred, data FROM feed_pending"
+                " WHERE id = ANY(:ids)"
+            ),
+            {"ids": stranded},
+        )
+        await connection.execute(
+            sa.text("DELETE FROM feed_pending WHERE id = ANY(:ids)"), {"ids": stranded}
+        )
+    async with factory() as uow:
+        assert await uow.overview.feed_unnumbered() == 0
+    assert [(e.seq, e.data) for e in await read_all(factory)] == [(1, {"n": 1}), (2, {"n": 2})]

@@ -265,6 +265,7 @@ def test_the_alert_rules_cover_what_an_operator_must_hear_of() -> None:
         "orderhub_inbox_backlog_oldest_age_seconds",  # feed lag
         "orderhub_command_backlog_oldest_age_seconds",  # backlog age
         "orderhub_feed_head_sequence",
+        "orderhub_feed_unnumbered_events",
         "orderhub_commands_failed",
         "orderhub_orders_attention",
         "orderhub_channel_last_applied_age_seconds",  # stale polling

@@ -63,6 +63,14 @@ def _utc(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_UNNUMBERED: Final = sa.text(
+    "SELECT CASE WHEN to_regclass('feed_pending') IS NULL THEN 0 ELSE"
+    " (SELECT coalesce(sum(cardinality(types)), 0) FROM feed_pending) END"
+)
+"""Events in ``feed_pending`` rows another transaction committed (migration 0009; 0 on a
+database before it)."""
+
+
 class SqlOverviewReader:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
@@ -97,6 +105,14 @@ class SqlOverviewReader:
     async def feed_head(self) -> int:
         result = await self._tx.conn().execute(sa.select(feed_counter.c.last_seq))
         return int(result.scalar_one_or_none() or 0)
+
+    async def feed_unnumbered(self) -> int:
+        connection = self._tx.conn()
+        if connection.dialect.name != "postgresql":
+            return 0  # numbered in the statement, before COMMIT: nothing can be left
+        # another transaction's pending row is invisible here: what is seen was committed
+        result = await connection.execute(_UNNUMBERED)
+        return int(result.scalar_one())
 
     async def channel_activity(self) -> Sequence[ChannelActivity]:
         i = inbox_messages.c

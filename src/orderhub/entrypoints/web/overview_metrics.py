@@ -55,6 +55,7 @@ class OverviewSnapshot:
     commands: Backlog
     feed_head: int
     status_counts: Sequence[StatusCount]
+    feed_unnumbered: int = 0
     activity: Sequence[ChannelActivity]
     failed_commands: dict[str, int] = field(default_factory=dict)  # by channel
     held_commands: dict[str, int] = field(default_factory=dict)
@@ -75,6 +76,7 @@ async def read_snapshot(hub: Hub, *, cap: int = COUNT_CAP) -> OverviewSnapshot:
             inbox=await reads.inbox_backlog(),
             commands=await reads.command_backlog(),
             feed_head=await reads.feed_head(),
+            feed_unnumbered=await reads.feed_unnumbered(),
             status_counts=await reads.status_counts(),
             activity=await reads.channel_activity(),
             failed_commands=dict(Counter(c.channel for c in failed)),
@@ -184,6 +186,12 @@ class OverviewMetrics(Collector):
             "orderhub_feed_head_sequence",
             "The newest event sequence of the warehouse feed (0: nothing yet).",
             value=snapshot.feed_head,
+        )
+        yield GaugeMetricFamily(
+            "orderhub_feed_unnumbered_events",
+            "Feed events committed but never numbered: the warehouse will not see them "
+            "(always 0; docs/feed.md says what to do otherwise).",
+            value=snapshot.feed_unnumbered,
         )
         capped = f"counted up to {self.cap}"
         yield _by_channel(
