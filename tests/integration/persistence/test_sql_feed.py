@@ -83,6 +83,20 @@ class Reader:
             pass
 
 
+async def record(factory: Callable[[], SqlUnitOfWork], data: dict[str, Any]) -> None:
+    """One unit of work that records one event of no order and commits."""
+    async with factory() as uow:
+        uow.record("command.succeeded", order=None, data=data)
+        await uow.commit()
+
+
+async def pending_rows(engine: AsyncEngine) -> int:
+    """``feed_pending`` rows seen from a session of its own: committed, never numbered."""
+    async with engine.connect() as connection:
+        found = await connection.execute(sa.text("SELECT count(*) FROM feed_pending"))
+        return int(found.scalar_one())
+
+
 async def read_all(factory: Callable[[], SqlUnitOfWork]) -> list[FeedEntry]:
     async with factory() as uow:
         return list(await uow.feed.read(after=0, limit=10_000))
@@ -274,9 +288,7 @@ async def test_a_writer_slow_to_send_commit_makes_no_one_wait(
         stored = await uow.orders.get(order_a.id)
     assert stored is not None
     assert stored.last_seq == 2
-    async with pg_engine.connect() as connection:
-        left = await connection.execute(sa.text("SELECT count(*) FROM feed_pending"))
-        assert left.scalar_one() == 0
+    assert await pending_rows(pg_engine) == 0
 
 
 @pytest.mark.postgres
@@ -290,17 +302,11 @@ async def test_a_database_before_0009_is_numbered_in_the_statement_until_migrate
     engine = create_engine(empty_postgres_url)
     factory = SqlUnitOfWorkFactory(engine)
     try:
-        async with factory() as uow:
-            uow.record("command.succeeded", order=None, data={"n": 1})
-            await uow.commit()
+        await record(factory, {"n": 1})
         await migrate(empty_postgres_url)
-        async with factory() as uow:
-            uow.record("command.succeeded", order=None, data={"n": 2})
-            await uow.commit()
+        await record(factory, {"n": 2})
         assert [(e.seq, e.data) for e in await read_all(factory)] == [(1, {"n": 1}), (2, {"n": 2})]
-        async with engine.connect() as connection:
-            pending = await connection.execute(sa.text("SELECT count(*) FROM feed_pending"))
-            assert pending.scalar_one() == 0
+        assert await pending_rows(engine) == 0
     finally:
         await engine.dispose()
 
@@ -316,18 +322,14 @@ async def test_after_a_downgrade_below_0009_one_write_fails_and_the_next_goes_th
     engine = create_engine(empty_postgres_url)
     factory = SqlUnitOfWorkFactory(engine)
     try:
-        async with factory() as uow:
-            uow.record("command.succeeded", order=None, data={"n": 1})
-            await uow.commit()
+        await record(factory, {"n": 1})
         async with engine.begin() as connection:
             await connection.execute(sa.text("DROP TABLE feed_pending CASCADE"))
         async with factory() as uow:
             uow.record("command.succeeded", order=None, data={"lost": True})
             with pytest.raises(sa.exc.DBAPIError, match="feed_pending"):
                 await uow.commit()
-        async with factory() as uow:
-            uow.record("command.succeeded", order=None, data={"n": 2})
-            await uow.commit()
+        await record(factory, {"n": 2})
         assert [(e.seq, e.data) for e in await read_all(factory)] == [(1, {"n": 1}), (2, {"n": 2})]
     finally:
         await engine.dispose()
@@ -355,8 +357,7 @@ async def test_the_numbering_trigger_fires_for_a_replica_role_session_too(
             sa.text("SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'feed_pending_number'")
         )
         assert enabled.scalar_one() == "A"
-        left = await connection.execute(sa.text("SELECT count(*) FROM feed_pending"))
-        assert left.scalar_one() == 0
+    assert await pending_rows(pg_engine) == 0
 
 
 @pytest.mark.postgres
@@ -487,9 +488,7 @@ async def test_many_concurrent_writers_and_a_polling_reader(
         await following
         final = await read_all(factory)
         if postgres:
-            async with engine.connect() as connection:
-                left = await connection.execute(sa.text("SELECT count(*) FROM feed_pending"))
-                assert left.scalar_one() == 0  # every pending row numbered by its COMMIT
+            assert await pending_rows(engine) == 0  # every pending row numbered by its COMMIT
     finally:
         await engine.dispose()
         await reader_engine.dispose()

@@ -55,8 +55,8 @@ class OverviewSnapshot:
     commands: Backlog
     feed_head: int
     status_counts: Sequence[StatusCount]
-    feed_unnumbered: int = 0
     activity: Sequence[ChannelActivity]
+    feed_unnumbered: int = 0  # events committed but never numbered: always 0
     failed_commands: dict[str, int] = field(default_factory=dict)  # by channel
     held_commands: dict[str, int] = field(default_factory=dict)
     failed_messages: dict[str, int] = field(default_factory=dict)
