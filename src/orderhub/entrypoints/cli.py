@@ -30,6 +30,7 @@ from orderhub.bootstrap import aclose, bootstrap, ready_checks
 from orderhub.channels.registry import PluginLoadError, discover
 from orderhub.config import ConfigError, Settings, load_settings
 from orderhub.entrypoints.cli_channels import add_channels_parser, run_channels
+from orderhub.entrypoints.gc_freeze import freeze_startup_objects
 from orderhub.entrypoints.metrics_port import metrics_server
 from orderhub.entrypoints.scheduler import Scheduler, run_scheduler
 from orderhub.entrypoints.serve_workers import ServeOptions, run_workers
@@ -358,6 +359,7 @@ async def serve(
         @asynccontextmanager
         async def lifespan(_app: object) -> AsyncIterator[None]:
             async with embedded_runtime(hub, settings), warm_channels(hub):
+                freeze_startup_objects("serve")  # before the first request: p99 tails
                 if on_started is not None:
                     on_started()
                 yield

@@ -33,6 +33,7 @@ from orderhub.adapters.queue.dramatiq_queue import (
 from orderhub.application.hub import Hub
 from orderhub.bootstrap import aclose, bootstrap, build_registry
 from orderhub.config import ENV_CONFIG, Settings, load_settings
+from orderhub.entrypoints.gc_freeze import freeze_startup_objects
 from orderhub.entrypoints.metrics_port import metrics_directory, metrics_server
 from orderhub.entrypoints.worker_watchdog import ConsumerWatchdog
 from orderhub.logging import configure_logging, get_logger
@@ -98,6 +99,7 @@ class HubLifecycle(Middleware):
                 set_event_loop_thread(None)
             raise MiddlewareError(f"cannot bootstrap the hub: {exc}") from exc
         set_hub(self.hub)
+        freeze_startup_objects("worker")  # before the first job: no long collections
         log.info("worker.ready", pid=os.getpid(), broker=self.settings.broker.kind)
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:

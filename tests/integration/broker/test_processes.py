@@ -171,6 +171,7 @@ async def test_worker_process_processes_the_inbox_and_dispatches(
     assert isinstance(hub.queue, DramatiqQueue)
     try:
         worker.wait_for(lambda: worker.has("worker.ready"), "the worker to boot")
+        assert worker.has("gc.frozen")  # its startup objects out of the collector's walks
         stored = await intake.store_message(
             hub,
             channel="testchannel",
