@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import socket
-import threading
 
 from chaos.balancer import Balancer
 
 from orderhub.testing.processes import free_port
-
-
-def _echo_server() -> tuple[socket.socket, int]:
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(b"echo:" + conn.recv(100))
-
-    threading.Thread(target=serve, daemon=True).start()
-    return server, port
+from tests.unit.chaos.echo import echo_server
 
 
 def test_a_connection_skips_a_backend_that_is_down() -> None:
-    server, port = _echo_server()
+    server, port = echo_server()
     down = free_port()  # nobody listens there
     balancer = Balancer([("127.0.0.1", down), ("127.0.0.1", port)]).start()
     try:

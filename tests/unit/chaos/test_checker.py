@@ -283,7 +283,9 @@ def test_commands_without_a_2xx_promise_nothing(status: int | None) -> None:
     assert kinds(obs) == []
 
 
-def test_a_command_held_behind_a_failed_one_waits_for_an_operator() -> None:
+def _failed_ship_and_a_later_one() -> dict[str, Any]:
+    """The ship the channel refused (409: command.failed, the order flagged) and a ship the
+    WMS sent after it (``cmd-later``); the tests say what became of the later one."""
     obs = _clean()
     obs["feed"][4]["type"] = "command.failed"
     obs["channels"]["topi"]["calls"][2]["status_code"] = 409
@@ -291,6 +293,11 @@ def test_a_command_held_behind_a_failed_one_waits_for_an_operator() -> None:
         {**obs["wms"][1], "command_id": "cmd-later", "body": {"tracking_number": "T2"}}
     )
     obs["hub_orders"][0]["attention"] = [{"code": "command_failed", "ref": SHIP}]
+    return obs
+
+
+def test_a_command_held_behind_a_failed_one_waits_for_an_operator() -> None:
+    obs = _failed_ship_and_a_later_one()
     later = {"id": "cmd-later", "kind": "ship", "state": "pending", "created_at": T0}
     obs["hub_orders"][0]["pending_commands"] = [{**later, "held_by": SHIP}]
     assert kinds(obs) == []
@@ -303,13 +310,7 @@ def test_a_command_sent_after_a_failure_waits_behind_the_held_one() -> None:
     """make chaos seed 41 (Redis): a ship failed (the fulfilment cancelled), its order's
     close_fulfilment was held by it, and a ship the WMS sent afterwards for the other
     fulfilment waited behind that held one with an empty ``held_by``."""
-    obs = _clean()
-    obs["feed"][4]["type"] = "command.failed"
-    obs["channels"]["topi"]["calls"][2]["status_code"] = 409
-    obs["wms"].append(
-        {**obs["wms"][1], "command_id": "cmd-later", "body": {"tracking_number": "T2"}}
-    )
-    obs["hub_orders"][0]["attention"] = [{"code": "command_failed", "ref": SHIP}]
+    obs = _failed_ship_and_a_later_one()
     pending = {"kind": "ship", "state": "pending", "created_at": T0}
     obs["hub_orders"][0]["pending_commands"] = [
         {**pending, "id": "cmd-later", "seq": 3, "held_by": None},

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -14,26 +13,12 @@ import pytest
 from chaos.netfaults import FaultProxy
 from chaos.run import SKEWS, clock_skews
 
+from tests.unit.chaos.echo import echo_server
+
 
 @pytest.fixture
 def proxy() -> Iterator[FaultProxy]:
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-
-    def echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(100):
-                conn.sendall(b"echo:" + data)
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=echo, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
+    server, port = echo_server()
     p = FaultProxy("127.0.0.1", port, "test").start()
     try:
         yield p
