@@ -492,8 +492,15 @@ async def test_dropped_webhook_is_found_by_the_reconciliation_poll(
     lost = sim.create_order(lines=[CABLE])["id"]
     delivered = sim.create_order(lines=[CABLE])["id"]
     wait_for(lambda: webhooks.for_order(delivered))
+
+    def records_now() -> dict[str, Any]:
+        return {r["order_id"]: r for r in sim.webhooks()}
+
+    # the simulator marks a delivery once the receiver's answer is back: a moment after
+    # the receiver has it (CI caught the assertion below running in between)
+    wait_for(lambda: records_now()[delivered]["delivered"])
     assert webhooks.for_order(lost) == []
-    records = {r["order_id"]: r for r in sim.webhooks()}
+    records = records_now()
     assert records[lost]["dropped"]
     assert not records[lost]["delivered"]
     assert records[delivered]["delivered"]
