@@ -54,6 +54,7 @@ SECRET_NAME = re.compile(r"secret|token|password|passwd|key", re.IGNORECASE)
 
 BrokerKind = Literal["embedded", "redis", "rabbitmq"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+EventLoop = Literal["auto", "uvloop", "asyncio"]
 Scope = Literal["orders:read", "orders:write", "ops", "console:read"]
 NAME_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 Name = Annotated[str, msgspec.Meta(min_length=1, pattern=f"^{NAME_PATTERN}$")]
@@ -302,6 +303,11 @@ class LoggingSettings(_Section, frozen=True):
     """None: JSON unless standard error is a terminal."""
 
 
+class RuntimeSettings(_Section, frozen=True):
+    event_loop: EventLoop = "auto"
+    """auto: uvloop where it is installed (it is a dependency off Windows), else asyncio's."""
+
+
 class Settings(_Section, frozen=True):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     broker: BrokerSettings = msgspec.field(default_factory=BrokerSettings)
@@ -313,6 +319,7 @@ class Settings(_Section, frozen=True):
     documents: DocumentSettings = msgspec.field(default_factory=DocumentSettings)
     invoices: InvoiceSettings = msgspec.field(default_factory=InvoiceSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
 
     def redacted(self) -> dict[str, Any]:
         """Every setting, safe to log: keys, secrets, tokens and URL passwords masked."""

@@ -196,6 +196,8 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path, processes: Pro
     assert hub.process.wait(30) == 0
     assert hub.process.has_event("serve.stopped", signals=["SIGTERM"], code=0)
     assert hub.process.has_event("gc.frozen", process="serve")  # before its first request
+    # the spawned API process runs on uvloop (its own policy, not the supervisor's)
+    assert hub.process.has_event("serve.ready", event_loop="uvloop")
     # the worker that held it stopped only after it had answered
     events = hub.process.events()
     (answered,) = [i for i, e in enumerate(events) if "GET /api/v1/feed?" in str(e["event"])]

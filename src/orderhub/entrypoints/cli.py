@@ -30,6 +30,7 @@ from orderhub.bootstrap import aclose, bootstrap, ready_checks
 from orderhub.channels.registry import PluginLoadError, discover
 from orderhub.config import ConfigError, Settings, load_settings
 from orderhub.entrypoints.cli_channels import add_channels_parser, run_channels
+from orderhub.entrypoints.event_loop import install_event_loop, loop_name
 from orderhub.entrypoints.gc_freeze import freeze_startup_objects
 from orderhub.entrypoints.metrics_port import metrics_server
 from orderhub.entrypoints.scheduler import Scheduler, run_scheduler
@@ -176,11 +177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return check_config(settings)
     configure_logging(level=settings.logging.level, json=settings.logging.json)
+    try:
+        event_loop = install_event_loop(settings.runtime.event_loop)
+    except ConfigError as exc:
+        print(f"orderhub: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.command != "channels":  # an operator's one-off command: its report is enough
         log.info(
             "orderhub.start",
             command=args.command,
             version=__version__,
+            event_loop=event_loop,
             config=config_path or os.environ.get("ORDERHUB_CONFIG"),
             settings=settings.redacted(),
         )
@@ -360,6 +367,11 @@ async def serve(
         async def lifespan(_app: object) -> AsyncIterator[None]:
             async with embedded_runtime(hub, settings), warm_channels(hub):
                 freeze_startup_objects("serve")  # before the first request: p99 tails
+                log.info(
+                    "serve.ready",
+                    pid=os.getpid(),
+                    event_loop=loop_name(asyncio.get_running_loop()),
+                )
                 if on_started is not None:
                     on_started()
                 yield

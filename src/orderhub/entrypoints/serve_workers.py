@@ -222,11 +222,13 @@ def _run_child(
     import asyncio
 
     from orderhub.entrypoints.cli import serve
+    from orderhub.entrypoints.event_loop import install_event_loop
 
     def started() -> None:
         log.info("serve.worker_started", worker=index, pid=os.getpid())
         on_started()
 
+    install_event_loop(settings.runtime.event_loop)  # a spawned interpreter: its own policy
     try:
         asyncio.run(
             serve(

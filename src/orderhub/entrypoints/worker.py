@@ -33,6 +33,7 @@ from orderhub.adapters.queue.dramatiq_queue import (
 from orderhub.application.hub import Hub
 from orderhub.bootstrap import aclose, bootstrap, build_registry
 from orderhub.config import ENV_CONFIG, Settings, load_settings
+from orderhub.entrypoints.event_loop import install_event_loop, loop_name
 from orderhub.entrypoints.gc_freeze import freeze_startup_objects
 from orderhub.entrypoints.metrics_port import metrics_directory, metrics_server
 from orderhub.entrypoints.worker_watchdog import ConsumerWatchdog
@@ -100,7 +101,13 @@ class HubLifecycle(Middleware):
             raise MiddlewareError(f"cannot bootstrap the hub: {exc}") from exc
         set_hub(self.hub)
         freeze_startup_objects("worker")  # before the first job: no long collections
-        log.info("worker.ready", pid=os.getpid(), broker=self.settings.broker.kind)
+        loop_thread = get_event_loop_thread()
+        log.info(
+            "worker.ready",
+            pid=os.getpid(),
+            broker=self.settings.broker.kind,
+            event_loop=None if loop_thread is None else loop_name(loop_thread.loop),
+        )
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         hub, self.hub = self.hub, None
@@ -154,6 +161,8 @@ def setup() -> None:
     """dramatiq's broker hook (``orderhub.entrypoints.worker:setup``), run in each process."""
     settings = load_settings()
     configure_logging(level=settings.logging.level, json=settings.logging.json)
+    # before the AsyncIO middleware makes the process's loop (at worker boot)
+    install_event_loop(settings.runtime.event_loop)
     dramatiq.set_broker(build_worker_broker(settings))
 
 

@@ -172,6 +172,9 @@ async def test_worker_process_processes_the_inbox_and_dispatches(
     try:
         worker.wait_for(lambda: worker.has("worker.ready"), "the worker to boot")
         assert worker.has("gc.frozen")  # its startup objects out of the collector's walks
+        # dramatiq's loop for the jobs, made through the policy the setup hook installed
+        (ready,) = [e for e in worker.events() if e.get("event") == "worker.ready"]
+        assert ready["event_loop"] == "uvloop"
         stored = await intake.store_message(
             hub,
             channel="testchannel",
