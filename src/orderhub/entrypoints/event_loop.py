@@ -39,5 +39,5 @@ def install_event_loop(choice: EventLoop) -> Literal["uvloop", "asyncio"]:
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
-    """"uvloop" or "asyncio": what a process's ready line says it runs on."""
+    """ "uvloop" or "asyncio": what a process's ready line says it runs on."""
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
