@@ -13,13 +13,19 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orderhub.adapters.clock import SystemClock, uuid7
-from orderhub.adapters.persistence import PoolOptions, SqlUnitOfWorkFactory, create_engine, ping
+from orderhub.adapters.persistence import (
+    PoolOptions,
+    SqlUnitOfWorkFactory,
+    create_engine,
+    ping,
+    sql_inbox_intake,
+)
 from orderhub.adapters.persistence.budgets import SqlRateBudget
 from orderhub.adapters.persistence.health import UnitOfWorkAccountHealth
 from orderhub.adapters.queue.dramatiq_queue import DramatiqQueue, make_broker, middleware_stack
 from orderhub.adapters.queue.inprocess import InProcessQueue
 from orderhub.application.hub import Hub
-from orderhub.application.ports import Clock, CommandQueue, UnitOfWorkFactory
+from orderhub.application.ports import Clock, CommandQueue, InboxIntake, UnitOfWorkFactory
 from orderhub.channels.budget import LocalRateBudget
 from orderhub.channels.registry import ChannelRegistry, discover
 from orderhub.channels.spi import AccountServices
@@ -60,6 +66,7 @@ def bootstrap(
     before an event loop runs. ``uow`` is for tests that bring a fake unit of work."""
     resources = Resources(settings=settings)
     the_clock = clock or SystemClock()
+    intake: InboxIntake | None = None
     if uow is None:
         db = settings.database
         engine = create_engine(
@@ -72,6 +79,7 @@ def bootstrap(
             ),
         )
         resources.engine = engine
+        intake = sql_inbox_intake(engine)
         directory = settings.documents.directory
         uow = SqlUnitOfWorkFactory(
             engine,
@@ -91,6 +99,7 @@ def bootstrap(
         queue=queue,
         retry=settings.retry.policy(),
         invoices=settings.invoices.policy(settings.documents),
+        intake=intake,
     )
     _resources[id(hub)] = (hub, resources)
     # without an engine (a test's own unit of work) the budget is this process's alone

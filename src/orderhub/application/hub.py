@@ -5,7 +5,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from orderhub.application.ports import Clock, CommandQueue, IdGenerator, UnitOfWorkFactory
+from orderhub.application.ports import (
+    Clock,
+    CommandQueue,
+    IdGenerator,
+    InboxIntake,
+    UnitOfWorkFactory,
+)
 from orderhub.channels.registry import ChannelRegistry
 
 
@@ -48,3 +54,5 @@ class Hub:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     invoices: InvoicePolicy = field(default_factory=InvoicePolicy)
     rng: random.Random = field(default_factory=random.Random)
+    intake: InboxIntake | None = None
+    """Where received messages are stored; None: in a unit of work of their own."""

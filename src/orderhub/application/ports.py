@@ -453,6 +453,17 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
 
+class InboxIntake(Protocol):
+    """Stores one received message in a transaction of its own, committed before
+    :meth:`store` returns (what a webhook's 2xx waits for), in as few round trips as the
+    database allows. Deduplicated as :meth:`InboxRepository.add`."""
+
+    async def store(self, message: InboxMessage) -> tuple[bool, str | None]:
+        """(True, ``message.id``) when ``message`` is new (stored, ``seq`` set); else
+        (False, the id of the message stored under its dedupe key, None if gone since)."""
+        ...
+
+
 class CommandQueue(Protocol):
     """Hands committed commands and inbox messages to the workers (dramatiq in production).
 

@@ -16,7 +16,7 @@ from typing import Any, Final, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orderhub.adapters.persistence import SqlUnitOfWorkFactory
+from orderhub.adapters.persistence import SqlUnitOfWorkFactory, sql_inbox_intake
 from orderhub.application.hub import Hub, RetryPolicy
 from orderhub.application.ports import ChannelCommand, FeedEntry, InboxMessage
 from orderhub.application.services.intake import Processed, process_message, store_message
@@ -131,6 +131,7 @@ def make_world(
         queue=queue,
         retry=retry or RetryPolicy(),
         rng=random.Random(seed),
+        intake=sql_inbox_intake(engine),  # as bootstrap does: one round trip on PostgreSQL
     )
     account = registry.account(CHANNEL, ACCOUNT)
     assert isinstance(account, TestChannelAccount)

@@ -12,6 +12,7 @@ PostgreSQL (asyncpg) in production, SQLite (aiosqlite) embedded and in developme
 from __future__ import annotations
 
 from orderhub.adapters.persistence.engine import PoolOptions, create_engine, ping
+from orderhub.adapters.persistence.intake import sql_inbox_intake
 from orderhub.adapters.persistence.leadership import leadership
 from orderhub.adapters.persistence.migrate import current_revision, head_revision, migrate, upgrade
 from orderhub.adapters.persistence.tables import metadata
@@ -29,5 +30,6 @@ __all__ = [
     "metadata",
     "migrate",
     "ping",
+    "sql_inbox_intake",
     "upgrade",
 ]

@@ -139,10 +139,13 @@ async def store_message(
         next_attempt_at=now,
         queued_at=now,
     )
-    async with hub.uow() as uow:
-        new = await uow.inbox.add(message)
-        stored_id = message.id if new else await uow.inbox.id_for(message.dedupe_key)
-        await uow.commit()
+    if hub.intake is not None:
+        new, stored_id = await hub.intake.store(message)
+    else:
+        async with hub.uow() as uow:
+            new = await uow.inbox.add(message)
+            stored_id = message.id if new else await uow.inbox.id_for(message.dedupe_key)
+            await uow.commit()
     if new:
         hub.queue.enqueue_inbox(message.id)
     # a duplicate is answered with the id of the message first stored, for operators

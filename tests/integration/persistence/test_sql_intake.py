@@ -1,0 +1,130 @@
+"""A received message stored in one round trip (``AutocommitInboxIntake``, PostgreSQL).
+
+What the webhook's 2xx relies on: the message is committed when ``store`` returns, once
+per dedupe key whatever the concurrency, and a duplicate names the message first stored,
+also while that one's transaction is still open when the duplicate arrives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.conftest import _libpq_dsn
+from tests.integration.persistence.conftest import inbox_message
+
+from orderhub.adapters.persistence import SqlUnitOfWorkFactory, create_engine, sql_inbox_intake
+from orderhub.adapters.persistence.intake import AutocommitInboxIntake
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(postgres_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def intake(pg_engine: AsyncEngine) -> AutocommitInboxIntake:
+    made = sql_inbox_intake(pg_engine)
+    assert isinstance(made, AutocommitInboxIntake)
+    return made
+
+
+async def test_a_new_message_is_committed_when_store_returns(
+    intake: AutocommitInboxIntake, postgres_url: str
+) -> None:
+    message = inbox_message("wh-1")
+
+    assert await intake.store(message) == (True, message.id)
+
+    assert message.seq is not None
+    other = await asyncpg.connect(_libpq_dsn(postgres_url))  # another session sees it
+    try:
+        row = await other.fetchrow(
+            "SELECT id, seq, state FROM inbox_messages WHERE dedupe_key = 'wh-1'"
+        )
+    finally:
+        await other.close()
+    assert row is not None
+    assert (row["id"], row["seq"], row["state"]) == (message.id, message.seq, "received")
+
+
+async def test_the_connection_goes_back_to_the_pool_out_of_autocommit(
+    intake: AutocommitInboxIntake, pg_engine: AsyncEngine
+) -> None:
+    """A unit of work taking the same pooled connection next still gets a transaction:
+    what it does not commit is rolled back."""
+    await intake.store(inbox_message("wh-1"))
+    uow_factory = SqlUnitOfWorkFactory(pg_engine)
+
+    async with uow_factory() as uow:
+        assert await uow.inbox.add(inbox_message("wh-2"))
+        # no commit: leaving rolls back
+    async with uow_factory() as uow:
+        assert await uow.inbox.id_for("wh-2") is None
+        assert await uow.inbox.id_for("wh-1") is not None
+
+
+async def test_a_duplicate_names_the_message_first_stored(
+    intake: AutocommitInboxIntake,
+) -> None:
+    first = inbox_message("wh-1")
+    await intake.store(first)
+    again = inbox_message("wh-1", body=b'{"id": "CO-1", "again": true}')
+
+    assert await intake.store(again) == (False, first.id)
+    assert again.seq is None
+
+
+async def test_concurrent_stores_of_one_key_store_it_once(
+    intake: AutocommitInboxIntake,
+) -> None:
+    messages = [inbox_message("wh-same") for _ in range(12)]
+
+    results = await asyncio.gather(*(intake.store(m) for m in messages))
+
+    new = [m.id for m, (is_new, _) in zip(messages, results, strict=True) if is_new]
+    assert len(new) == 1
+    assert {stored_id for _, stored_id in results} == {new[0]}
+
+
+async def test_a_duplicate_arriving_while_the_first_is_uncommitted_waits_and_names_it(
+    intake: AutocommitInboxIntake, pg_engine: AsyncEngine
+) -> None:
+    """The insert waits on the other transaction's key; once it commits, the insert does
+    nothing and the second statement (a new snapshot) finds the committed row."""
+    first = inbox_message("wh-1")
+    uow_factory = SqlUnitOfWorkFactory(pg_engine)
+    async with uow_factory() as uow:
+        assert await uow.inbox.add(first)  # holds the key, not committed yet
+        duplicate = asyncio.create_task(intake.store(inbox_message("wh-1")))
+        await asyncio.sleep(0.2)  # let it reach the key and wait there
+        assert not duplicate.done()
+        await uow.commit()
+    assert await asyncio.wait_for(duplicate, 30) == (False, first.id)
+
+
+async def test_a_key_whose_first_insert_rolled_back_is_stored_new(
+    intake: AutocommitInboxIntake, pg_engine: AsyncEngine
+) -> None:
+    uow_factory = SqlUnitOfWorkFactory(pg_engine)
+    second = inbox_message("wh-1")
+    async with uow_factory() as uow:
+        assert await uow.inbox.add(inbox_message("wh-1"))
+        waiting = asyncio.create_task(intake.store(second))
+        await asyncio.sleep(0.2)
+        await uow.rollback()
+    assert await asyncio.wait_for(waiting, 30) == (True, second.id)
+
+
+def test_sqlite_keeps_the_unit_of_work(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    assert sql_inbox_intake(engine) is None
