@@ -450,7 +450,12 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> UnitOfWork: ...
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work. ``read_only``: for reads that lock nothing, where each
+        statement sees what was committed when it started (as at READ COMMITTED): no
+        transaction to begin and end around them (PostgreSQL), no writer's turn to wait
+        for (SQLite). It refuses to write or commit."""
+        ...
 
 
 class InboxIntake(Protocol):

@@ -439,8 +439,11 @@ class FakeDocumentStore:
 
 
 class FakeUnitOfWork:
-    def __init__(self, db: FakeDatabase, clock: FixedClock | None = None) -> None:
+    def __init__(
+        self, db: FakeDatabase, clock: FixedClock | None = None, *, read_only: bool = False
+    ) -> None:
         self.db = db
+        self.read_only = read_only
         self.clock = clock or FixedClock()
         self.orders = _Orders(self)
         self.commands = _Commands(self)
@@ -513,6 +516,8 @@ class FakeUnitOfWork:
                 raise ConcurrencyConflict(f"{kind} {ident} was claimed meanwhile")
 
     async def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work does not commit")
         self._check()
         db = self.db
         now = self.clock.now()
@@ -576,8 +581,8 @@ class FakeUnitOfWorkFactory:
         self.db = db or FakeDatabase()
         self.clock = clock
 
-    def __call__(self) -> FakeUnitOfWork:
-        return FakeUnitOfWork(self.db, self.clock)
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self.db, self.clock, read_only=read_only)
 
 
 @dataclass

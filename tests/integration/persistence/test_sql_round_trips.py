@@ -50,10 +50,10 @@ from orderhub.domain.values import OrderStatus, Reason
 pytestmark = pytest.mark.postgres
 
 STORE_BOUND = 1  # INSERT ... ON CONFLICT, in autocommit (BEGIN and COMMIT before)
-INBOX_BOUND = 15  # claim 5, apply 7, the order's next message 3
+INBOX_BOUND = 13  # claim 5, apply 7, the order's next message 1 (a read-only unit)
 ACCEPT_BOUND = 7  # BEGIN, order, next seq, UPDATE order, INSERT command, feed, COMMIT
 DISPATCH_BOUND = 13  # claim 7, record 6
-LIST_BOUND = 3  # BEGIN, SELECT, ROLLBACK
+LIST_BOUND = 1  # the SELECT (a read-only unit: BEGIN and ROLLBACK before)
 
 
 @dataclass

@@ -64,7 +64,7 @@ class RacingFactory(FakeUnitOfWorkFactory):
         super().__init__(db, clock)
         self.races = races
 
-    def __call__(self) -> FakeUnitOfWork:
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
         return RacingUnitOfWork(self)
 
 

@@ -142,5 +142,5 @@ class PostgresLikeUnitOfWorkFactory(FakeUnitOfWorkFactory):
         super().__init__(db, clock)
         self.refusals: list[str] = []
 
-    def __call__(self) -> FakeUnitOfWork:
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
         return PostgresLikeUnitOfWork(self.db, self.clock, self.refusals)

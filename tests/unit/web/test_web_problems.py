@@ -304,7 +304,7 @@ class ConflictingUnitOfWork(FakeUnitOfWork):
 
 
 class ConflictingFactory(FakeUnitOfWorkFactory):
-    def __call__(self) -> FakeUnitOfWork:
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
         return ConflictingUnitOfWork(self.db, self.clock)
 
 
@@ -315,7 +315,7 @@ async def test_a_conflict_that_outlasts_the_retries_is_409(harness: Harness) -> 
 
 
 class BrokenFactory(FakeUnitOfWorkFactory):
-    def __call__(self) -> FakeUnitOfWork:
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
         raise RuntimeError("connection to postgres://admin:hunter2@db failed")
 
 
@@ -337,7 +337,7 @@ class UnreachableFactory(FakeUnitOfWorkFactory):
         super().__init__(*args)
         self.error = error
 
-    def __call__(self) -> FakeUnitOfWork:
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
         raise self.error
 
 

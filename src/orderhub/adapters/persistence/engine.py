@@ -253,6 +253,36 @@ class _WriterTurns:
             lock.release()
 
 
+def reading_engine(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` (the same pool) for reads that lock nothing (read-only units of work).
+
+    PostgreSQL: autocommit, so a read is its statements alone, without ``BEGIN`` and
+    ``ROLLBACK`` around them (two round trips fewer); each statement sees what was
+    committed when it started, which is what READ COMMITTED gives each statement of a
+    transaction anyway. SQLite: ``BEGIN DEFERRED``, a read transaction that takes no
+    writer's turn (WAL lets it read beside the writer). Either way a statement that would
+    write (INSERT, UPDATE, DELETE) is refused before it is sent: it would be committed
+    alone on PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        reading = engine.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        reading = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+    # on this engine only (its own events): the other connections of the pool pay nothing
+    event.listen(reading.sync_engine, "before_cursor_execute", _refuse_writes)
+    return reading
+
+
+def _refuse_writes(
+    _conn: sa.Connection, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+) -> None:
+    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+        raise ReadOnlyViolation(f"a read-only unit of work does not write: {statement[:60]}")
+
+
+class ReadOnlyViolation(RuntimeError):
+    """A write attempted in a read-only unit of work (a programming error)."""
+
+
 async def _acquire(lock: asyncio.Lock, seconds: float) -> None:
     async with asyncio.timeout(seconds):
         await lock.acquire()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from orderhub.adapters.persistence import feed
 from orderhub.adapters.persistence import statements as q
 from orderhub.adapters.persistence.documents import DirectoryDocumentStore, SqlDocumentStore
+from orderhub.adapters.persistence.engine import ReadOnlyViolation, reading_engine
 from orderhub.adapters.persistence.feed import PendingEvent
 from orderhub.adapters.persistence.health import SqlHealthStore
 from orderhub.adapters.persistence.mapping import order_to_row
@@ -68,6 +69,10 @@ class SqlUnitOfWork:
     After a commit the unit may be used again: the next statement starts a new
     transaction, which is again rolled back unless committed.
 
+    A read-only unit (``factory(read_only=True)``) reads on :func:`reading_engine`: in
+    autocommit on PostgreSQL, in a ``BEGIN DEFERRED`` transaction without a writer's turn
+    on SQLite; it refuses to write or to commit.
+
     Inbox rows, command updates (``save``), cursors and idempotency keys are written when
     their method is called, in the same transaction. PostgreSQL runs at READ COMMITTED
     (the feed relies on it); on SQLite every transaction is ``BEGIN IMMEDIATE``, so units
@@ -80,8 +85,10 @@ class SqlUnitOfWork:
         *,
         clock: Clock | None = None,
         documents_directory: Path | None = None,
+        read_only: bool = False,
     ) -> None:
         self._engine = engine
+        self._read_only = read_only
         self._clock: Clock = clock or SystemClock()
         self._tx = Transaction(clock=self._clock)
         self._recorded: list[PendingEvent] = []
@@ -135,6 +142,8 @@ class SqlUnitOfWork:
         )
 
     async def commit(self) -> None:
+        if self._read_only:
+            raise ReadOnlyViolation("a read-only unit of work does not commit")
         connection = self._tx.conn()
         written = await self._write_orders(connection)
         try:
@@ -250,12 +259,16 @@ class SqlUnitOfWorkFactory:
         documents_directory: Path | None = None,
     ) -> None:
         self.engine = engine
+        self.reading = reading_engine(engine)
         self.clock = clock
         self.documents_directory = documents_directory
 
-    def __call__(self) -> SqlUnitOfWork:
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(
-            self.engine, clock=self.clock, documents_directory=self.documents_directory
+            self.reading if read_only else self.engine,
+            clock=self.clock,
+            documents_directory=self.documents_directory,
+            read_only=read_only,
         )
 
 

@@ -189,7 +189,7 @@ async def process_message(
     claimed = await with_conflict_retry(lambda: _claim(hub, message_id, seen))
     if not isinstance(claimed, _Claim):
         if claimed is Processed.FAILED:  # over its cap: the order's next message may go
-            async with hub.uow() as uow:
+            async with hub.uow(read_only=True) as uow:
                 ended = await uow.inbox.get(message_id)
             if ended is not None:
                 await _next_of_order(hub, ended)
@@ -344,7 +344,7 @@ async def _end(
 async def _next_of_order(hub: Hub, message: InboxMessage) -> None:
     if message.order_key is None:
         return
-    async with hub.uow() as uow:
+    async with hub.uow(read_only=True) as uow:
         waiting = await uow.inbox.first_waiting(message.channel, message.account, message.order_key)
     if waiting is not None:
         hub.queue.enqueue_inbox(waiting)

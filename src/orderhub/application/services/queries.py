@@ -48,7 +48,7 @@ async def ensure_within(
 ) -> None:
     """Refuse what lies outside ``within`` exactly as what does not exist (the same error
     and message as the use case gives for an unknown id): its existence is not revealed."""
-    async with hub.uow() as uow:
+    async with hub.uow(read_only=True) as uow:
         if order_id is not None:
             order = await uow.orders.get(order_id)
             if order is None or not within.admits(order.channel, order.account):
@@ -64,7 +64,7 @@ async def ensure_within(
 
 
 async def get_order(hub: Hub, order_id: str, *, within: AccountLimit | None = None) -> OrderView:
-    async with hub.uow() as uow:
+    async with hub.uow(read_only=True) as uow:
         order = await load_order(uow, order_id)
         if not admitted(within, order.channel, order.account):
             raise OrderNotFound(f"no order {order_id}")
@@ -75,7 +75,7 @@ async def get_order(hub: Hub, order_id: str, *, within: AccountLimit | None = No
 async def list_orders(
     hub: Hub, filters: OrderFilter, *, after_seq: int | None, limit: int
 ) -> Sequence[Order]:
-    async with hub.uow() as uow:
+    async with hub.uow(read_only=True) as uow:
         return await uow.orders.list(filters, after_seq=after_seq, limit=limit)
 
 
@@ -112,7 +112,7 @@ async def read_feed_page(
     head: an idle reader does not fall behind retention for events it never sees."""
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
-        async with hub.uow() as uow:
+        async with hub.uow(read_only=True) as uow:
             head = await uow.feed.head() if within is not None else None
             entries = await uow.feed.read(after=after, limit=limit, within=within)
             if not entries or entries[0].seq != after + 1:
