@@ -16,8 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import _libpq_dsn
 from tests.integration.persistence.conftest import inbox_message
 
-from orderhub.adapters.persistence import SqlUnitOfWorkFactory, create_engine, sql_inbox_intake
-from orderhub.adapters.persistence.intake import AutocommitInboxIntake
+from orderhub.adapters.persistence import (
+    PoolOptions,
+    SqlUnitOfWorkFactory,
+    create_engine,
+    sql_inbox_intake,
+)
+from orderhub.adapters.persistence.intake import AutocommitInboxIntake, NotCommitted
 
 pytestmark = pytest.mark.postgres
 
@@ -128,3 +133,33 @@ async def test_a_key_whose_first_insert_rolled_back_is_stored_new(
 def test_sqlite_keeps_the_unit_of_work(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
     assert sql_inbox_intake(engine) is None
+
+
+async def test_a_connection_inside_a_transaction_is_refused_not_acknowledged(
+    postgres_url: str,
+) -> None:
+    """A pooled connection carrying a transaction the driver does not know of (a raw
+    ``BEGIN``): the insert would be acknowledged, then vanish with the connection. It
+    raises instead (the webhook gets a 5xx and comes again), and the connection goes."""
+    engine = create_engine(postgres_url, pool=PoolOptions(size=1, max_overflow=0))
+    try:
+        async with engine.connect() as connection:  # the pool's only connection
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection is not None
+            await raw.driver_connection.execute("BEGIN")
+        intake = sql_inbox_intake(engine)
+        assert intake is not None
+
+        with pytest.raises(NotCommitted):
+            await intake.store(inbox_message("wh-1"))
+
+        again = inbox_message("wh-1")  # the sender's retry, on a new connection
+        assert await intake.store(again) == (True, again.id)
+    finally:
+        await engine.dispose()
+    other = await asyncpg.connect(_libpq_dsn(postgres_url))
+    try:
+        stored = await other.fetchval("SELECT id FROM inbox_messages WHERE dedupe_key = 'wh-1'")
+    finally:
+        await other.close()
+    assert stored == again.id

@@ -18,7 +18,7 @@ time there, and the writers' turn is taken by the unit of work's ``BEGIN IMMEDIA
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orderhub.adapters.persistence import statements as q
 from orderhub.adapters.persistence.mapping import message_to_row
@@ -37,11 +37,31 @@ class AutocommitInboxIntake:
         async with self._engine.connect() as connection:
             result = await connection.execute(q.ADD_MESSAGE_POSTGRESQL, message_to_row(message))
             seq = result.scalar_one_or_none()
+            await _committed(connection)
             if seq is not None:
                 message.seq = int(seq)
                 return True, message.id
             found = await connection.execute(q.MESSAGE_ID_BY_KEY, {"b_key": message.dedupe_key})
             return False, found.scalar_one_or_none()
+
+
+class NotCommitted(ConnectionError):
+    """The connection was inside a transaction: the insert is not committed. The webhook
+    is answered 503 (a connection error: Retry-After) and sent again; the connection is
+    dropped."""
+
+
+async def _committed(connection: AsyncConnection) -> None:
+    """Make sure the statement was committed: the server says, in the status every answer
+    ends with (asyncpg keeps it: no round trip), whether a transaction is still open on
+    the connection. One would be if the connection came out of the pool inside a
+    transaction the driver did not know of (a raw ``BEGIN``, a reconnect that lost the
+    autocommit setting): the insert would then be acknowledged, yet vanish with the
+    connection. That is refused, never acknowledged."""
+    raw = await connection.get_raw_connection()
+    if raw.driver_connection is not None and raw.driver_connection.is_in_transaction():
+        await connection.invalidate()  # closed, the open transaction rolled back with it
+        raise NotCommitted("the connection was inside a transaction: the insert is not committed")
 
 
 def sql_inbox_intake(engine: AsyncEngine) -> InboxIntake | None:
