@@ -1,22 +1,22 @@
 """Read-only units of work (``hub.uow(read_only=True)``): reads that lock nothing.
 
 On PostgreSQL they run in autocommit (no ``BEGIN``/``ROLLBACK`` round trips; the round
-trips themselves are counted in ``test_sql_round_trips.py``), on SQLite in a ``BEGIN
-DEFERRED`` transaction that takes no writer's turn. On both, a write is refused before it
-is sent, and so is a commit; the pooled connection goes back as it came."""
+trips themselves are counted in ``test_sql_round_trips.py``), on SQLite as any unit of
+work. On both, a write or a row lock is refused before it is sent, and so is a commit;
+the pooled connection goes back as it came."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Final
+from collections.abc import Awaitable, Callable
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.integration.persistence.conftest import inbox_message
 
 from orderhub.adapters.persistence import SqlUnitOfWorkFactory
-from orderhub.adapters.persistence.engine import SQLITE_BUSY_TIMEOUT_MS, ReadOnlyViolation
-
-BOUND: Final = SQLITE_BUSY_TIMEOUT_MS / 1000 / 3  # a reader queued behind the writer: 30 s
+from orderhub.adapters.persistence.engine import ReadOnlyViolation
+from orderhub.adapters.persistence.tables import inbox_messages
 
 
 async def test_a_read_only_unit_reads_what_is_committed(uow_factory: SqlUnitOfWorkFactory) -> None:
@@ -61,23 +61,29 @@ async def test_the_next_unit_on_the_same_connection_is_a_transaction_again(
         assert await uow.inbox.id_for("wh-1") is None
 
 
-async def test_a_reader_does_not_wait_for_a_writer_in_progress(
+async def test_writes_and_locks_in_any_form_are_refused(
     uow_factory: SqlUnitOfWorkFactory,
 ) -> None:
-    """SQLite: the writer holds the writers' turn and SQLite's write lock until it
-    commits; a read-only unit reads beside it (WAL) and sees the last commit. PostgreSQL:
-    a reader never waited for a writer; the same holds."""
+    """Raw SQL, a write inside a CTE and a row lock (autocommit would release it at once)
+    are refused as an INSERT is; nothing reaches the database."""
+    m = inbox_messages.c
+    attempts: list[Callable[[AsyncConnection], Awaitable[object]]] = [
+        lambda c: c.execute(sa.text("UPDATE feed_counter SET value = value + 1")),
+        lambda c: c.exec_driver_sql("DELETE FROM inbox_messages"),
+        lambda c: c.execute(sa.select(sa.delete(inbox_messages).returning(m.id).cte("gone").c.id)),
+        lambda c: c.execute(sa.select(m.id).with_for_update()),
+    ]
     async with uow_factory() as uow:
         await uow.inbox.add(inbox_message("wh-1"))
         await uow.commit()
-    async with uow_factory() as writer:
-        await writer.inbox.add(inbox_message("wh-2"))  # the turn and the lock are taken
+    for attempt in attempts:
+        async with uow_factory(read_only=True) as uow:
+            connection = uow._tx.conn()
+            with pytest.raises(ReadOnlyViolation):
+                await attempt(connection)
+            # reads go on: a plain SELECT, and SQL text that is one
+            assert (await connection.execute(sa.select(m.id))).scalar_one() is not None
+            assert (await connection.execute(sa.text("SELECT 1"))).scalar_one() == 1
 
-        async def read() -> tuple[str | None, str | None]:
-            async with uow_factory(read_only=True) as reader:
-                return await reader.inbox.id_for("wh-1"), await reader.inbox.id_for("wh-2")
-
-        first, second = await asyncio.wait_for(read(), BOUND)
-        assert first is not None
-        assert second is None  # not committed yet
-        await writer.commit()
+    async with uow_factory(read_only=True) as uow:
+        assert await uow.inbox.id_for("wh-1") is not None

@@ -47,6 +47,7 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 SQLITE_BEGIN_OPTION: Final = "orderhub_sqlite_begin"
 """Execution option naming the SQLite ``BEGIN`` mode of a connection (default IMMEDIATE)."""
 _SQLITE_BEGIN_MODES: Final = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
+_SQLITE_BEGINS: Final = frozenset(f"BEGIN {mode}" for mode in _SQLITE_BEGIN_MODES)
 SUPPORTED_DRIVERS: Final = ("postgresql+asyncpg", "sqlite+aiosqlite")
 
 
@@ -259,14 +260,17 @@ def reading_engine(engine: AsyncEngine) -> AsyncEngine:
     PostgreSQL: autocommit, so a read is its statements alone, without ``BEGIN`` and
     ``ROLLBACK`` around them (two round trips fewer); each statement sees what was
     committed when it started, which is what READ COMMITTED gives each statement of a
-    transaction anyway. SQLite: ``BEGIN DEFERRED``, a read transaction that takes no
-    writer's turn (WAL lets it read beside the writer). Either way a statement that would
-    write (INSERT, UPDATE, DELETE) is refused before it is sent: it would be committed
-    alone on PostgreSQL."""
+    transaction anyway. SQLite: a unit of work as any other (``BEGIN IMMEDIATE``, in the
+    writers' turn). ``BEGIN DEFERRED`` would let reads run beside the writer, but embedded
+    mode then took 5-25% more CPU per webhook (its reads on aiosqlite threads of their
+    own, in parallel with the writer's, all on one GIL: docs/performance.md), so reads
+    keep their turn there. Either way a statement that would write or lock rows is
+    refused before it is sent: on PostgreSQL it would be committed, or its lock released,
+    at once."""
     if engine.dialect.name == "postgresql":
         reading = engine.execution_options(isolation_level="AUTOCOMMIT")
     else:
-        reading = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+        reading = engine.execution_options()
     # on this engine only (its own events): the other connections of the pool pay nothing
     event.listen(reading.sync_engine, "before_cursor_execute", _refuse_writes)
     return reading
@@ -275,8 +279,23 @@ def reading_engine(engine: AsyncEngine) -> AsyncEngine:
 def _refuse_writes(
     _conn: sa.Connection, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
 ) -> None:
-    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
-        raise ReadOnlyViolation(f"a read-only unit of work does not write: {statement[:60]}")
+    if not _reads_only(getattr(context, "compiled", None), statement):
+        raise ReadOnlyViolation(
+            f"a read-only unit of work does not write or lock: {statement[:60]}"
+        )
+
+
+def _reads_only(compiled: Any, statement: str) -> bool:
+    """A plain SELECT: no INSERT, UPDATE or DELETE (not even in a CTE), no row lock (which
+    autocommit would release at once), and SQL text only when it starts with SELECT."""
+    query = getattr(compiled, "statement", None)
+    if query is None or isinstance(query, sa.TextClause):
+        text = statement.lstrip().upper()
+        return text.startswith("SELECT ") or text in _SQLITE_BEGINS
+    if not isinstance(query, sa.Select) or query._for_update_arg is not None:
+        return False
+    ctes = getattr(compiled, "ctes", None) or {}
+    return not any(isinstance(cte.element, sa.Insert | sa.Update | sa.Delete) for cte in ctes)
 
 
 class ReadOnlyViolation(RuntimeError):

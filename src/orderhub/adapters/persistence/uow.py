@@ -70,8 +70,8 @@ class SqlUnitOfWork:
     transaction, which is again rolled back unless committed.
 
     A read-only unit (``factory(read_only=True)``) reads on :func:`reading_engine`: in
-    autocommit on PostgreSQL, in a ``BEGIN DEFERRED`` transaction without a writer's turn
-    on SQLite; it refuses to write or to commit.
+    autocommit on PostgreSQL, as any unit on SQLite; it refuses to write, lock rows or
+    commit.
 
     Inbox rows, command updates (``save``), cursors and idempotency keys are written when
     their method is called, in the same transaction. PostgreSQL runs at READ COMMITTED
