@@ -174,14 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"orderhub: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.command == "check-config":
-        return check_config(settings)
-    configure_logging(level=settings.logging.level, json=settings.logging.json)
-    try:
+    try:  # check-config too: uvloop asked for and missing is a configuration error
         event_loop = install_event_loop(settings.runtime.event_loop)
     except ConfigError as exc:
         print(f"orderhub: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "check-config":
+        return check_config(settings)
+    configure_logging(level=settings.logging.level, json=settings.logging.json)
     if args.command != "channels":  # an operator's one-off command: its report is enough
         log.info(
             "orderhub.start",

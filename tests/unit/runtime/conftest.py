@@ -1,7 +1,9 @@
-"""Every runtime test leaves logging as it found it (the CLI configures it globally)."""
+"""Every runtime test leaves logging and the event-loop policy as it found them (the CLI
+and the worker's setup hook set both for the whole process)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -18,3 +20,9 @@ def _restore_logging() -> Iterator[None]:
     structlog.contextvars.clear_contextvars()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _restore_event_loop_policy() -> Iterator[None]:
+    yield
+    asyncio.set_event_loop_policy(None)

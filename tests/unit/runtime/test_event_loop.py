@@ -12,6 +12,7 @@ import uvloop
 
 from orderhub.config import ConfigError, load_settings
 from orderhub.entrypoints import event_loop
+from orderhub.entrypoints.cli import EXIT_CONFIG, main
 from orderhub.entrypoints.event_loop import install_event_loop, loop_name
 
 
@@ -77,3 +78,13 @@ def test_the_setting_is_read_from_the_environment_and_checked() -> None:
     assert load_settings(environ=env).runtime.event_loop == "asyncio"
     with pytest.raises(ConfigError):
         load_settings(environ={"ORDERHUB_RUNTIME__EVENT_LOOP": "trio"})
+
+
+def test_check_config_refuses_uvloop_asked_for_and_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    without_uvloop(monkeypatch)
+    monkeypatch.setenv("ORDERHUB_RUNTIME__EVENT_LOOP", "uvloop")
+
+    assert main(["check-config"]) == EXIT_CONFIG
+    assert "uvloop is not installed" in capsys.readouterr().err
