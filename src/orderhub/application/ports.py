@@ -452,9 +452,9 @@ class UnitOfWork(Protocol):
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> UnitOfWork:
         """A new unit of work. ``read_only``: for reads that lock nothing, where each
-        statement sees what was committed when it started (as at READ COMMITTED): no
-        transaction to begin and end around them (PostgreSQL), no writer's turn to wait
-        for (SQLite). It refuses to write or commit."""
+        statement may see what was committed when it started (as at READ COMMITTED), so
+        the adapter may spare the transaction around them. It refuses to write, to lock
+        rows and to commit."""
         ...
 
 

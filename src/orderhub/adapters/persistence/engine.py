@@ -262,11 +262,11 @@ def reading_engine(engine: AsyncEngine) -> AsyncEngine:
     committed when it started, which is what READ COMMITTED gives each statement of a
     transaction anyway. SQLite: a unit of work as any other (``BEGIN IMMEDIATE``, in the
     writers' turn). ``BEGIN DEFERRED`` would let reads run beside the writer, but embedded
-    mode then took 5-25% more CPU per webhook (its reads on aiosqlite threads of their
-    own, in parallel with the writer's, all on one GIL: docs/performance.md), so reads
-    keep their turn there. Either way a statement that would write or lock rows is
-    refused before it is sent: on PostgreSQL it would be committed, or its lock released,
-    at once."""
+    mode then took more CPU per webhook in both back-to-back pairs measured (its reads on
+    aiosqlite threads of their own beside the writer's, all on one GIL:
+    docs/performance.md), so reads keep their turn there. Either way a statement that
+    would write or lock rows is refused before it is sent: on PostgreSQL it would be
+    committed, or its lock released, at once."""
     if engine.dialect.name == "postgresql":
         reading = engine.execution_options(isolation_level="AUTOCOMMIT")
     else:
@@ -299,7 +299,7 @@ def _reads_only(compiled: Any, statement: str) -> bool:
 
 
 class ReadOnlyViolation(RuntimeError):
-    """A write attempted in a read-only unit of work (a programming error)."""
+    """A write, a row lock or a commit in a read-only unit of work (a programming error)."""
 
 
 async def _acquire(lock: asyncio.Lock, seconds: float) -> None:
