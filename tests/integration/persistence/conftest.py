@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils import uuid7
 
+from orderhub.adapters.persistence import create_engine
 from orderhub.application.ports import ChannelCommand, CommandKind, InboxMessage
 from orderhub.domain.capabilities import Capabilities, DeliveryConfirmation, Scope
 from orderhub.domain.model import ChannelSnapshot, LineSnapshot, Order, Unit
@@ -167,3 +169,14 @@ def make_command() -> Callable[..., ChannelCommand]:
 @pytest.fixture
 def make_message() -> Callable[..., InboxMessage]:
     return inbox_message
+
+
+@pytest.fixture
+async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the migrated, emptied PostgreSQL database, with the production
+    defaults (pool, no pre-ping)."""
+    engine = create_engine(postgres_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

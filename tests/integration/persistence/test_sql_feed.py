@@ -206,15 +206,6 @@ async def test_numbers_rolled_back_after_numbering_are_reused(engine: AsyncEngin
 # --- the pitfall, forced (PostgreSQL) -------------------------------------------------------
 
 
-@pytest.fixture
-async def pg_engine(postgres_url: str) -> Any:
-    engine = create_engine(postgres_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
 @pytest.mark.postgres
 async def test_the_writer_holding_the_counter_makes_later_writers_wait(
     pg_engine: AsyncEngine, make_order: MakeOrder, make_message: Callable[..., InboxMessage]

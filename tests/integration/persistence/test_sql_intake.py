@@ -7,7 +7,6 @@ also while that one's transaction is still open when the duplicate arrives."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -25,15 +24,6 @@ from orderhub.adapters.persistence import (
 from orderhub.adapters.persistence.intake import AutocommitInboxIntake, NotCommitted
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(postgres_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

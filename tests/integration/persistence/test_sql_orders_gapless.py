@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -140,15 +140,6 @@ async def stored_last_seq(factory: SqlUnitOfWorkFactory, order_id: str) -> int:
         stored = await uow.orders.get(order_id)
     assert stored is not None
     return stored.last_seq
-
-
-@pytest.fixture
-async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(postgres_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def wait_for_a_lock_waiter(engine: AsyncEngine) -> None:

@@ -22,7 +22,7 @@ and every checkout pinged."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +38,6 @@ from tests.integration.persistence.pipeline_support import (
     order_body,
 )
 
-from orderhub.adapters.persistence import create_engine
 from orderhub.adapters.persistence.repositories import snapshot_of
 from orderhub.adapters.queue import jobs
 from orderhub.application.ports import OrderFilter
@@ -106,15 +105,6 @@ class RoundTrips:
             yield self.sent
         finally:
             self.active = False
-
-
-@pytest.fixture
-async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(postgres_url)  # the production defaults (pool, pre-ping)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def _store(world: World, channel_order_id: str) -> str:
