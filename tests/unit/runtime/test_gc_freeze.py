@@ -21,7 +21,10 @@ def test_what_is_alive_at_startup_is_frozen_and_garbage_is_collected_first() -> 
         alive = Node()
         frozen = freeze_startup_objects("test")
         assert gone() is None  # collected, not frozen forever
-        assert frozen == gc.get_freeze_count() > 1000  # this process's modules and more
+        assert frozen > 1000  # this process's modules and more
+        # what is frozen may still be freed by reference counting (a temporary of another
+        # thread, alive at the freeze, dropped since): the count only goes down from there
+        assert 0 < gc.get_freeze_count() <= frozen
         later = Node()
         walked = {id(o) for o in gc.get_objects()}
         assert id(alive) not in walked  # frozen: out of every collection's walk
