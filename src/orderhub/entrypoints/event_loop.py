@@ -21,21 +21,19 @@ from orderhub.config import ConfigError, EventLoop
 
 def install_event_loop(choice: EventLoop) -> Literal["uvloop", "asyncio"]:
     """Set this process's event-loop policy; the loop its later coroutines run on."""
-    if choice == "asyncio":
-        asyncio.set_event_loop_policy(None)  # asyncio's default, whatever was set before
-        return "asyncio"
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError as exc:
-        if choice == "uvloop":
-            raise ConfigError(
-                "runtime.event_loop is 'uvloop' but uvloop is not installed "
-                "(pip install uvloop, or set it to 'auto' or 'asyncio')"
-            ) from exc
-        asyncio.set_event_loop_policy(None)
-        return "asyncio"
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return "uvloop"
+    uvloop = None
+    if choice != "asyncio":
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError as exc:
+            if choice == "uvloop":
+                raise ConfigError(
+                    "runtime.event_loop is 'uvloop' but uvloop is not installed "
+                    "(pip install uvloop, or set it to 'auto' or 'asyncio')"
+                ) from exc
+    # None: asyncio's default policy, whatever was set before
+    asyncio.set_event_loop_policy(None if uvloop is None else uvloop.EventLoopPolicy())
+    return "asyncio" if uvloop is None else "uvloop"
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:

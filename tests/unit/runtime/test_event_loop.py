@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -14,12 +13,6 @@ from orderhub.config import ConfigError, load_settings
 from orderhub.entrypoints import event_loop
 from orderhub.entrypoints.cli import EXIT_CONFIG, main
 from orderhub.entrypoints.event_loop import install_event_loop, loop_name
-
-
-@pytest.fixture(autouse=True)
-def default_policy_after() -> Iterator[None]:
-    yield
-    asyncio.set_event_loop_policy(None)
 
 
 def run_and_name() -> str:
