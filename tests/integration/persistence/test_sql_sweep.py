@@ -15,9 +15,16 @@ from typing import Final
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.integration.persistence.pipeline_support import World, make_world
+from tests.integration.persistence.pipeline_support import (
+    ACCOUNT,
+    CHANNEL,
+    World,
+    make_world,
+    order_body,
+)
 
 from orderhub.application.ports import ChannelCommand, InboxMessage
+from orderhub.application.services.intake import store_message
 from orderhub.application.services.operations import SweepResult, sweep
 from orderhub.domain.model import Order
 
@@ -339,3 +346,29 @@ async def test_stuck_messages_never_starve_a_newer_one_whose_enqueue_was_lost(
     assert found is not None, "the newer message was never queued"
     assert found <= bound
     assert set(stuck) <= set(world.queue.messages)
+
+
+async def test_a_webhook_stored_by_intake_whose_enqueue_was_lost_is_queued_by_the_sweep(
+    engine: AsyncEngine,
+) -> None:
+    """The crash window between the webhook's commit (one autocommit statement on
+    PostgreSQL, a unit of work on SQLite) and its hand-off to the queue: the process dies
+    in between, so the queue never hears of it. The sweep queues it once its grace is
+    over, not before, and once."""
+    world = make_world(engine)
+    stored = await store_message(
+        world.hub,
+        channel=CHANNEL,
+        account=ACCOUNT,
+        body=order_body("T-lost"),
+        headers={"webhook-id": "wh-lost"},
+    )
+    world.queue.messages.clear()  # the enqueue that died with the process
+
+    await sweep(world.hub, requeue_after_seconds=GRACE, limit=500, page=100)
+    assert world.queue.messages == []  # within its grace: its own enqueue may still come
+    world.clock.advance(GRACE + 1)
+    await sweep(world.hub, requeue_after_seconds=GRACE, limit=500, page=100)
+    assert world.queue.messages == [stored.message_id]
+    await sweep(world.hub, requeue_after_seconds=GRACE, limit=500, page=100)
+    assert world.queue.messages == [stored.message_id]  # not again within the next grace
