@@ -137,6 +137,7 @@ def build_queue(settings: Settings) -> CommandQueue:
         make_broker(broker.kind, broker.url, middleware=middleware_stack(retry=policy)),
         queue_prefix=broker.queue_prefix,
         retry=policy,
+        linger_seconds=broker.publish_linger_ms / 1000,
     )
 
 

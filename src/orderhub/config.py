@@ -106,12 +106,17 @@ class BrokerSettings(_Section, frozen=True):
     """Dramatiq queues are ``<prefix>.commands`` and ``<prefix>.inbox``."""
     concurrency: PositiveInt = 4
     """Embedded mode: how many in-process jobs run at once."""
+    publish_linger_ms: Annotated[float, msgspec.Meta(ge=0, le=1000)] = 5.0
+    """Redis: how long ids gather before one pipeline sends them (0: send at once). More
+    ids per round trip, less CPU per id (the API's event loop gets the GIL back), at most
+    this much later on the queue."""
 
     def __repr__(self) -> str:
         url = redact_url(self.url) if self.url is not None else None
         return (
             f"BrokerSettings(kind={self.kind!r}, url={url!r}, "
-            f"queue_prefix={self.queue_prefix!r}, concurrency={self.concurrency})"
+            f"queue_prefix={self.queue_prefix!r}, concurrency={self.concurrency}, "
+            f"publish_linger_ms={self.publish_linger_ms})"
         )
 
 

@@ -87,6 +87,7 @@ class HubLifecycle(Middleware):
                 broker,
                 queue_prefix=self.settings.broker.queue_prefix,
                 retry=self.settings.retry.policy(),
+                linger_seconds=self.settings.broker.publish_linger_ms / 1000,
             )
             self.hub = bootstrap(self.settings, queue=self.queue)
         except Exception as exc:

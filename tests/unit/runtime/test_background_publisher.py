@@ -345,46 +345,48 @@ def test_delays_reach_the_delay_queues_of_both_kinds() -> None:
     queue.close()
 
 
+def one_at_a_time(item: str) -> None:
+    raise AssertionError(f"{item} sent alone: with send_many, every send is a batch")
+
+
 def test_what_piles_up_during_a_send_goes_in_one_batch_in_order() -> None:
     release = threading.Event()
-    singles: list[str] = []
+    entered = threading.Event()
     batches: list[list[str]] = []
 
-    def send(item: str) -> None:
-        singles.append(item)
+    def send_many(items: list[str]) -> None:
+        batches.append(list(items))
+        entered.set()
         assert release.wait(30), "never released"
 
     publisher: BackgroundPublisher[str] = BackgroundPublisher(
-        send, send_many=batches.append, batch=3, on_give_up=lambda *a: None
+        one_at_a_time, send_many=send_many, batch=3, on_give_up=lambda *a: None
     )
     assert publisher.submit("a")
-    deadline = time.monotonic() + 10
-    while not singles and time.monotonic() < deadline:
-        time.sleep(0.005)
+    assert entered.wait(10)
     for item in "bcdef":  # while "a" is being sent
         assert publisher.submit(item)
     release.set()
     assert publisher.flush(timeout=10)
     publisher.close(timeout=10)
 
-    assert singles == ["a"]
-    assert batches == [["b", "c", "d"], ["e", "f"]]
+    assert batches == [["a"], ["b", "c", "d"], ["e", "f"]]
 
 
 def test_a_failed_batch_gives_up_each_of_its_items() -> None:
     release = threading.Event()
-    given_up: list[tuple[str, GiveUpReason]] = []
     entered = threading.Event()
-
-    def send(item: str) -> None:
-        entered.set()
-        assert release.wait(30), "never released"
+    given_up: list[tuple[str, GiveUpReason]] = []
+    batches: list[list[str]] = []
 
     def send_many(items: list[str]) -> None:
+        batches.append(list(items))
+        entered.set()
+        assert release.wait(30), "never released"
         raise redis.ConnectionError("gone")
 
     publisher: BackgroundPublisher[str] = BackgroundPublisher(
-        send,
+        one_at_a_time,
         send_many=send_many,
         on_give_up=lambda item, reason, exc: given_up.append((item, reason)),
     )
@@ -396,4 +398,80 @@ def test_a_failed_batch_gives_up_each_of_its_items() -> None:
     assert publisher.flush(timeout=10)
     publisher.close(timeout=10)
 
-    assert given_up == [("b", "error"), ("c", "error")]
+    assert batches == [["a"], ["b", "c"]]
+    assert given_up == [("a", "error"), ("b", "error"), ("c", "error")]
+
+
+class Linger:
+    """A stand-in for ``time.sleep`` that holds the lingering thread until released."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        self.entered.set()
+        assert self.release.wait(30), "never released"
+
+
+def lingering(
+    linger: Linger, batches: list[list[str]], *, seconds: float, batch: int = 3
+) -> BackgroundPublisher[str]:
+    return BackgroundPublisher(
+        one_at_a_time,
+        send_many=batches.append,
+        batch=batch,
+        linger_seconds=seconds,
+        on_give_up=lambda *a: None,
+        sleep=linger,
+    )
+
+
+def test_a_batch_gathers_while_the_thread_lingers_unwoken() -> None:
+    linger, batches = Linger(), []
+    publisher = lingering(linger, batches, seconds=0.005)
+    assert publisher.submit("a")
+    assert linger.entered.wait(10)  # woken by "a", it lingers before sending
+    for item in "bcd":
+        assert publisher.submit(item)
+    linger.release.set()
+    assert publisher.flush(timeout=10)
+    publisher.close(timeout=10)
+
+    assert batches == [["a", "b", "c"], ["d"]]  # a batch at most; "d" lingered on its own
+    assert linger.asked == [0.005, 0.005]
+
+
+def test_no_linger_sends_at_once_and_a_closed_publisher_does_not_linger() -> None:
+    linger, batches = Linger(), []
+    linger.release.set()
+    at_once = lingering(linger, batches, seconds=0.0)
+    assert at_once.submit("a")
+    assert at_once.flush(timeout=10)
+    at_once.close(timeout=10)
+    assert (batches, linger.asked) == ([["a"]], [])
+
+    held = Linger()
+    closing = lingering(held, batches := [], seconds=0.5)
+    assert closing.submit("a")
+    assert held.entered.wait(10)
+    assert closing.submit("b")
+    closer = threading.Thread(target=closing.close, args=(10,))
+    closer.start()  # close() waits for what was handed over: the lingering thread sends it
+    held.release.set()
+    closer.join(20)
+    assert not closer.is_alive()
+    assert batches == [["a", "b"]]
+    assert held.asked == [0.5]
+
+
+def test_linger_is_bounded() -> None:
+    with pytest.raises(ValueError, match="linger_seconds"):
+        BackgroundPublisher(
+            lambda item: None,
+            send_many=lambda items: None,
+            on_give_up=lambda *a: None,
+            linger_seconds=5.0,
+        )

@@ -44,11 +44,12 @@ from orderhub.adapters.queue.brokers import (
 from orderhub.adapters.queue.publisher import (
     DEFAULT_BATCH,
     DEFAULT_CAPACITY,
+    DEFAULT_LINGER_SECONDS,
     BackgroundPublisher,
     Breaker,
     GiveUpReason,
 )
-from orderhub.adapters.queue.redis_batch import enqueue_many
+from orderhub.adapters.queue.redis_batch import enqueue_many, message_for, unique_ids
 from orderhub.application.hub import Hub, RetryPolicy
 from orderhub.logging import get_logger
 from orderhub.metrics import ENQUEUE_FAILURES, ENQUEUE_GIVEN_UP, ENQUEUE_PUBLISH_SECONDS
@@ -195,6 +196,7 @@ class DramatiqQueue:
         buffer_size: int = DEFAULT_CAPACITY,
         publisher_threads: int = 1,
         breaker: Breaker | None = None,
+        linger_seconds: float = DEFAULT_LINGER_SECONDS,
     ) -> None:
         self.broker = broker
         self.actors = declare_actors(broker, queue_prefix=queue_prefix, retry=retry)
@@ -204,6 +206,7 @@ class DramatiqQueue:
             # Redis: what piled up goes in one pipeline (one round trip for the lot)
             send_many=self._send_many if isinstance(broker, RedisBroker) else None,
             batch=DEFAULT_BATCH,
+            linger_seconds=linger_seconds,  # Redis only: a batch gathers (publisher.py)
             on_sent=self._sent,
             classify=lambda exc: "timeout" if is_timeout(exc) else "error",
             on_idle=lambda: service_thread_connection(broker),
@@ -262,21 +265,21 @@ class DramatiqQueue:
 
     def _send(self, outgoing: Outgoing) -> None:
         """On a publisher thread: the blocking broker call."""
-        actor = self.actors.dispatch if outgoing.what == "command" else self.actors.inbox
         delay = outgoing.delay_ms(time.monotonic())
-        actor.send_with_options(args=(outgoing.ident,), delay=delay)
+        self._actor(outgoing).send_with_options(args=(outgoing.ident,), delay=delay)
 
     def _send_many(self, batch: list[Outgoing]) -> None:
         """On a publisher thread, Redis only: the batch in one pipeline."""
         assert isinstance(self.broker, RedisBroker)
         now = time.monotonic()
-        messages = []
-        for outgoing in batch:
-            actor = self.actors.dispatch if outgoing.what == "command" else self.actors.inbox
-            messages.append(
-                (actor.message_with_options(args=(outgoing.ident,)), outgoing.delay_ms(now))
-            )
+        messages = [
+            (message_for(self._actor(outgoing), outgoing.ident, message_id), outgoing.delay_ms(now))
+            for outgoing, message_id in zip(batch, unique_ids(len(batch)), strict=True)
+        ]
         enqueue_many(self.broker, messages)
+
+    def _actor(self, outgoing: Outgoing) -> dramatiq.Actor[[str], Any]:
+        return self.actors.dispatch if outgoing.what == "command" else self.actors.inbox
 
     def _sent(self, outgoing: Outgoing) -> None:
         ENQUEUE_PUBLISH_SECONDS.labels(outgoing.what).observe(time.monotonic() - outgoing.handed_at)

@@ -12,6 +12,14 @@ event loop needs back after each of its own socket calls (a publisher thread tha
 publishes one id per round trip took 30% of a ``serve`` process's samples in issue 10's
 profile, and the event loop waited for the GIL behind it).
 
+``linger_seconds`` (with ``send_many`` only) lets a batch gather: once an item is there,
+the thread sleeps that long, unwoken by the items that arrive meanwhile, then sends what
+has come. Without it the thread woke for nearly every item at a thousand a second and
+sent batches of one or two, and each wake-up and send took the GIL from the event loop
+(``serve`` spent 27% of its CPU per webhook on publishing; 5 ms of linger took a third
+of that back, docs/performance.md). The price: an id reaches the broker up to that much
+later. A full batch, or a closed publisher, does not wait.
+
 What cannot be published is *given up*: the buffer is full, ``send`` raised or timed out,
 the broker kept failing (a short circuit breaker gives up at once for a few seconds
 instead of letting every buffered item wait for its own timeout), or the publisher closed
@@ -45,6 +53,8 @@ GiveUpReason = Literal["buffer_full", "error", "timeout", "broker_unavailable", 
 
 DEFAULT_CAPACITY: Final = 10_000
 DEFAULT_BATCH: Final = 100
+DEFAULT_LINGER_SECONDS: Final = 0.005
+MAX_LINGER_SECONDS: Final = 1.0
 IDLE_SECONDS: Final = 1.0
 EXIT_SECONDS: Final = 0.5
 """What :meth:`BackgroundPublisher.close` leaves a thread to finish (its connection's
@@ -87,6 +97,7 @@ class BackgroundPublisher(Generic[T]):
         on_give_up: Callable[[T, GiveUpReason, BaseException | None], None],
         send_many: Callable[[list[T]], None] | None = None,
         batch: int = DEFAULT_BATCH,
+        linger_seconds: float = 0.0,
         on_sent: Callable[[T], None] | None = None,
         classify: Callable[[BaseException], GiveUpReason] | None = None,
         on_idle: Callable[[], None] | None = None,
@@ -96,12 +107,17 @@ class BackgroundPublisher(Generic[T]):
         breaker: Breaker | None = None,
         idle_seconds: float = IDLE_SECONDS,
         name: str = "orderhub-publisher",
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if capacity < 1 or threads < 1 or batch < 1:
             raise ValueError("capacity, threads and batch must be at least 1")
+        if not 0.0 <= linger_seconds <= MAX_LINGER_SECONDS:
+            raise ValueError(f"linger_seconds must be within 0 and {MAX_LINGER_SECONDS}")
         self._send = send
         self._send_many = send_many
         self._batch = batch if send_many is not None else 1
+        self._linger = linger_seconds if send_many is not None else 0.0
+        self._sleep = sleep  # the linger's (tests hold it)
         self._on_give_up = on_give_up
         self._on_sent = on_sent
         self._classify = classify or (lambda exc: "error")
@@ -202,20 +218,36 @@ class BackgroundPublisher(Generic[T]):
             self._threads.append(thread)
 
     def _next(self) -> list[tuple[int, T]] | None:
-        """The next items (up to ``batch``, in order), None to stop. Runs ``on_idle``
-        (unlocked) while there is none."""
+        """The next items (up to ``batch``, in order), None to stop. Lingers (unlocked)
+        for a batch to gather; runs ``on_idle`` (unlocked) while there is none."""
         while True:
             with self._cond:
-                if self._buffer:
-                    take = min(self._batch, len(self._buffer))
-                    return [self._buffer.popleft() for _ in range(take)]
-                if self._stopping:
+                lingering = bool(self._buffer)
+                if lingering:
+                    if not self._lingers():
+                        return self._take()
+                elif self._stopping:
                     return None
-                self._cond.wait(self._idle_seconds)
-                if self._buffer or self._stopping:
-                    continue
-            if self._on_idle is not None:
+                else:
+                    self._cond.wait(self._idle_seconds)
+                    if self._buffer or self._stopping:
+                        continue
+            if lingering:  # no lock held: submits append without waking this thread
+                self._sleep(self._linger)
+                with self._cond:
+                    if self._buffer:  # close() may have given it up meanwhile
+                        return self._take()
+            elif self._on_idle is not None:
                 self._quietly("idle", self._on_idle)
+
+    def _lingers(self) -> bool:
+        """Under the lock, with items buffered: wait for more before sending?"""
+        return self._linger > 0 and len(self._buffer) < self._batch and not self._closed
+
+    def _take(self) -> list[tuple[int, T]]:
+        """Under the lock: up to ``batch`` items, oldest first."""
+        take = min(self._batch, len(self._buffer))
+        return [self._buffer.popleft() for _ in range(take)]
 
     def _run(self) -> None:
         try:
@@ -241,11 +273,10 @@ class BackgroundPublisher(Generic[T]):
                 self._give_up(item, "broker_unavailable", None)
             return
         try:
-            if len(items) == 1:
-                self._send(items[0])
-            else:
-                assert self._send_many is not None
+            if self._send_many is not None:
                 self._send_many(items)
+            else:
+                self._send(items[0])  # one at a time (``batch`` is 1)
         except Exception as exc:
             with self._cond:
                 self._breaker.failed(time.monotonic())

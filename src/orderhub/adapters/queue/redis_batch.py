@@ -9,24 +9,54 @@ as dramatiq would store it, so dramatiq's consumers cannot tell the difference
 (``tests/integration/broker`` consume what this sends). A script Redis has forgotten (a
 restart, ``SCRIPT FLUSH``) is loaded again and the batch sent once more: with the script
 missing, none of the batch ran.
+
+Ids are drawn for the whole batch from one read of the system's random source
+(:func:`unique_ids`): ``uuid4`` reads it once per id, a system call that lets go of the
+GIL and must take it back from the event loop, twice per message here (dramatiq's message
+id and the Redis one).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from uuid import uuid4
+from uuid import UUID
 
 import redis
-from dramatiq import Message
+from dramatiq import Actor, Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, dq_name
 
-__all__ = ["enqueue_many"]
+__all__ = ["enqueue_many", "message_for", "unique_ids"]
+
+_UUID_BYTES = 16
 
 
-def _prepare(message: Message[object], delay: int | None) -> Message[object]:
+def unique_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs, as ``str(uuid4())`` writes them, from one read
+    of the system's random source."""
+    raw = os.urandom(_UUID_BYTES * count)
+    return [
+        str(UUID(bytes=raw[at : at + _UUID_BYTES], version=4))
+        for at in range(0, len(raw), _UUID_BYTES)
+    ]
+
+
+def message_for(actor: Actor[..., object], arg: str, message_id: str) -> Message[object]:
+    """What ``actor.message_with_options(args=(arg,))`` makes, with the given id."""
+    return Message(
+        queue_name=actor.queue_name,
+        actor_name=actor.actor_name,
+        args=(arg,),
+        kwargs={},
+        options={},
+        message_id=message_id,
+    )
+
+
+def _prepare(message: Message[object], delay: int | None, redis_id: str) -> Message[object]:
     """What :meth:`RedisBroker.enqueue` makes of ``message`` before it sends it."""
-    message = message.copy(options={"redis_message_id": str(uuid4())})
+    message = message.copy(options={"redis_message_id": redis_id})
     if delay is not None:
         message = message.copy(
             queue_name=dq_name(message.queue_name),
@@ -43,7 +73,10 @@ def enqueue_many(
     makes a message sent twice harmless)."""
     if not messages:
         return
-    prepared = [(_prepare(message, delay), delay) for message, delay in messages]
+    prepared = [
+        (_prepare(message, delay, redis_id), delay)
+        for (message, delay), redis_id in zip(messages, unique_ids(len(messages)), strict=True)
+    ]
     for message, delay in prepared:
         broker.emit_before("enqueue", message, delay)
     script = broker.scripts["dispatch"]
