@@ -248,7 +248,9 @@ def _drain(
         target = kids[-1] if kids else started[0].pid
         began = time.monotonic()
         spy = record(target, seconds, raw)
-        samples = phases.poll(dsn, done, lambda v: v - before >= total, 300)
+        samples = phases.poll(
+            dsn, done, lambda v: v - before >= total, 300, interval=phases.DRAIN_POLL_SECONDS
+        )
         took = time.monotonic() - began
     spy.wait(timeout=seconds + 60)
     moved = samples[-1][1] - before
