@@ -402,76 +402,86 @@ def test_a_failed_batch_gives_up_each_of_its_items() -> None:
     assert given_up == [("a", "error"), ("b", "error"), ("c", "error")]
 
 
-class Linger:
-    """A stand-in for ``time.sleep`` that holds the lingering thread until released."""
+LONG_LINGER = 600.0
+"""Seconds: a linger no test waits out; only a full batch, a flush or a close ends it."""
+
+
+class Recorder:
+    """``send_many`` that records each batch and signals it."""
 
     def __init__(self) -> None:
-        self.asked: list[float] = []
-        self.entered = threading.Event()
-        self.release = threading.Event()
+        self.batches: list[list[str]] = []
+        self.sent = threading.Event()
+        self.given_up: list[tuple[str, GiveUpReason]] = []
 
-    def __call__(self, seconds: float) -> None:
-        self.asked.append(seconds)
-        self.entered.set()
-        assert self.release.wait(30), "never released"
+    def __call__(self, items: list[str]) -> None:
+        self.batches.append(list(items))
+        self.sent.set()
 
 
-def lingering(
-    linger: Linger, batches: list[list[str]], *, seconds: float, batch: int = 3
-) -> BackgroundPublisher[str]:
+def lingering(sent: Recorder, *, batch: int = 3) -> BackgroundPublisher[str]:
     return BackgroundPublisher(
         one_at_a_time,
-        send_many=batches.append,
+        send_many=sent,
         batch=batch,
-        linger_seconds=seconds,
-        on_give_up=lambda *a: None,
-        sleep=linger,
+        linger_seconds=LONG_LINGER,
+        on_give_up=lambda item, reason, exc: sent.given_up.append((item, reason)),
     )
 
 
-def test_a_batch_gathers_while_the_thread_lingers_unwoken() -> None:
-    linger, batches = Linger(), []
-    publisher = lingering(linger, batches, seconds=0.005)
+def wait_until_lingering(publisher: BackgroundPublisher[str]) -> None:
+    deadline = time.monotonic() + 30
+    while not publisher.lingering():
+        assert time.monotonic() < deadline, "never lingered"
+        time.sleep(0.005)
+
+
+def test_what_arrives_while_the_oldest_lingers_goes_with_it_when_flushed() -> None:
+    sent = Recorder()
+    publisher = lingering(sent)
     assert publisher.submit("a")
-    assert linger.entered.wait(10)  # woken by "a", it lingers before sending
-    for item in "bcd":
-        assert publisher.submit(item)
-    linger.release.set()
-    assert publisher.flush(timeout=10)
+    wait_until_lingering(publisher)
+    assert publisher.submit("b")  # "a" waits for company: nothing sent yet
+    assert sent.batches == []
+    assert publisher.lingering()
+
+    assert publisher.flush(timeout=30)  # ends the linger
+
+    assert sent.batches == [["a", "b"]]
     publisher.close(timeout=10)
 
-    assert batches == [["a", "b", "c"], ["d"]]  # a batch at most; "d" lingered on its own
-    assert linger.asked == [0.005, 0.005]
+
+def test_a_full_batch_ends_the_linger() -> None:
+    sent = Recorder()
+    publisher = lingering(sent)
+    assert publisher.submit("a")
+    wait_until_lingering(publisher)
+    for item in "bc":
+        assert publisher.submit(item)
+
+    assert sent.sent.wait(30)
+
+    assert sent.batches == [["a", "b", "c"]]
+    publisher.close(timeout=10)
 
 
-def test_no_linger_sends_at_once_and_a_closed_publisher_does_not_linger() -> None:
-    linger, batches = Linger(), []
-    linger.release.set()
-    at_once = lingering(linger, batches, seconds=0.0)
-    assert at_once.submit("a")
-    assert at_once.flush(timeout=10)
-    at_once.close(timeout=10)
-    assert (batches, linger.asked) == ([["a"]], [])
+def test_close_sends_what_lingers_at_once() -> None:
+    sent = Recorder()
+    publisher = lingering(sent)
+    assert publisher.submit("a")
+    wait_until_lingering(publisher)
 
-    held = Linger()
-    closing = lingering(held, batches := [], seconds=0.5)
-    assert closing.submit("a")
-    assert held.entered.wait(10)
-    assert closing.submit("b")
-    closer = threading.Thread(target=closing.close, args=(10,))
-    closer.start()  # close() waits for what was handed over: the lingering thread sends it
-    held.release.set()
-    closer.join(20)
-    assert not closer.is_alive()
-    assert batches == [["a", "b"]]
-    assert held.asked == [0.5]
+    assert publisher.close(timeout=30)
+
+    assert (sent.batches, sent.given_up) == ([["a"]], [])
 
 
-def test_linger_is_bounded() -> None:
-    with pytest.raises(ValueError, match="linger_seconds"):
-        BackgroundPublisher(
-            lambda item: None,
-            send_many=lambda items: None,
-            on_give_up=lambda *a: None,
-            linger_seconds=5.0,
-        )
+def test_linger_is_never_negative() -> None:
+    for bad in (-0.001, float("nan")):
+        with pytest.raises(ValueError, match="linger_seconds"):
+            BackgroundPublisher(
+                lambda item: None,
+                send_many=lambda items: None,
+                on_give_up=lambda *a: None,
+                linger_seconds=bad,
+            )

@@ -12,13 +12,14 @@ event loop needs back after each of its own socket calls (a publisher thread tha
 publishes one id per round trip took 30% of a ``serve`` process's samples in issue 10's
 profile, and the event loop waited for the GIL behind it).
 
-``linger_seconds`` (with ``send_many`` only) lets a batch gather: once an item is there,
-the thread sleeps that long, unwoken by the items that arrive meanwhile, then sends what
-has come. Without it the thread woke for nearly every item at a thousand a second and
-sent batches of one or two, and each wake-up and send took the GIL from the event loop
-(``serve`` spent 27% of its CPU per webhook on publishing; 5 ms of linger took a third
-of that back, docs/performance.md). The price: an id reaches the broker up to that much
-later. A full batch, or a closed publisher, does not wait.
+``linger_seconds`` (with ``send_many`` only) lets a batch gather: the oldest item waits
+up to that long, the thread unwoken by the items that arrive meanwhile, then what has
+come is sent. Without it the thread woke for nearly every item at a thousand a second
+and sent batches of one or two, and each wake-up and send took the GIL from the event
+loop (publishing was a quarter of ``serve``'s CPU per webhook; 5 ms of linger took about
+a quarter of that back, docs/performance.md). A full batch, a ``flush`` or a ``close``
+cuts the wait short. The price: an id reaches the broker up to that much later, and an
+id still waiting when the process is killed is left to the sweeper, like one given up.
 
 What cannot be published is *given up*: the buffer is full, ``send`` raised or timed out,
 the broker kept failing (a short circuit breaker gives up at once for a few seconds
@@ -54,7 +55,6 @@ GiveUpReason = Literal["buffer_full", "error", "timeout", "broker_unavailable", 
 DEFAULT_CAPACITY: Final = 10_000
 DEFAULT_BATCH: Final = 100
 DEFAULT_LINGER_SECONDS: Final = 0.005
-MAX_LINGER_SECONDS: Final = 1.0
 IDLE_SECONDS: Final = 1.0
 EXIT_SECONDS: Final = 0.5
 """What :meth:`BackgroundPublisher.close` leaves a thread to finish (its connection's
@@ -107,17 +107,18 @@ class BackgroundPublisher(Generic[T]):
         breaker: Breaker | None = None,
         idle_seconds: float = IDLE_SECONDS,
         name: str = "orderhub-publisher",
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if capacity < 1 or threads < 1 or batch < 1:
             raise ValueError("capacity, threads and batch must be at least 1")
-        if not 0.0 <= linger_seconds <= MAX_LINGER_SECONDS:
-            raise ValueError(f"linger_seconds must be within 0 and {MAX_LINGER_SECONDS}")
+        if not linger_seconds >= 0.0:  # NaN too
+            raise ValueError("linger_seconds must be 0 or more")
         self._send = send
         self._send_many = send_many
         self._batch = batch if send_many is not None else 1
         self._linger = linger_seconds if send_many is not None else 0.0
-        self._sleep = sleep  # the linger's (tests hold it)
+        self._hurry = threading.Event()  # ends a linger: a full batch, a flush, a close
+        self._flushing = 0  # flush() calls waiting: no linger meanwhile
+        self._lingering = 0  # threads waiting for a batch to gather
         self._on_give_up = on_give_up
         self._on_sent = on_sent
         self._classify = classify or (lambda exc: "error")
@@ -129,7 +130,7 @@ class BackgroundPublisher(Generic[T]):
         self._idle_seconds = idle_seconds
         self._name = name
         self._cond = threading.Condition()
-        self._buffer: deque[tuple[int, T]] = deque()
+        self._buffer: deque[tuple[int, float, T]] = deque()  # (seq, handed at, item)
         self._outstanding: set[int] = set()  # buffered or being sent
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -149,9 +150,11 @@ class BackgroundPublisher(Generic[T]):
             else:
                 self._start_threads()  # may raise (no thread to be had): nothing buffered
                 seq = next(self._seq)
-                self._buffer.append((seq, item))
+                self._buffer.append((seq, time.monotonic(), item))
                 self._outstanding.add(seq)
                 self._cond.notify()
+                if len(self._buffer) >= self._batch:
+                    self._hurry.set()
         if reason is not None:
             self._give_up(item, reason, None)
             return False
@@ -167,6 +170,11 @@ class BackgroundPublisher(Generic[T]):
         with self._cond:
             return len(self._buffer)
 
+    def lingering(self) -> bool:
+        """Whether a thread is waiting for a batch to gather."""
+        with self._cond:
+            return self._lingering > 0
+
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted before this call is sent or given up; False
         if ``timeout`` seconds passed first."""
@@ -179,7 +187,12 @@ class BackgroundPublisher(Generic[T]):
             def done() -> bool:
                 return not self._outstanding or min(self._outstanding) > horizon
 
-            return self._cond.wait_for(done, timeout=max(deadline - time.monotonic(), 0.0))
+            self._flushing += 1  # a lingering thread sends at once, and none lingers now
+            self._hurry.set()
+            try:
+                return self._cond.wait_for(done, timeout=max(deadline - time.monotonic(), 0.0))
+            finally:
+                self._flushing -= 1
 
     def close(self, timeout: float) -> bool:
         """Take no more items, publish what is buffered for up to ``timeout`` seconds,
@@ -188,16 +201,16 @@ class BackgroundPublisher(Generic[T]):
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._cond:
             self._closed = True
-        drained = self.flush(timeout)
+        drained = self.flush(timeout)  # which ends a linger
         with self._cond:
             self._stopping = True
             left = list(self._buffer)
             self._buffer.clear()
-            for seq, _ in left:
+            for seq, _, _ in left:
                 self._outstanding.discard(seq)
             self._cond.notify_all()
             threads, self._threads = self._threads, []
-        for _, item in left:
+        for _, _, item in left:
             self._give_up(item, "closed", None)
         for thread in threads:  # idle ones leave at once; a little time to say goodbye
             thread.join(timeout=max(deadline - time.monotonic(), EXIT_SECONDS))
@@ -222,32 +235,39 @@ class BackgroundPublisher(Generic[T]):
         for a batch to gather; runs ``on_idle`` (unlocked) while there is none."""
         while True:
             with self._cond:
-                lingering = bool(self._buffer)
-                if lingering:
-                    if not self._lingers():
+                linger = 0.0
+                if self._buffer:
+                    linger = self._linger_left()
+                    if linger <= 0:
                         return self._take()
+                    self._hurry.clear()  # set again by a full batch, a flush or a close
+                    self._lingering += 1
                 elif self._stopping:
                     return None
                 else:
                     self._cond.wait(self._idle_seconds)
                     if self._buffer or self._stopping:
                         continue
-            if lingering:  # no lock held: submits append without waking this thread
-                self._sleep(self._linger)
+            if linger > 0:  # no lock held: submits append without waking this thread
+                self._hurry.wait(linger)
                 with self._cond:
+                    self._lingering -= 1
                     if self._buffer:  # close() may have given it up meanwhile
                         return self._take()
             elif self._on_idle is not None:
                 self._quietly("idle", self._on_idle)
 
-    def _lingers(self) -> bool:
-        """Under the lock, with items buffered: wait for more before sending?"""
-        return self._linger > 0 and len(self._buffer) < self._batch and not self._closed
+    def _linger_left(self) -> float:
+        """Under the lock, with items buffered: how much longer the oldest may wait for
+        others to join it (0: send now)."""
+        if self._linger <= 0 or len(self._buffer) >= self._batch or self._closed or self._flushing:
+            return 0.0
+        return self._linger - (time.monotonic() - self._buffer[0][1])
 
     def _take(self) -> list[tuple[int, T]]:
         """Under the lock: up to ``batch`` items, oldest first."""
         take = min(self._batch, len(self._buffer))
-        return [self._buffer.popleft() for _ in range(take)]
+        return [(seq, item) for seq, _, item in (self._buffer.popleft() for _ in range(take))]
 
     def _run(self) -> None:
         try:
