@@ -52,29 +52,38 @@ def drain_rate(samples: Sequence[tuple[float, int]], total: int) -> dict[str, An
     """How fast a counter of done items went from its first progress to ``total``.
 
     ``samples`` are (seconds, items done) polled while workers drain a backlog that was
-    complete before they started. The window starts at the last sample before the first
-    progress (work begun before it cannot be seen) and ends at the first sample at
-    ``total``; if it was never reached, at the last sample (``complete`` false)."""
+    complete before they started. The drain began between the last sample without
+    progress and the first with some, and ended between the last sample short of
+    ``total`` and the first at it; each end is placed where the drain's pace between
+    those samples puts it (within its interval), so a coarse poll does not lengthen the
+    window. If ``total`` was never reached, the window ends at the last sample
+    (``complete`` false)."""
     if not samples or total <= 0:
         return {"rate": 0.0, "done": 0, "total": total, "seconds": 0.0, "complete": False}
     start_done = samples[0][1]
-    start = samples[0][0]
-    for t, done in samples:
-        if done > start_done:
-            break
-        start = t
-    end, done = samples[-1]
-    for t, d in samples:
-        if d >= total:
-            end, done = t, d
-            break
+    first = next((i for i, (_, done) in enumerate(samples) if done > start_done), None)
+    if first is None:
+        return {"rate": 0.0, "done": start_done, "total": total, "seconds": 0.0, "complete": False}
+    reached = next((i for i, (_, done) in enumerate(samples) if done >= total), None)
+    last = len(samples) - 1 if reached is None else reached
+    inner = last - 1 if reached is not None and last > first else last
+    (t_first, d_first), (t_inner, d_inner) = samples[first], samples[inner]
+    pace = (d_inner - d_first) / (t_inner - t_first) if d_inner > d_first else None
+    before = samples[first - 1][0]
+    start = before if pace is None else max(before, t_first - (d_first - start_done) / pace)
+    end, done = samples[last]
+    counted = done
+    if reached is not None:
+        counted = total
+        if pace is not None and last > first:
+            end = min(end, t_inner + (total - d_inner) / pace)
     seconds = end - start
     return {
-        "rate": rate(done - start_done, seconds),
+        "rate": rate(counted - start_done, seconds),
         "done": done,
         "total": total,
         "seconds": seconds,
-        "complete": done >= total,
+        "complete": reached is not None,
     }
 
 

@@ -51,6 +51,21 @@ def test_drain_rate_counts_from_the_first_progress_to_the_total() -> None:
     assert drain_rate([], 5)["rate"] == 0
 
 
+def test_a_coarse_poll_does_not_lengthen_the_drain() -> None:
+    """10 items/s from t=2.5 to t=7.5, polled every second: the first sample with progress
+    and the one at the total each come up to a second late; the pace between them puts
+    both ends back."""
+    samples = [(0.0, 0), (1.0, 0), (2.0, 0), *((t, min(50, 10 * t - 25)) for t in range(3, 9))]
+    found = drain_rate(samples, 50)
+
+    assert found["rate"] == pytest.approx(10.0)
+    assert found["seconds"] == pytest.approx(5.0)
+    assert found["complete"] is True
+    only_progress = drain_rate([(0.0, 0), (1.0, 0), (2.0, 50)], 50)  # done between two polls
+    assert only_progress["rate"] == pytest.approx(50.0)
+    assert drain_rate([(0.0, 0), (1.0, 0)], 50)["rate"] == 0
+
+
 def test_a_backlog_grows_only_when_it_rises_and_stays() -> None:
     flat = [(t / 2, 3) for t in range(20)]
     rising = [(t / 2, 10 * t) for t in range(20)]
