@@ -119,7 +119,7 @@ ENQUEUE_GIVEN_UP: Final = Counter(
 ENQUEUE_PUBLISH_SECONDS: Final = Histogram(
     "orderhub_enqueue_publish_seconds",
     "Time from the hand-over (after the commit) until the broker accepted the message, "
-    "by what (command, inbox): the wait in the publish buffer included.",
+    "by what (command, inbox): the wait in the publish buffer, its linger included.",
     ["what"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     registry=REGISTRY,

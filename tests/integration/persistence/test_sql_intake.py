@@ -7,6 +7,8 @@ also while that one's transaction is still open when the duplicate arrives."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
@@ -21,7 +23,11 @@ from orderhub.adapters.persistence import (
     create_engine,
     sql_inbox_intake,
 )
-from orderhub.adapters.persistence.intake import AutocommitInboxIntake, NotCommitted
+from orderhub.adapters.persistence.intake import (
+    AutocommitInboxIntake,
+    IntakeUnavailable,
+    NotCommitted,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -153,3 +159,65 @@ async def test_a_connection_inside_a_transaction_is_refused_not_acknowledged(
     finally:
         await other.close()
     assert stored == again.id
+
+
+async def test_what_is_stored_reads_back_through_the_unit_of_work_as_it_was(
+    intake: AutocommitInboxIntake, pg_engine: AsyncEngine
+) -> None:
+    """The insert's row is the unit of work's: every column, the JSON headers, the times
+    (given in another zone, read back in UTC), the bytes, the empty and the set ones."""
+    paris = timezone(timedelta(hours=1))
+    message = dataclasses.replace(
+        inbox_message("wh-1", body=b"\x00\xff raw \xe2\x82\xac"),
+        headers={"webhook-id": "wh-1", "x-note": 'caf\u00e9 \u2028 "quoted"'},
+        received_at=datetime(2026, 11, 30, 13, 5, 7, 123456, tzinfo=paris),
+        order_key="CO-\u00e9",
+        source="poll",
+        attempts=2,
+        fence=3,
+        last_error="earlier",
+        lease_until=datetime(2026, 11, 30, 12, 6, tzinfo=UTC),
+    )
+
+    assert await intake.store(message) == (True, message.id)
+
+    async with SqlUnitOfWorkFactory(pg_engine)(read_only=True) as uow:
+        found = await uow.inbox.get(message.id)
+    assert found == dataclasses.replace(message, received_at=message.received_at.astimezone(UTC))
+    assert found is not None
+    assert found.received_at.tzinfo == UTC
+
+
+async def test_a_naive_time_is_refused_before_a_connection_is_taken(
+    intake: AutocommitInboxIntake,
+) -> None:
+    naive = dataclasses.replace(inbox_message("wh-1"), received_at=datetime(2026, 11, 30))
+
+    with pytest.raises(ValueError, match="naive"):
+        await intake.store(naive)
+
+
+async def test_a_connection_the_server_ended_is_503_and_dropped(postgres_url: str) -> None:
+    """The pool's connection was terminated by the server (a restart, a failover): the
+    insert fails under it, the outcome unknown; the webhook is answered 503 (a connection
+    error) and the connection dropped, so the sender's retry gets a new one."""
+    engine = create_engine(postgres_url, pool=PoolOptions(size=1, max_overflow=0))
+    other = await asyncpg.connect(_libpq_dsn(postgres_url))
+    try:
+        async with engine.connect() as connection:  # the pool's only connection
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection is not None
+            pid = raw.driver_connection.get_server_pid()
+        assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+        intake = sql_inbox_intake(engine)
+        assert intake is not None
+
+        with pytest.raises(IntakeUnavailable) as raised:
+            await intake.store(inbox_message("wh-1"))
+        assert isinstance(raised.value, ConnectionError)
+
+        again = inbox_message("wh-1")
+        assert await intake.store(again) == (True, again.id)
+    finally:
+        await engine.dispose()
+        await other.close()

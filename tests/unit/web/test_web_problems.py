@@ -11,7 +11,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeout
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from orderhub.adapters.persistence.intake import NotCommitted
+from orderhub.adapters.persistence.intake import IntakeUnavailable, NotCommitted
 from orderhub.application.ports import UnitOfWorkFactory
 from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.testing.fakes import FakeUnitOfWork, FakeUnitOfWorkFactory
@@ -351,6 +351,8 @@ class UnreachableFactory(FakeUnitOfWorkFactory):
         ConnectionResetError("reset by peer"),
         # a webhook's insert on a connection found inside a transaction: not stored
         NotCommitted("the connection was inside a transaction: the insert is not committed"),
+        # a webhook's insert whose connection failed under it: the outcome unknown
+        IntakeUnavailable("the database connection failed under the insert (OSError)"),
     ],
 )
 async def test_a_database_that_cannot_be_reached_is_503_with_retry_after(

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from weakref import WeakSet
 
@@ -62,7 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderhub.adapters.persistence import limits
 from orderhub.adapters.persistence.engine import json_dumps
-from orderhub.adapters.persistence.mapping import feed_entry_from_row
+from orderhub.adapters.persistence.mapping import feed_entry_from_row, utc
 from orderhub.adapters.persistence.tables import (
     FEED_COUNTER_ID,
     feed_counter,
@@ -190,19 +190,13 @@ def _no_counter() -> RuntimeError:
     return RuntimeError("feed_counter has no row: run the migrations (orderhub migrate)")
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value.isoformat()}: give it a timezone (UTC)")
-    return value.astimezone(UTC)
-
-
 def _arrays(events: Sequence[PendingEvent]) -> dict[str, list[Any]]:
     return {
         "types": [event.type for event in events],
         "order_ids": [event.order_id for event in events],
         "channels": [event.channel for event in events],
         "accounts": [event.account for event in events],
-        "occurred": [_utc(event.occurred_at) for event in events],
+        "occurred": [utc(event.occurred_at) for event in events],
         "data": [json_dumps(event.data) for event in events],
     }
 

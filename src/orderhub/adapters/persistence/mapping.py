@@ -51,7 +51,9 @@ _DOCUMENT_FIELDS: Final = tuple(
 T = TypeVar("T")
 
 
-def _utc(value: datetime) -> datetime:
+def utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is refused (its meaning would depend on the
+    machine), as :class:`~orderhub.adapters.persistence.coltypes.UTCDateTime` does."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value.isoformat()}: give it a timezone (UTC)")
     return value.astimezone(UTC)
@@ -92,13 +94,13 @@ def order_to_row(order: Order) -> dict[str, Any]:
     row = {name: getattr(order, name) for name in ORDER_COLUMNS}
     row["status"] = order.status.value
     for name in ("placed_at", "created_at", "updated_at"):
-        row[name] = _utc(row[name])
-    row["ship_by"] = None if order.ship_by is None else _utc(order.ship_by)
+        row[name] = utc(row[name])
+    row["ship_by"] = None if order.ship_by is None else utc(order.ship_by)
     row["cancellation_requested"] = order.cancellation_requested
     row["needs_attention"] = order.needs_attention
     row["fulfilled_by"] = order.fulfilled_by.value
     check = order.next_invoice_check
-    row["next_invoice_check"] = None if check is None else _utc(check)
+    row["next_invoice_check"] = None if check is None else utc(check)
     row["document"] = document
     return row
 
