@@ -197,18 +197,37 @@ async def test_a_naive_time_is_refused_before_a_connection_is_taken(
         await intake.store(naive)
 
 
-async def test_a_connection_the_server_ended_is_503_and_dropped(postgres_url: str) -> None:
-    """The pool's connection was terminated by the server (a restart, a failover): the
-    insert fails under it, the outcome unknown; the webhook is answered 503 (a connection
-    error) and the connection dropped, so the sender's retry gets a new one."""
+async def _server_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        assert raw.driver_connection is not None
+        pid: int = raw.driver_connection.get_server_pid()
+        return pid
+
+
+@pytest.mark.parametrize("client_saw_it", [False, True])
+async def test_a_connection_the_server_ended_is_503_and_dropped(
+    postgres_url: str, client_saw_it: bool
+) -> None:
+    """The pool's connection was ended by the server (a restart, a failover): the insert
+    fails under it, the outcome unknown; the webhook is answered 503 (a connection error)
+    and the connection dropped, so the sender's retry gets a new one. asyncpg says so in
+    different ways depending on whether it read the server's goodbye while the
+    connection sat in the pool (``client_saw_it``) or only under the statement."""
     engine = create_engine(postgres_url, pool=PoolOptions(size=1, max_overflow=0))
     other = await asyncpg.connect(_libpq_dsn(postgres_url))
     try:
-        async with engine.connect() as connection:  # the pool's only connection
-            raw = await connection.get_raw_connection()
-            assert raw.driver_connection is not None
-            pid = raw.driver_connection.get_server_pid()
+        pid = await _server_pid(engine)  # the pool's only connection
         assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+        if client_saw_it:
+            for _ in range(200):  # bounded: the backend leaves within moments
+                gone = await other.fetchval(
+                    "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1", pid
+                )
+                if gone:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)  # the event loop reads the goodbye meanwhile
         intake = sql_inbox_intake(engine)
         assert intake is not None
 
@@ -218,6 +237,51 @@ async def test_a_connection_the_server_ended_is_503_and_dropped(postgres_url: st
 
         again = inbox_message("wh-1")
         assert await intake.store(again) == (True, again.id)
+        assert await _server_pid(engine) != pid
     finally:
         await engine.dispose()
         await other.close()
+
+
+async def test_a_store_cancelled_under_its_insert_drops_the_connection(
+    postgres_url: str, pg_engine: AsyncEngine
+) -> None:
+    """A request cancelled while its insert waits (a shutdown, a client gone): the
+    connection is not pooled with a cancel in flight; the next store gets a new one."""
+    engine = create_engine(postgres_url, pool=PoolOptions(size=1, max_overflow=0))
+    try:
+        pid = await _server_pid(engine)
+        intake = sql_inbox_intake(engine)
+        assert intake is not None
+        async with SqlUnitOfWorkFactory(pg_engine)() as uow:
+            assert await uow.inbox.add(inbox_message("wh-1"))  # holds the key
+            waiting = asyncio.create_task(intake.store(inbox_message("wh-1")))
+            await asyncio.sleep(0.2)  # let it reach the key and wait there
+            assert not waiting.done()
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await uow.rollback()
+
+        again = inbox_message("wh-1")
+        assert await intake.store(again) == (True, again.id)
+        assert await _server_pid(engine) != pid
+    finally:
+        await engine.dispose()
+
+
+async def test_a_statement_the_server_refuses_keeps_the_connection(
+    intake: AutocommitInboxIntake, pg_engine: AsyncEngine
+) -> None:
+    """A clean refusal (here a channel name longer than its column) is the server's
+    answer, not a lost connection: raised as it is (a 500, a bug to fix), and the
+    connection stays pooled and sound."""
+    before = await _server_pid(pg_engine)
+    too_long = dataclasses.replace(inbox_message("wh-1"), channel="c" * 500)
+
+    with pytest.raises(asyncpg.StringDataRightTruncationError):
+        await intake.store(too_long)
+
+    message = inbox_message("wh-2")
+    assert await intake.store(message) == (True, message.id)
+    assert await _server_pid(pg_engine) == before

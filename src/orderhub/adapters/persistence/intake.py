@@ -20,15 +20,21 @@ an insert racing another one of the same key waits for it and, if it commits, do
 nothing (the second statement, a new snapshot, then sees that row). A connection lost
 mid-statement leaves the outcome unknown, as a lost ``COMMIT`` did: the connection is
 dropped, the request is answered 503 (:class:`IntakeUnavailable`), the channel sends the
-message again and the dedupe key answers it. Only that connection is dropped: when the
-server restarted, each other pooled one fails its first statement the same way (the
-unit of work's path, through SQLAlchemy, drops the whole pool's at its first).
+message again and the dedupe key answers it. Anything but the server's clean refusal of
+the statement counts as lost (asyncpg reports a connection the server closed while it
+was idle in more ways than one), and so does a request cancelled under the statement:
+the connection is dropped, never pooled with a cancel in flight. Only that connection is
+dropped: when the server restarted, each other pooled one fails its first statement the
+same way (the unit of work's path, through SQLAlchemy, drops the whole pool's at its
+first; ``[database] pool_pre_ping`` tests each at checkout instead).
 
 SQLite keeps the unit of work (:func:`sql_inbox_intake` gives None): one writer at a
 time there, and the writers' turn is taken by the unit of work's ``BEGIN IMMEDIATE``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import datetime
 from typing import Any, Final
 
@@ -50,13 +56,12 @@ INSERT: Final = (
     "ON CONFLICT (dedupe_key) DO NOTHING RETURNING seq"
 )
 ID_BY_KEY: Final = f"SELECT id FROM {inbox_messages.name} WHERE dedupe_key = $1"
-_UNREACHABLE: Final = (
-    OSError,  # the socket
-    TimeoutError,
-    asyncpg.InterfaceError,  # the connection closed under the statement
+_LOST: Final = (
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, cancelled
 )
+"""Errors the server reports that end, or may end, the connection."""
+DROP_SECONDS: Final = 5.0
 
 
 class IntakeUnavailable(ConnectionError):
@@ -106,17 +111,39 @@ class AutocommitInboxIntake:
                     else await driver.fetchval(ID_BY_KEY, message.dedupe_key)
                 )
             except NotCommitted:
-                await connection.invalidate()  # closed, the open transaction rolled back
+                await _drop(connection)  # closed, the open transaction rolled back
                 raise
-            except _UNREACHABLE as exc:
-                await connection.invalidate()
+            except Exception as exc:
+                if _refused(exc, driver):
+                    raise  # the statement refused, the connection idle and sound
+                await _drop(connection)
                 raise IntakeUnavailable(
                     f"the database connection failed under the insert ({type(exc).__name__})"
                 ) from exc
+            except BaseException:  # cancelled under the statement: never pooled so
+                await _drop(connection)
+                raise
         if seq is not None:
             message.seq = int(seq)
             return True, message.id
         return False, None if first is None else str(first)
+
+
+def _refused(exc: Exception, driver: asyncpg.Connection) -> bool:
+    """The server refused the statement and the connection is still sound (in autocommit,
+    nothing is left open): a data error, a lock timeout... answered as before."""
+    return (
+        isinstance(exc, asyncpg.PostgresError)
+        and not isinstance(exc, _LOST)
+        and not driver.is_closed()
+    )
+
+
+async def _drop(connection: AsyncConnection) -> None:
+    """Close the connection for good, whatever state it is in (shielded: a cancelled
+    request still drops it)."""
+    with contextlib.suppress(Exception):
+        await asyncio.shield(asyncio.wait_for(connection.invalidate(), DROP_SECONDS))
 
 
 async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
