@@ -465,6 +465,26 @@ def test_a_full_batch_ends_the_linger() -> None:
     publisher.close(timeout=10)
 
 
+def test_a_full_buffer_ends_the_linger_when_it_is_smaller_than_a_batch() -> None:
+    sent = Recorder()
+    publisher = BackgroundPublisher(
+        one_at_a_time,
+        send_many=sent,
+        batch=100,
+        capacity=2,
+        linger_seconds=LONG_LINGER,
+        on_give_up=lambda item, reason, exc: sent.given_up.append((item, reason)),
+    )
+    assert publisher.submit("a")
+    wait_until_lingering(publisher)
+    assert publisher.submit("b")  # the buffer is full: nothing more could join
+
+    assert sent.sent.wait(30)
+
+    assert (sent.batches, sent.given_up) == ([["a", "b"]], [])
+    publisher.close(timeout=10)
+
+
 def test_close_sends_what_lingers_at_once() -> None:
     sent = Recorder()
     publisher = lingering(sent)
@@ -476,8 +496,8 @@ def test_close_sends_what_lingers_at_once() -> None:
     assert (sent.batches, sent.given_up) == ([["a"]], [])
 
 
-def test_linger_is_never_negative() -> None:
-    for bad in (-0.001, float("nan")):
+def test_a_linger_is_not_negative_nor_endless() -> None:
+    for bad in (-0.001, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="linger_seconds"):
             BackgroundPublisher(
                 lambda item: None,

@@ -55,6 +55,7 @@ GiveUpReason = Literal["buffer_full", "error", "timeout", "broker_unavailable", 
 DEFAULT_CAPACITY: Final = 10_000
 DEFAULT_BATCH: Final = 100
 DEFAULT_LINGER_SECONDS: Final = 0.005
+MAX_LINGER_SECONDS: Final = 3600.0
 IDLE_SECONDS: Final = 1.0
 EXIT_SECONDS: Final = 0.5
 """What :meth:`BackgroundPublisher.close` leaves a thread to finish (its connection's
@@ -110,11 +111,12 @@ class BackgroundPublisher(Generic[T]):
     ) -> None:
         if capacity < 1 or threads < 1 or batch < 1:
             raise ValueError("capacity, threads and batch must be at least 1")
-        if not linger_seconds >= 0.0:  # NaN too
-            raise ValueError("linger_seconds must be 0 or more")
+        if not 0.0 <= linger_seconds <= MAX_LINGER_SECONDS:  # NaN too
+            raise ValueError(f"linger_seconds must be within 0 and {MAX_LINGER_SECONDS}")
         self._send = send
         self._send_many = send_many
         self._batch = batch if send_many is not None else 1
+        self._full = min(self._batch, capacity)  # a batch to send without lingering
         self._linger = linger_seconds if send_many is not None else 0.0
         self._hurry = threading.Event()  # ends a linger: a full batch, a flush, a close
         self._flushing = 0  # flush() calls waiting: no linger meanwhile
@@ -153,7 +155,7 @@ class BackgroundPublisher(Generic[T]):
                 self._buffer.append((seq, time.monotonic(), item))
                 self._outstanding.add(seq)
                 self._cond.notify()
-                if len(self._buffer) >= self._batch:
+                if len(self._buffer) >= self._full:
                     self._hurry.set()
         if reason is not None:
             self._give_up(item, reason, None)
@@ -260,7 +262,7 @@ class BackgroundPublisher(Generic[T]):
     def _linger_left(self) -> float:
         """Under the lock, with items buffered: how much longer the oldest may wait for
         others to join it (0: send now)."""
-        if self._linger <= 0 or len(self._buffer) >= self._batch or self._closed or self._flushing:
+        if self._linger <= 0 or len(self._buffer) >= self._full or self._closed or self._flushing:
             return 0.0
         return self._linger - (time.monotonic() - self._buffer[0][1])
 
