@@ -419,11 +419,14 @@ class Recorder:
         self.sent.set()
 
 
-def lingering(sent: Recorder, *, batch: int = 3) -> BackgroundPublisher[str]:
+def lingering(
+    sent: Recorder, *, batch: int = 3, capacity: int = 10_000
+) -> BackgroundPublisher[str]:
     return BackgroundPublisher(
         one_at_a_time,
         send_many=sent,
         batch=batch,
+        capacity=capacity,
         linger_seconds=LONG_LINGER,
         on_give_up=lambda item, reason, exc: sent.given_up.append((item, reason)),
     )
@@ -451,37 +454,22 @@ def test_what_arrives_while_the_oldest_lingers_goes_with_it_when_flushed() -> No
     publisher.close(timeout=10)
 
 
-def test_a_full_batch_ends_the_linger() -> None:
+@pytest.mark.parametrize(
+    ("batch", "capacity", "items"),
+    [(3, 10_000, "abc"), (100, 2, "ab")],  # a full batch; a full buffer smaller than one
+    ids=["full batch", "full buffer"],
+)
+def test_a_batch_that_cannot_grow_ends_the_linger(batch: int, capacity: int, items: str) -> None:
     sent = Recorder()
-    publisher = lingering(sent)
-    assert publisher.submit("a")
+    publisher = lingering(sent, batch=batch, capacity=capacity)
+    assert publisher.submit(items[0])
     wait_until_lingering(publisher)
-    for item in "bc":
+    for item in items[1:]:
         assert publisher.submit(item)
 
     assert sent.sent.wait(30)
 
-    assert sent.batches == [["a", "b", "c"]]
-    publisher.close(timeout=10)
-
-
-def test_a_full_buffer_ends_the_linger_when_it_is_smaller_than_a_batch() -> None:
-    sent = Recorder()
-    publisher = BackgroundPublisher(
-        one_at_a_time,
-        send_many=sent,
-        batch=100,
-        capacity=2,
-        linger_seconds=LONG_LINGER,
-        on_give_up=lambda item, reason, exc: sent.given_up.append((item, reason)),
-    )
-    assert publisher.submit("a")
-    wait_until_lingering(publisher)
-    assert publisher.submit("b")  # the buffer is full: nothing more could join
-
-    assert sent.sent.wait(30)
-
-    assert (sent.batches, sent.given_up) == ([["a", "b"]], [])
+    assert (sent.batches, sent.given_up) == ([list(items)], [])
     publisher.close(timeout=10)
 
 
