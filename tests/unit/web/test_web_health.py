@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import prometheus_client
 from litestar import Litestar
@@ -113,6 +114,13 @@ async def test_a_request_id_is_made_returned_and_bound(harness: Harness) -> None
     assert refused["request_id"] == request_id
     assert refused["order_id"] == order.id
     assert refused["rule"] == "unknown-line"
+
+
+async def test_each_request_without_an_id_gets_a_new_random_one(harness: Harness) -> None:
+    made = {(await harness.client.get("/healthz")).headers["x-request-id"] for _ in range(50)}
+
+    assert len(made) == 50
+    assert all(re.fullmatch(r"[0-9a-f]{32}", made_id) for made_id in made)
 
 
 async def test_the_callers_request_id_is_kept_when_sane(harness: Harness) -> None:

@@ -10,10 +10,10 @@ Unrouted requests (404, 405) never reach route middleware, so the header is set 
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Final
 
 import structlog
+import uuid_utils
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -31,7 +31,10 @@ def request_id_of(scope: Scope) -> str:
     found = state.get(_STATE_KEY)
     if isinstance(found, str):
         return found
-    chosen = _incoming(scope) or uuid.uuid4().hex
+    # uuid_utils: no system call per id (the standard library's uuid4 reads the random
+    # source each time, letting go of the GIL and taking it back); a new id per process
+    # after a fork all the same
+    chosen = _incoming(scope) or uuid_utils.uuid4().hex
     state[_STATE_KEY] = chosen
     return chosen
 
