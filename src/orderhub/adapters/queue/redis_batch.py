@@ -10,36 +10,29 @@ as dramatiq would store it, so dramatiq's consumers cannot tell the difference
 restart, ``SCRIPT FLUSH``) is loaded again and the batch sent once more: with the script
 missing, none of the batch ran.
 
-Ids are drawn for the whole batch from one read of the system's random source
-(:func:`unique_ids`): ``uuid4`` reads it once per id, a system call that lets go of the
-GIL and must take it back from the event loop, twice per message here (dramatiq's message
-id and the Redis one).
+Ids come from ``uuid_utils`` (:func:`unique_ids`), the hub's id generator: the standard
+library's ``uuid4`` reads the system's random source once per id, a system call that lets
+go of the GIL and must take it back from the event loop, twice per message here
+(dramatiq's message id and the Redis one).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from uuid import UUID
 
 import redis
+import uuid_utils
 from dramatiq import Actor, Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, dq_name
 
 __all__ = ["enqueue_many", "message_for", "unique_ids"]
 
-_UUID_BYTES = 16
-
 
 def unique_ids(count: int) -> list[str]:
-    """``count`` random (version 4) UUIDs, as ``str(uuid4())`` writes them, from one read
-    of the system's random source."""
-    raw = os.urandom(_UUID_BYTES * count)
-    return [
-        str(UUID(bytes=raw[at : at + _UUID_BYTES], version=4))
-        for at in range(0, len(raw), _UUID_BYTES)
-    ]
+    """``count`` random (version 4) UUIDs, as ``str(uuid4())`` writes them, without a
+    system call each (a forked process draws ids of its own)."""
+    return [str(uuid_utils.uuid4()) for _ in range(count)]
 
 
 def message_for(actor: Actor[..., object], arg: str, message_id: str) -> Message[object]:
