@@ -43,6 +43,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 from sqlalchemy.util.concurrency import in_greenlet
 
+from orderhub.adapters.persistence.sqlite_driver import one_hop_dbapi
+
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 SQLITE_BEGIN_OPTION: Final = "orderhub_sqlite_begin"
 """Execution option naming the SQLite ``BEGIN`` mode of a connection (default IMMEDIATE)."""
@@ -110,7 +112,9 @@ def create_engine(
             raise ValueError("an in-memory SQLite database is not supported: give a file path")
         if parsed.drivername != "sqlite+aiosqlite":
             parsed = parsed.set(drivername="sqlite+aiosqlite")
-        engine = create_async_engine(parsed, echo=echo, **{**json_options, **kwargs})
+        engine = create_async_engine(
+            parsed, echo=echo, module=one_hop_dbapi(), **{**json_options, **kwargs}
+        )
         _configure_sqlite(engine)
         return engine
     raise ValueError(
