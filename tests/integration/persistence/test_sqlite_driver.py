@@ -9,6 +9,8 @@ reports."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +25,7 @@ from orderhub.adapters.persistence import SqlUnitOfWorkFactory
 from orderhub.adapters.persistence.engine import create_engine
 from orderhub.adapters.persistence.sqlite_driver import OneHopCursor
 
+QUEUED_WITHIN = 30.0  # a bound on a wait, not a measurement
 TABLE = sa.table("t", sa.column("id", sa.Integer), sa.column("name", sa.Text))
 
 
@@ -60,6 +63,12 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     yield calls
     monkeypatch.undo()
+
+
+async def _queued(driver: aiosqlite.Connection) -> None:
+    """Until a call waits in the thread's queue (the gate's own call has been taken)."""
+    while driver._tx.qsize() < 1:  # noqa: ASYNC110 (a thread's queue: no event to await)
+        await asyncio.sleep(0.001)
 
 
 async def test_the_engine_makes_one_hop_cursors(sqlite_engine: AsyncEngine) -> None:
@@ -104,9 +113,45 @@ async def test_a_unit_of_work_is_a_call_per_statement_and_its_ends(
             assert await uow.inbox.add(inbox_message("wh-1"))
             await uow.commit()
     assert statements == ["BEGIN", "INSERT"]  # BEGIN IMMEDIATE, the insert
-    # then sqlite3's commit(), and the pool's reset as the connection goes back (queued
-    # behind anything still running on the thread, so it cannot pass a cancelled one)
-    assert calls == ["_run", "_run", "commit", "rollback"]
+    # then sqlite3's commit(); the pool's rollback as the connection goes back is skipped,
+    # as nothing was queued since the COMMIT returned
+    assert calls == ["_run", "_run", "commit"]
+
+    with hops(monkeypatch) as calls:
+        async with factory() as uow:  # left without a commit
+            assert not await uow.inbox.add(inbox_message("wh-1"))  # a duplicate
+    assert calls == ["_run", "_run", "rollback"]
+
+
+async def test_a_statement_cancelled_in_flight_leaves_nothing_behind(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """The caller gives up while its insert waits on aiosqlite's thread; the insert still
+    runs there later, inside the unit's transaction. That transaction must never be left
+    open for the next unit of work, nor committed: SQLAlchemy drops a connection whose
+    statement was cancelled, and the close is queued behind the insert."""
+    factory = SqlUnitOfWorkFactory(sqlite_engine)
+    gate = threading.Event()
+    async with factory() as uow:
+        raw = await uow._tx.conn().get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, aiosqlite.Connection)
+        assert await uow.inbox.id_for("wh-0") is None  # BEGIN IMMEDIATE sent
+        held = asyncio.ensure_future(driver._execute(gate.wait))  # the thread, held
+        adding = asyncio.ensure_future(uow.inbox.add(inbox_message("wh-1")))
+        await asyncio.wait_for(_queued(driver), QUEUED_WITHIN)  # behind the gate
+        adding.cancel()
+        gate.set()
+        await held
+        with pytest.raises(asyncio.CancelledError):
+            await adding
+    async with factory(read_only=True) as uow:
+        assert await uow.inbox.id_for("wh-1") is None  # the insert was not kept
+    async with factory() as uow:
+        assert await uow.inbox.add(inbox_message("wh-1"))
+        await uow.commit()
+    async with factory(read_only=True) as uow:
+        assert await uow.inbox.id_for("wh-1") is not None
 
 
 async def test_what_a_statement_reports_is_sqlite3s(scratch: AsyncConnection) -> None:

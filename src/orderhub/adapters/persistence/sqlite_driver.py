@@ -85,6 +85,8 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         return self._call(operation, seq_of_parameters, many=True)
 
     def _call(self, operation: str, parameters: Any, *, many: bool) -> None:
+        connection = cast(OneHopConnection, self._adapt_connection)
+        connection.settled = False  # before it is queued: see OneHopConnection
         driver = cast(aiosqlite.Connection, self._connection)
         # aiosqlite's own way onto its thread (its cursor's methods call it), untyped
         call = cast(Callable[..., Awaitable[_Outcome]], driver._execute)
@@ -109,8 +111,33 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    """aiosqlite's connection, with :class:`OneHopCursor` cursors and no call for a
+    ``ROLLBACK`` that has nothing to undo.
+
+    The pool rolls a connection back as it takes it back, also after a unit of work has
+    committed: one more call to the thread per unit of work, for nothing. ``settled`` is
+    True only while the last call queued to the thread was a ``COMMIT`` or ``ROLLBACK``
+    that has returned: nothing can be open then, and a rollback is skipped. Any
+    statement clears it before it is queued, so one cancelled in flight (still to run on
+    the thread) leaves it clear, and the rollback is queued behind it as before."""
+
+    __slots__ = ("settled",)
     _cursor_cls = OneHopCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.settled = False
+
+    def commit(self) -> None:
+        self.settled = False
+        super().commit()
+        self.settled = True
+
+    def rollback(self) -> None:
+        if self.settled:
+            return
+        super().rollback()
+        self.settled = True
 
 
 class OneHopDbapi(AsyncAdapt_aiosqlite_dbapi):
