@@ -10,6 +10,7 @@ reports."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tests.integration.persistence.conftest import inbox_message
 
 from orderhub.adapters.persistence import SqlUnitOfWorkFactory
+from orderhub.adapters.persistence import engine as engine_module
 from orderhub.adapters.persistence.engine import create_engine
 from orderhub.adapters.persistence.sqlite_driver import OneHopCursor
 
@@ -96,9 +98,27 @@ async def test_a_statement_is_one_call_on_aiosqlites_thread(
     assert len(calls) == 1, calls
 
 
-async def test_a_unit_of_work_is_a_call_per_statement_and_its_ends(
+def _write_locked(engine: AsyncEngine) -> bool:
+    """Whether another connection to the file is refused SQLite's write lock right now."""
+    other = sqlite3.connect(str(engine.url.database), timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return True
+    else:
+        other.execute("ROLLBACK")
+        return False
+    finally:
+        other.close()
+
+
+async def test_a_unit_of_work_is_a_call_per_statement_and_one_to_end(
     sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``BEGIN IMMEDIATE`` goes in the first statement's call, and takes SQLite's write
+    lock there; the pool's rollback after a COMMIT is skipped."""
     factory = SqlUnitOfWorkFactory(sqlite_engine)
     statements: list[str] = []
     sa.event.listen(
@@ -110,17 +130,41 @@ async def test_a_unit_of_work_is_a_call_per_statement_and_its_ends(
         pass
     with hops(monkeypatch) as calls:
         async with factory() as uow:
+            assert not _write_locked(sqlite_engine)
             assert await uow.inbox.add(inbox_message("wh-1"))
+            assert _write_locked(sqlite_engine)  # BEGIN IMMEDIATE went with the insert
             await uow.commit()
-    assert statements == ["BEGIN", "INSERT"]  # BEGIN IMMEDIATE, the insert
-    # then sqlite3's commit(); the pool's rollback as the connection goes back is skipped,
-    # as nothing was queued since the COMMIT returned
-    assert calls == ["_run", "_run", "commit"]
+    assert not _write_locked(sqlite_engine)
+    assert statements == ["INSERT"]
+    assert calls == ["_run", "commit"]
 
     with hops(monkeypatch) as calls:
         async with factory() as uow:  # left without a commit
             assert not await uow.inbox.add(inbox_message("wh-1"))  # a duplicate
-    assert calls == ["_run", "_run", "rollback"]
+    assert calls == ["_run", "rollback"]
+    assert not _write_locked(sqlite_engine)
+
+
+async def test_a_unit_of_work_that_sends_nothing_calls_nothing(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Begun and committed with no statement: no call to the thread at all, and the
+    writers' turn taken at its begin is given back (another task's unit goes on)."""
+    factory = SqlUnitOfWorkFactory(sqlite_engine)
+    async with sqlite_engine.connect():
+        pass
+    with hops(monkeypatch) as calls:
+        async with factory() as uow:
+            await uow._tx.conn().begin()
+            await uow.commit()
+    assert calls == []
+
+    async def another() -> None:
+        async with factory() as uow:
+            assert await uow.inbox.add(inbox_message("wh-2"))
+            await uow.commit()
+
+    await asyncio.wait_for(asyncio.ensure_future(another()), QUEUED_WITHIN)
 
 
 async def test_a_statement_cancelled_in_flight_leaves_nothing_behind(
@@ -202,3 +246,54 @@ async def test_a_server_side_cursor_streams_as_before(scratch: AsyncConnection) 
     streamed = await scratch.stream(sa.select(TABLE.c.name).order_by(TABLE.c.id))
     names = [row.name async for row in streamed]
     assert names == [f"n{i}" for i in range(50)]
+
+
+async def test_a_stream_first_in_a_transaction_is_inside_it(sqlite_engine: AsyncEngine) -> None:
+    """A server-side cursor is SQLAlchemy's own: the BEGIN still to be sent goes first."""
+    async with sqlite_engine.connect() as connection:
+        await connection.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+        await connection.commit()  # settled: the next BEGIN would wait for a statement
+        streamed = await connection.stream(
+            sa.text("INSERT INTO t (name) VALUES ('s') RETURNING id")
+        )
+        assert [row.id async for row in streamed] == [1]
+        assert _write_locked(sqlite_engine)  # inside BEGIN IMMEDIATE
+        await connection.rollback()
+        assert (
+            await connection.execute(sa.select(sa.func.count()).select_from(TABLE))
+        ).scalar() == 0
+
+
+async def test_rows_fetched_a_few_at_a_time(scratch: AsyncConnection) -> None:
+    await scratch.execute(sa.insert(TABLE), [{"name": f"n{i}"} for i in range(3)])
+    result = await scratch.execute(sa.select(TABLE.c.name).order_by(TABLE.c.id))
+    assert result.fetchmany() == [("n0",)]  # the DBAPI's default size, 1
+    assert result.fetchmany(5) == [("n1",), ("n2",)]
+
+
+async def test_a_refused_begin_is_sent_again_never_skipped(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds SQLite's write lock: the BEGIN sent with the unit's first
+    statement fails (after the busy timeout) and so does the statement. The unit's next
+    statement sends BEGIN again: it never runs outside a transaction, where it would be
+    committed at once and survive the unit's rollback."""
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    engine = create_engine(sqlite_url)
+    try:
+        async with engine.connect():
+            pass
+        other = sqlite3.connect(str(engine.url.database), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        factory = SqlUnitOfWorkFactory(engine)
+        async with factory() as uow:
+            with pytest.raises(sa.exc.OperationalError, match="locked"):
+                await uow.inbox.add(inbox_message("wh-1"))
+            other.execute("ROLLBACK")
+            assert await uow.inbox.add(inbox_message("wh-2"))
+            assert _write_locked(engine)  # in a transaction of its own again
+        other.close()
+        async with factory(read_only=True) as uow:
+            assert await uow.inbox.id_for("wh-2") is None  # rolled back with the unit
+    finally:
+        await engine.dispose()

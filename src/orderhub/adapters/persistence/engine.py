@@ -22,7 +22,9 @@ SQLite is set up for several async writers sharing one file:
   p99 latency was seconds under load (issue 10). The asyncio lock hands the turn over at
   once and in order; ``busy_timeout`` still covers other processes on the same file (the
   CLI), a turn not had within it, and a task that begins a second transaction while it
-  holds the turn (it fails after the busy timeout, as it did).
+  holds the turn (one of the two fails after the busy timeout: the second, or the first
+  if it has sent no statement yet, its ``BEGIN`` going with its first statement,
+  ``sqlite_driver.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 from sqlalchemy.util.concurrency import in_greenlet
 
-from orderhub.adapters.persistence.sqlite_driver import one_hop_dbapi
+from orderhub.adapters.persistence.sqlite_driver import OneHopConnection, one_hop_dbapi
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 SQLITE_BEGIN_OPTION: Final = "orderhub_sqlite_begin"
@@ -175,7 +177,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         if mode.upper() != "DEFERRED":
             turns.take(connection)
         try:
-            connection.exec_driver_sql(f"BEGIN {mode.upper()}")
+            begin = f"BEGIN {mode.upper()}"
+            driver = connection.connection.dbapi_connection
+            # on a settled connection, sent in the first statement's call to the thread
+            if not (isinstance(driver, OneHopConnection) and driver.defer_begin(begin)):
+                connection.exec_driver_sql(begin)
         except BaseException:
             turns.give_back(connection)
             raise
