@@ -32,18 +32,15 @@ TABLE = sa.table("t", sa.column("id", sa.Integer), sa.column("name", sa.Text))
 
 
 @pytest.fixture
-async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
+def database_url(sqlite_url: str) -> str:
+    """This module is SQLite's alone: the shared ``engine`` fixture is on SQLite here."""
+    return sqlite_url
 
 
 @pytest.fixture
-async def scratch(sqlite_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def scratch(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection inside a transaction, on a table of its own."""
-    async with sqlite_engine.connect() as connection:
+    async with engine.connect() as connection:
         await connection.exec_driver_sql(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)"
         )
@@ -73,8 +70,8 @@ async def _queued(driver: aiosqlite.Connection) -> None:
         await asyncio.sleep(0.001)
 
 
-async def test_the_engine_makes_one_hop_cursors(sqlite_engine: AsyncEngine) -> None:
-    async with sqlite_engine.connect() as connection:
+async def test_the_engine_makes_one_hop_cursors(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         assert isinstance(raw.dbapi_connection.cursor(), OneHopCursor)  # type: ignore[union-attr]
 
@@ -115,26 +112,26 @@ def _write_locked(engine: AsyncEngine) -> bool:
 
 
 async def test_a_unit_of_work_is_a_call_per_statement_and_one_to_end(
-    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``BEGIN IMMEDIATE`` goes in the first statement's call, and takes SQLite's write
     lock there; the pool's rollback after a COMMIT is skipped."""
-    factory = SqlUnitOfWorkFactory(sqlite_engine)
+    factory = SqlUnitOfWorkFactory(engine)
     statements: list[str] = []
     sa.event.listen(
-        sqlite_engine.sync_engine,
+        engine.sync_engine,
         "before_cursor_execute",
         lambda *args: statements.append(args[2].split()[0].upper()),
     )
-    async with sqlite_engine.connect():  # the pool's first connection, set up
+    async with engine.connect():  # the pool's first connection, set up
         pass
     with hops(monkeypatch) as calls:
         async with factory() as uow:
-            assert not _write_locked(sqlite_engine)
+            assert not _write_locked(engine)
             assert await uow.inbox.add(inbox_message("wh-1"))
-            assert _write_locked(sqlite_engine)  # BEGIN IMMEDIATE went with the insert
+            assert _write_locked(engine)  # BEGIN IMMEDIATE went with the insert
             await uow.commit()
-    assert not _write_locked(sqlite_engine)
+    assert not _write_locked(engine)
     assert statements == ["INSERT"]
     assert calls == ["_run", "commit"]
 
@@ -142,16 +139,16 @@ async def test_a_unit_of_work_is_a_call_per_statement_and_one_to_end(
         async with factory() as uow:  # left without a commit
             assert not await uow.inbox.add(inbox_message("wh-1"))  # a duplicate
     assert calls == ["_run", "rollback"]
-    assert not _write_locked(sqlite_engine)
+    assert not _write_locked(engine)
 
 
 async def test_a_unit_of_work_that_sends_nothing_calls_nothing(
-    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Begun and committed with no statement: no call to the thread at all, and the
     writers' turn taken at its begin is given back (another task's unit goes on)."""
-    factory = SqlUnitOfWorkFactory(sqlite_engine)
-    async with sqlite_engine.connect():
+    factory = SqlUnitOfWorkFactory(engine)
+    async with engine.connect():
         pass
     with hops(monkeypatch) as calls:
         async with factory() as uow:
@@ -168,13 +165,13 @@ async def test_a_unit_of_work_that_sends_nothing_calls_nothing(
 
 
 async def test_a_statement_cancelled_in_flight_leaves_nothing_behind(
-    sqlite_engine: AsyncEngine,
+    engine: AsyncEngine,
 ) -> None:
     """The caller gives up while its insert waits on aiosqlite's thread; the insert still
     runs there later, inside the unit's transaction. That transaction must never be left
     open for the next unit of work, nor committed: SQLAlchemy drops a connection whose
     statement was cancelled, and the close is queued behind the insert."""
-    factory = SqlUnitOfWorkFactory(sqlite_engine)
+    factory = SqlUnitOfWorkFactory(engine)
     gate = threading.Event()
     async with factory() as uow:
         raw = await uow._tx.conn().get_raw_connection()
@@ -248,16 +245,16 @@ async def test_a_server_side_cursor_streams_as_before(scratch: AsyncConnection) 
     assert names == [f"n{i}" for i in range(50)]
 
 
-async def test_a_stream_first_in_a_transaction_is_inside_it(sqlite_engine: AsyncEngine) -> None:
+async def test_a_stream_first_in_a_transaction_is_inside_it(engine: AsyncEngine) -> None:
     """A server-side cursor is SQLAlchemy's own: the BEGIN still to be sent goes first."""
-    async with sqlite_engine.connect() as connection:
+    async with engine.connect() as connection:
         await connection.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
         await connection.commit()  # settled: the next BEGIN would wait for a statement
         streamed = await connection.stream(
             sa.text("INSERT INTO t (name) VALUES ('s') RETURNING id")
         )
         assert [row.id async for row in streamed] == [1]
-        assert _write_locked(sqlite_engine)  # inside BEGIN IMMEDIATE
+        assert _write_locked(engine)  # inside BEGIN IMMEDIATE
         await connection.rollback()
         assert (
             await connection.execute(sa.select(sa.func.count()).select_from(TABLE))
