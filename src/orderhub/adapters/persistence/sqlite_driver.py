@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, NoReturn, cast
+from typing import Any, NamedTuple, NoReturn, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
@@ -36,6 +36,7 @@ from sqlalchemy.util.concurrency import await_
 __all__ = ["OneHopDbapi", "one_hop_dbapi"]
 
 _Outcome = tuple[Any, list[Any], int, int | None]
+R = TypeVar("R")
 
 
 class _BeginRefused(NamedTuple):
@@ -122,13 +123,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         connection = cast(OneHopConnection, self._adapt_connection)
         begin, connection.begin = connection.begin, None
         connection.settled = False  # before it is queued: see OneHopConnection
-        driver = cast(aiosqlite.Connection, self._connection)
-        # aiosqlite's own way onto its thread (its cursor's methods call it), untyped
-        call = cast(Callable[..., Awaitable[_Outcome | _BeginRefused]], driver._execute)
-        try:
-            outcome = await_(call(_run, driver._conn, begin, operation, parameters, many))
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
+        outcome = connection.on_thread(_run, begin, operation, parameters, many)
         if isinstance(outcome, _BeginRefused):  # e.g. SQLite's lock not had in time
             connection.refused(cast(str, begin), outcome)
         self._description, rows, self._rowcount, self._lastrowid = outcome
@@ -176,16 +171,20 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         if server_side:  # SQLAlchemy's own cursor: the BEGIN first, in a call of its own
             begin, self.begin = self.begin, None
             self.settled = False
-            if begin is not None:
-                driver = cast(aiosqlite.Connection, self._connection)
-                call = cast(Callable[..., Awaitable[_BeginRefused | None]], driver._execute)
-                try:
-                    refused = await_(call(_begin, driver._conn, begin))
-                except Exception as error:
-                    self._handle_exception(error)
-                if refused is not None:
-                    self.refused(begin, refused)
+            if begin is not None and (refused := self.on_thread(_begin, begin)) is not None:
+                self.refused(begin, refused)
         return super().cursor(server_side)
+
+    def on_thread(self, function: Callable[..., R], *args: Any) -> R:
+        """``function(sqlite3_connection, *args)`` on aiosqlite's thread, in one call;
+        what it raises, as SQLAlchemy's adapter raises it."""
+        driver = cast(aiosqlite.Connection, self._connection)
+        # aiosqlite's own way onto its thread (its cursor's methods call it), untyped
+        call = cast(Callable[..., Awaitable[R]], driver._execute)
+        try:
+            return await_(call(function, driver._conn, *args))
+        except Exception as error:
+            self._handle_exception(error)
 
     def refused(self, begin: str, refused: _BeginRefused) -> NoReturn:
         """Raise the error of ``begin``, refused. If it left no transaction open, it is
