@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from chaos.effects import CALL_EFFECTS, Effect, statuses_agree, wms_key
+from chaos.effects import CALL_EFFECTS, Effect, satisfies, statuses_agree, wms_key
 
 TERMINAL_EVENTS: Final = ("command.succeeded", "command.failed")
 NEARBY_SECONDS: Final = 5.0
@@ -191,10 +191,12 @@ class Checker:
             if not ends or channel not in self.effects:
                 continue
             end = ends[0]
-            key = wms_key(entry["action"], entry.get("body"))
+            key = wms_key(entry["action"], entry.get("body"), self.hub_by_id.get(entry["order_id"]))
             if key is None:
                 continue
-            calls = [c for e, c in self.effects[channel] if e == Effect(order, key)]
+            calls = [
+                c for e, c in self.effects[channel] if e.order == order and satisfies(e.key, key)
+            ]
             ok = [c for c in calls if 200 <= (c.get("status_code") or 0) < 300]
             if max_attempts and len(calls) > max_attempts:
                 self.flag(

@@ -17,7 +17,26 @@ class Effect:
     order: str
     """The order's id at the marketplace."""
     key: str
-    """``accept``, ``reject``, ``ship:<tracking number>``, ``cancel``..."""
+    """``accept``, ``reject``, ``ship:<tracking number>``, ``cancel`` (the whole order),
+    ``cancel:<line ids>`` (some of its lines)..."""
+
+
+WHOLE_ORDER_CANCEL: Final = "cancel"
+
+
+def cancel_key(line_ids: Any) -> str:
+    """The effect of cancelling some lines: ``cancel:L1,L2`` (sorted), so that the
+    cancellations of two different lines are two effects, not one taken twice."""
+    return f"{WHOLE_ORDER_CANCEL}:{','.join(sorted(str(i) for i in line_ids))}"
+
+
+def satisfies(taken: str, expected: str) -> bool:
+    """A call's effect does what a command expects: the same key, or a whole-order
+    cancellation for a command that cancels some lines (a channel may cancel the whole
+    order when the lines are all that is left of it, as Octopia's adapter does)."""
+    return taken == expected or (
+        taken == WHOLE_ORDER_CANCEL and expected.startswith(f"{WHOLE_ORDER_CANCEL}:")
+    )
 
 
 def _body(call: dict[str, Any]) -> dict[str, Any]:
@@ -48,16 +67,22 @@ def topi_call(call: dict[str, Any]) -> Effect | None:
 # --- Octopia ------------------------------------------------------------------------------
 
 _OCTOPIA_ORDER: Final = re.compile(r"^/orders/([^/]+)/(approval-status|shipments)$")
-_OCTOPIA_CANCEL: Final = ("/order-cancellation-requests", "/order-partial-cancellation-requests")
+_OCTOPIA_CANCEL: Final = "/order-cancellation-requests"
+_OCTOPIA_PARTIAL_CANCEL: Final = "/order-partial-cancellation-requests"
 
 
 def octopia_call(call: dict[str, Any]) -> Effect | None:
     if call.get("method") != "POST":
         return None
     path = call.get("path", "")
-    if path in _OCTOPIA_CANCEL:
+    if path == _OCTOPIA_CANCEL:
+        return Effect(str(_body(call).get("orderSellerId", "")), WHOLE_ORDER_CANCEL)
+    if path == _OCTOPIA_PARTIAL_CANCEL:
         body = _body(call)
-        return Effect(str(body.get("orderSellerId", "")), "cancel")
+        lines = [line for line in body.get("lines") or [] if isinstance(line, dict)]
+        return Effect(
+            str(body.get("orderSellerId", "")), cancel_key(line.get("lineId") for line in lines)
+        )
     match = _OCTOPIA_ORDER.match(path)
     if not match:
         return None
@@ -91,17 +116,32 @@ def spresso_call(call: dict[str, Any]) -> Effect | None:
     return None
 
 
-def wms_key(action: str, body: Any) -> str | None:
+def wms_key(action: str, body: Any, order: dict[str, Any] | None = None) -> str | None:
     """The effect key a warehouse command expects (the same for every channel); None for
-    a command that may make no call."""
+    a command that may make no call. ``order`` is the hub's view of the order (``GET
+    /orders/{id}``): accepting a customer's cancellation request cancels that request's
+    lines, named by their marketplace line ids."""
+    body = body or {}
     if action == "shipments":
-        return f"ship:{(body or {}).get('tracking_number', '')}"
+        return f"ship:{body.get('tracking_number', '')}"
     if action == "cancellations":
         # refusing a customer's request changes nothing at the marketplace
-        return None if (body or {}).get("decision") == "refuse" else "cancel"
+        if body.get("decision") == "refuse":
+            return None
+        if body.get("cancellation_id") and order is not None:
+            return _request_key(order, str(body["cancellation_id"]))
+        return WHOLE_ORDER_CANCEL
     if action == "deliveries":
         return None  # one call per fulfilment, or none where the channel reports them
     return action
+
+
+def _request_key(order: dict[str, Any], cancellation_id: str) -> str:
+    by_id = {line.get("id"): line.get("channel_line_id") for line in order.get("lines", [])}
+    for request in order.get("cancellations", []):
+        if request.get("id") == cancellation_id and request.get("lines"):
+            return cancel_key(by_id.get(line.get("line_id"), "?") for line in request["lines"])
+    return WHOLE_ORDER_CANCEL
 
 
 CALL_EFFECTS: Final[dict[str, Callable[[dict[str, Any]], Effect | None]]] = {

@@ -330,3 +330,70 @@ def test_a_channel_message_left_unapplied_past_the_horizon_is_stuck() -> None:
     assert kinds(obs) == []
     obs["gauges"]["inbox_backlog_oldest_age_seconds"] = 61.0
     assert kinds(obs) == ["message-stuck"]
+
+
+def _octopia_cancelled_line_by_line() -> dict[str, Any]:
+    """make chaos-short seed 526186: the customer asked to cancel each of OCT00002's three
+    lines, the warehouse accepted the three requests, and the hub made three calls: two
+    partial cancellations, then the whole order's for the last line."""
+    obs = _clean()
+    lines = [{"id": f"h{n}", "channel_line_id": f"L{n}"} for n in (1, 2, 3)]
+    requests = [{"id": f"c{n}", "lines": [{"line_id": f"h{n}", "quantity": 1}]} for n in (1, 2, 3)]
+
+    def cancel(seq: int, *line_ids: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"orderSellerId": "OCT00002", "reason": "customer-claim"}
+        if not line_ids:
+            return _call(seq, "/order-cancellation-requests", 201, body)
+        body["lines"] = [{"lineId": line} for line in line_ids]
+        return _call(seq, "/order-partial-cancellation-requests", 201, body)
+
+    obs["channels"]["octopia"] = {
+        "orders": [{"id": "OCT00002", "status": "Cancelled"}],
+        "calls": [cancel(10, "L1"), cancel(11, "L2"), cancel(12)],
+    }
+    obs["hub_orders"].append(
+        {
+            "id": "hub-2",
+            "channel": "octopia",
+            "channel_order_id": "OCT00002",
+            "status": "cancelled",
+            "channel_status": "Cancelled",
+            "attention": [],
+            "pending_commands": [],
+            "lines": lines,
+            "cancellations": requests,
+        }
+    )
+    for n in (1, 2, 3):
+        obs["wms"].append(
+            {
+                "at": T0 + 10 + n,
+                "key": f"kc{n}",
+                "order_id": "hub-2",
+                "channel": "octopia",
+                "channel_order_id": "OCT00002",
+                "action": "cancellations",
+                "body": {"decision": "accept", "cancellation_id": f"c{n}"},
+                "status": 202,
+                "command_id": f"cmd-cancel-{n}",
+            }
+        )
+        obs["feed"].append(
+            _event(5 + n, "command.succeeded", command_id=f"cmd-cancel-{n}", attempts=1)
+        )
+    return obs
+
+
+def test_each_line_cancelled_on_its_own_request_is_one_effect_each() -> None:
+    obs = _octopia_cancelled_line_by_line()
+    assert kinds(obs) == []
+    # the first line's cancellation taken twice is a duplicate
+    calls = obs["channels"]["octopia"]["calls"]
+    calls.append({**calls[0], "seq": 13})
+    assert kinds(obs) == ["effect-duplicated"]
+    # a request whose line the channel never took is missing; another line's
+    # cancellation does not stand in for it
+    obs = _octopia_cancelled_line_by_line()
+    calls = obs["channels"]["octopia"]["calls"]
+    calls[2] = {**calls[1], "seq": 12}  # the second line's again, for the third's request
+    assert sorted(kinds(obs)) == ["effect-duplicated", "effect-missing"]
