@@ -186,7 +186,10 @@ class _Commands:
             c.id
             for c in commands
             if any(
-                e.order_id == c.order_id and e.seq < c.seq and e.state is CommandState.PENDING
+                e.order_id == c.order_id
+                and e.seq < c.seq
+                and e.state is CommandState.PENDING
+                and e.held_by is None
                 for e in commands
             )
         }

@@ -219,6 +219,30 @@ async def test_a_command_behind_an_unfinished_one_of_its_order_is_left_to_it(
         assert await uow.commands.due(now=later, queued_before=later, limit=9) == [second.id]
 
 
+async def test_a_command_behind_only_held_ones_is_due_to_be_held_too(
+    uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder, make_command: MakeCommand
+) -> None:
+    """A command left waiting behind one that was held meanwhile (its claim raced the
+    failure) is brought back, to be held too and listed; behind a live one, it is not."""
+    order = await stored_order(uow_factory, make_order)
+    failed = make_command(order, seq=1, state=CommandState.FAILED)
+    held = make_command(order, seq=2, held_by=failed.id)
+    waiting = make_command(order, seq=3, next_attempt_at=T0, queued_at=T0)
+    async with uow_factory() as uow:
+        for command in (failed, held, waiting):
+            uow.commands.add(command)
+        await uow.commit()
+    later = T0 + timedelta(hours=1)
+    async with uow_factory() as uow:
+        assert await uow.commands.due(now=later, queued_before=later, limit=9) == [waiting.id]
+        stored = await uow.commands.get(held.id)
+        assert stored is not None
+        assert await uow.commands.set_held(stored, None)  # the operator released it: live
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.commands.due(now=later, queued_before=later, limit=9) == [held.id]
+
+
 async def test_a_fenced_save_writes_only_under_its_claim(
     uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder, make_command: MakeCommand
 ) -> None:

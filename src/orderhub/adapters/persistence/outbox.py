@@ -86,10 +86,11 @@ class SqlCommandRepository:
                 sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
                 sa.or_(c.lease_until.is_(None), c.lease_until <= now),
                 sa.or_(c.queued_at.is_(None), c.queued_at < queued_before),
-                ~sa.exists().where(  # its order's earlier pending one releases it when done
+                ~sa.exists().where(  # its order's earlier live one releases it when done
                     earlier.c.order_id == c.order_id,
                     earlier.c.seq < c.seq,
                     earlier.c.state == CommandState.PENDING.value,
+                    earlier.c.held_by.is_(None),
                 ),
             )
             .order_by(c.queued_at.nulls_first(), c.id)  # least recently queued first

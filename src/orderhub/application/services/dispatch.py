@@ -124,7 +124,7 @@ async def _claim(
             return await _end_failed(uow, hub, account, command, error, fence=command.fence)
         blocked = await _blocked_by(uow, account, command)
         if blocked is not None:
-            held_by = blocked.id if blocked.state is CommandState.FAILED else None
+            held_by = _held_behind(blocked)
             if held_by != command.held_by:
                 await uow.commands.set_held(command, held_by)
                 await uow.commit()
@@ -151,6 +151,14 @@ async def _blocked_by(
         if not earlier.state.is_final and not account.independent(earlier.kind, command.kind):
             return earlier
     return None
+
+
+def _held_behind(blocked: ChannelCommand) -> str | None:
+    """The failed command that a command waiting for ``blocked`` is held by: ``blocked``
+    itself when it failed, the one ``blocked`` is held by when it waits for an operator
+    too (so that every command behind a failure is listed, naming it); None when
+    ``blocked`` is live work, which releases its followers when it ends."""
+    return blocked.id if blocked.state is CommandState.FAILED else blocked.held_by
 
 
 async def _succeed(hub: Hub, command: ChannelCommand, outcome: CommandOutcome) -> Dispatched:
@@ -268,10 +276,11 @@ async def _end_failed(
     refused: bool = False,
 ) -> Dispatched:
     """Fail the command for good, in ``uow``, with one ``command.failed`` event and an
-    attention reason on the order; hold the order's later commands (those not declared
-    independent of it). Only a refusal by the channel (``refused``) undoes the decision the
-    command carried: a call that gave up, or credentials we got wrong, say nothing of what
-    the channel thinks of it. Commits."""
+    attention reason on the order; hold the order's later commands that wait for it or for
+    one held behind it (those its channel does not declare independent of them). Only a
+    refusal by the channel (``refused``) undoes the decision the command carried: a call
+    that gave up, or credentials we got wrong, say nothing of what the channel thinks of
+    it. Commits."""
     now = hub.clock.now()
     command.state = CommandState.FAILED
     command.last_error = clip(error)
@@ -297,11 +306,13 @@ async def _end_failed(
         command.result = {**command.result, "decision_undone": undone}
     if not await uow.commands.save(command, fence=fence):
         return Dispatched.STALE
+    behind = [command]  # the failed command and those held behind it, in order
     for other in await uow.commands.for_order(command.order_id):
         if other.seq <= command.seq or other.state is not CommandState.PENDING:
             continue
-        if account is None or not account.independent(command.kind, other.kind):
+        if account is None or any(not account.independent(e.kind, other.kind) for e in behind):
             await uow.commands.set_held(other, command.id)
+            behind.append(other)
     uow.record(EventType.COMMAND_FAILED.value, order=order, data=event_data(command))
     await uow.commit()
     return Dispatched.FAILED

@@ -1,0 +1,128 @@
+"""Every command that waits for an operator because of a failed one is held, naming the
+failed one, and listed (``held_commands``), however it came to wait: behind the failed
+command itself, behind one held behind it, or left waiting by a claim that raced the
+failure. Issue 11's leftover: ``/ops/held-commands`` did not list the commands queued
+behind a held one, and nothing looked at them again until the operator acted."""
+
+from __future__ import annotations
+
+import pytest
+
+from orderhub.application.hub import RetryPolicy
+from orderhub.application.services.dispatch import Dispatched, dispatch_command
+from orderhub.application.services.operations import abandon_command, held_commands, sweep
+from orderhub.application.services.seller_commands import (
+    accept_order,
+    cancel_order,
+    reject_order,
+)
+from orderhub.channels.spi import CommandKind, PermanentChannelError
+from orderhub.domain.values import LineQuantity, Reason
+
+from .support import World, line_ids, make_world, order_doc
+
+POLICY = RetryPolicy(base_seconds=2.0, max_seconds=60.0, max_attempts=3, lease_seconds=120.0)
+
+
+async def _accept_reject_cancel(world: World) -> tuple[str, str, str]:
+    """Octopia: L1 accepted, L2 rejected, then one of L1 cancelled, in that order, none sent."""
+    order = await world.receive(order_doc())
+    lines = line_ids(order)
+    accept = (
+        await accept_order(
+            world.hub, order_id=order.id, lines=[LineQuantity(line_id=lines["L1"], quantity=2)]
+        )
+    ).command_id
+    reject = (
+        await reject_order(
+            world.hub,
+            order_id=order.id,
+            reason=Reason.OUT_OF_STOCK,
+            lines=[LineQuantity(line_id=lines["L2"], quantity=1)],
+        )
+    ).command_id
+    cancel = (
+        await cancel_order(
+            world.hub,
+            order_id=order.id,
+            reason=Reason.SELLER_REFUSAL,
+            lines=[LineQuantity(line_id=lines["L1"], quantity=1)],
+        )
+    ).command_id
+    return accept, reject, cancel
+
+
+def _cancel_need_not_wait_for_accept(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A channel whose cancellation need not wait for the acceptance, but must wait for
+    a rejection: what the acceptance's failure holds, the cancellation waits for."""
+
+    def independent(earlier: CommandKind, later: CommandKind) -> bool:
+        return (earlier, later) == (CommandKind.ACCEPT, CommandKind.CANCEL)
+
+    monkeypatch.setattr(world.account(), "independent", independent)
+
+
+async def test_a_failure_holds_what_waits_behind_its_held_followers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = make_world("octopia", retry=POLICY)
+    _cancel_need_not_wait_for_accept(world, monkeypatch)
+    accept, reject, cancel = await _accept_reject_cancel(world)
+    world.account().fail_next(PermanentChannelError("the order was cancelled"))
+
+    assert await dispatch_command(world.hub, accept) is Dispatched.FAILED
+
+    assert {c.id: c.held_by for c in await held_commands(world.hub)} == {
+        reject: accept,
+        cancel: accept,
+    }
+    assert await dispatch_command(world.hub, cancel) is Dispatched.HELD
+    await abandon_command(world.hub, accept)  # releases both; the rejection goes first
+    assert await held_commands(world.hub) == []
+    assert await dispatch_command(world.hub, cancel) is Dispatched.WAITING
+    assert await dispatch_command(world.hub, reject) is Dispatched.SUCCEEDED
+    assert await dispatch_command(world.hub, cancel) is Dispatched.SUCCEEDED
+    assert [c.kind for c in world.account().calls] == ["accept", "reject", "cancel"]
+
+
+async def test_a_claim_behind_a_held_command_is_held_by_the_failed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = make_world("octopia", retry=POLICY)
+    _cancel_need_not_wait_for_accept(world, monkeypatch)
+    accept, reject, cancel = await _accept_reject_cancel(world)
+    world.account().fail_next(PermanentChannelError("the order was cancelled"))
+    assert await dispatch_command(world.hub, accept) is Dispatched.FAILED
+    world.db.commands[cancel].held_by = None  # as a claim that raced the failure leaves it
+
+    assert await dispatch_command(world.hub, cancel) is Dispatched.HELD
+
+    assert world.db.commands[cancel].held_by == accept
+    assert {c.id for c in await held_commands(world.hub)} == {reject, cancel}
+
+
+async def test_a_command_left_waiting_behind_a_held_one_is_swept_and_held() -> None:
+    """make chaos seed 41 (Redis): a command the WMS sent while an earlier one was failing
+    was left pending with no ``held_by`` behind the failed one's held follower;
+    the sweeper passed it over (an earlier pending command goes first), so it was listed
+    nowhere until an operator acted."""
+    world = make_world("octopia", retry=POLICY)
+    accept, reject, cancel = await _accept_reject_cancel(world)
+    world.account().fail_next(PermanentChannelError("the order was cancelled"))
+    assert await dispatch_command(world.hub, accept) is Dispatched.FAILED
+    world.db.commands[cancel].held_by = None  # its claim raced the failure: waiting
+    world.queue.commands.clear()
+    assert [c.id for c in await held_commands(world.hub)] == [reject]
+
+    world.clock.advance(3600)
+    assert (await sweep(world.hub, requeue_after_seconds=120)).commands == 1
+    assert [command_id for command_id, _ in world.queue.commands] == [cancel]
+    assert await dispatch_command(world.hub, cancel) is Dispatched.HELD
+
+    assert {c.id: c.held_by for c in await held_commands(world.hub)} == {
+        reject: accept,
+        cancel: accept,
+    }
+    world.queue.commands.clear()
+    world.clock.advance(3600)
+    assert (await sweep(world.hub, requeue_after_seconds=120)).commands == 0  # held: left be
