@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
+from chaos.cancellations import Cancelled, cancellations, is_cancel, live_lines, serves
 from chaos.effects import CALL_EFFECTS, Effect, satisfies, statuses_agree, wms_key
 
 TERMINAL_EVENTS: Final = ("command.succeeded", "command.failed")
@@ -69,6 +70,8 @@ class Checker:
         # commands waiting behind a failed one of their order (the hub's rule: an operator
         # retries or abandons the failed one first); not stuck, not yet ended
         failed = {c for c, ends in self.terminal.items() if ends[0]["type"] == "command.failed"}
+        if "failed_commands" in observation:  # the hub's list: one retried or abandoned is not
+            failed = {str(c.get("id")) for c in observation["failed_commands"]}
         self.held = {
             str(c.get("id"))
             for order in observation.get("hub_orders", [])
@@ -81,6 +84,17 @@ class Checker:
             calls = sorted(seen.get("calls", []), key=lambda c: c.get("seq", 0))
             found = [(mapper(c), c) for c in calls] if mapper else []
             self.effects[name] = [(e, c) for e, c in found if e is not None]
+        # per (channel, marketplace order): the cancellations it took, line by line
+        self.cancelled: dict[tuple[str, str], list[Cancelled]] = {}
+        taken: dict[tuple[str, str], list[tuple[Effect, dict[str, Any]]]] = defaultdict(list)
+        for name, effects in self.effects.items():
+            for effect, call in effects:
+                if is_cancel(effect.key) and 200 <= (call.get("status_code") or 0) < 300:
+                    taken[(name, effect.order)].append((effect, call))
+        for key, calls in taken.items():
+            hub = self.hub_by_key.get(key)
+            self.cancelled[key] = cancellations(calls, live_lines(hub[0] if hub else None))
+        self.served: set[int] = set()  # cancellation calls counted as a command's effect
 
     def flag(
         self,
@@ -198,6 +212,13 @@ class Checker:
                 c for e, c in self.effects[channel] if e.order == order and satisfies(e.key, key)
             ]
             ok = [c for c in calls if 200 <= (c.get("status_code") or 0) < 300]
+            if is_cancel(key):  # each call does one command's, exactly its lines
+                ok = [
+                    x.call
+                    for x in self.cancelled.get((channel, order), [])
+                    if serves(x, key) and id(x.call) not in self.served
+                ][:1]
+                self.served.update(id(c) for c in ok)
             if max_attempts and len(calls) > max_attempts:
                 self.flag(
                     "too-many-attempts",
@@ -241,9 +262,14 @@ class Checker:
                 )
 
     def check_effects_once(self) -> None:
-        """No effect taken twice: no second acceptance, no second parcel."""
+        """No effect taken twice: no second acceptance, no second parcel, no line
+        cancelled twice."""
         for channel, effects in self.effects.items():
-            taken = Counter(e for e, c in effects if 200 <= (c.get("status_code") or 0) < 300)
+            taken = Counter(
+                e
+                for e, c in effects
+                if 200 <= (c.get("status_code") or 0) < 300 and not is_cancel(e.key)
+            )
             for effect, count in taken.items():
                 if count > 1:
                     self.flag(
@@ -251,6 +277,16 @@ class Checker:
                         f"{channel} took {effect.key!r} {count} times",
                         channel=channel,
                         order=effect.order,
+                    )
+
+        for (channel, order), done in self.cancelled.items():
+            for cancelled in done:
+                if cancelled.again:
+                    self.flag(
+                        "effect-duplicated",
+                        f"{channel} cancelled {', '.join(sorted(cancelled.again))} again",
+                        channel=channel,
+                        order=order,
                     )
 
     def check_feed(self) -> None:
@@ -406,8 +442,9 @@ def waiting_for_operator(
 ) -> list[dict[str, Any]]:
     """An order's pending commands that wait for an operator: one held by a failed command
     (``held_by``; in ``failed`` when given) and every later one of that order, which the
-    hub dispatches only after it (its ``held_by`` stays empty: a command the WMS sent
-    after the failure waits behind the held one, not behind the failure itself)."""
+    hub dispatches only after it. The hub holds those too, naming the failure, but one
+    whose claim raced the failure is held only by the next sweep: until then its
+    ``held_by`` is empty."""
     waiting: list[dict[str, Any]] = []
     for command in sorted(pending, key=lambda c: c.get("seq", 0)):
         held_by = command.get("held_by")

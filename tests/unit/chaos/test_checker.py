@@ -337,7 +337,7 @@ def _octopia_cancelled_line_by_line() -> dict[str, Any]:
     lines, the warehouse accepted the three requests, and the hub made three calls: two
     partial cancellations, then the whole order's for the last line."""
     obs = _clean()
-    lines = [{"id": f"h{n}", "channel_line_id": f"L{n}"} for n in (1, 2, 3)]
+    lines = [{"id": f"h{n}", "channel_line_id": f"L{n}", "quantity": 1} for n in (1, 2, 3)]
     requests = [{"id": f"c{n}", "lines": [{"line_id": f"h{n}", "quantity": 1}]} for n in (1, 2, 3)]
 
     def cancel(seq: int, *line_ids: str) -> dict[str, Any]:
@@ -397,3 +397,28 @@ def test_each_line_cancelled_on_its_own_request_is_one_effect_each() -> None:
     calls = obs["channels"]["octopia"]["calls"]
     calls[2] = {**calls[1], "seq": 12}  # the second line's again, for the third's request
     assert sorted(kinds(obs)) == ["effect-duplicated", "effect-missing"]
+
+
+def test_a_whole_order_cancellation_does_only_a_request_for_the_lines_left() -> None:
+    """The reviewer's cases: a whole-order call for a request of one line cancels lines
+    the customer kept; one call cannot stand for two requests; a line cancelled by two
+    calls of different lines is cancelled twice."""
+    obs = _octopia_cancelled_line_by_line()
+    calls = obs["channels"]["octopia"]["calls"]
+    del calls[1]  # L2's own call never made: the whole order's covered L2 and L3
+    assert kinds(obs) == ["effect-missing", "effect-missing"]  # neither request's lines
+    obs = _octopia_cancelled_line_by_line()
+    obs["channels"]["octopia"]["calls"] = [obs["channels"]["octopia"]["calls"][2]]
+    assert kinds(obs) == ["effect-missing"] * 3  # one call cancelled more than each asked
+    obs = _octopia_cancelled_line_by_line()
+    calls = obs["channels"]["octopia"]["calls"]
+    calls[1]["body"] = json.dumps(
+        {"orderSellerId": "OCT00002", "lines": [{"lineId": "L1"}, {"lineId": "L2"}]}
+    )
+    assert sorted(kinds(obs)) == ["effect-duplicated", "effect-missing"]  # L1 again
+    # a line wholly rejected at acceptance is not left for the whole order's call
+    obs = _octopia_cancelled_line_by_line()
+    obs["hub_orders"][-1]["lines"].append(
+        {"id": "h4", "channel_line_id": "L4", "quantity": 1, "rejected": 1}
+    )
+    assert kinds(obs) == []
