@@ -172,10 +172,11 @@ class CommandRepository(Protocol):
         ...
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
-        """Pending, not held, whose retry time has come, whose lease (if any) has run out,
-        that were not handed to the queue since ``queued_before`` and that no earlier
-        pending, not held command of their order is before (that one ends first and
-        releases them): the ones a crash or a lost message left behind, and one left
+        """Pending, not held (or held by a command failed no more: its claim raced the
+        operator's retry or abandon), whose retry time has come, whose lease (if any) has
+        run out, that were not handed to the queue since ``queued_before`` and that no
+        earlier pending, not held command of their order is before (that one ends first
+        and releases them): the ones a crash or a lost message left behind, and one left
         waiting behind a command that was held meanwhile (its claim raced the failure:
         claimed again, it is held too, and listed). Least recently queued first."""
         ...

@@ -182,6 +182,7 @@ class _Commands:
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
         commands = self._uow.db.commands.values()
+        failed = {c.id for c in commands if c.state is CommandState.FAILED}
         blocked = {
             c.id
             for c in commands
@@ -189,7 +190,7 @@ class _Commands:
                 e.order_id == c.order_id
                 and e.seq < c.seq
                 and e.state is CommandState.PENDING
-                and e.held_by is None
+                and (e.held_by is None or e.held_by not in failed)
                 for e in commands
             )
         }
@@ -198,7 +199,7 @@ class _Commands:
             for c in commands
             if c.state is CommandState.PENDING
             and c.id not in blocked
-            and c.held_by is None
+            and (c.held_by is None or c.held_by not in failed)
             and (c.next_attempt_at is None or c.next_attempt_at <= now)
             and (c.lease_until is None or c.lease_until <= now)
             and (c.queued_at is None or c.queued_at < queued_before)

@@ -154,13 +154,14 @@ async def test_due_finds_pending_commands_whose_retry_time_came_and_lease_ran_ou
     now = T0 + timedelta(hours=1)
     bound = now - timedelta(seconds=30)
 
-    orders = iter([await stored_order(uow_factory, make_order) for _ in range(10)])
+    orders = iter([await stored_order(uow_factory, make_order) for _ in range(11)])
 
     def due_at(at: datetime, **changes: Any) -> ChannelCommand:
         """A command of an order of its own: nothing of another case comes before it."""
         fields: dict[str, Any] = {"next_attempt_at": at, "queued_at": at, **changes}
         return make_command(next(orders), created_at=T0, **fields)
 
+    failed = due_at(T0, state=CommandState.FAILED)
     cases = {
         "fresh": due_at(T0),
         "retry_due": due_at(now - timedelta(minutes=5)),
@@ -168,9 +169,10 @@ async def test_due_finds_pending_commands_whose_retry_time_came_and_lease_ran_ou
         "lease_over": due_at(T0, lease_until=now - timedelta(seconds=1)),
         "leased": due_at(T0, lease_until=now + timedelta(minutes=1)),
         "queued_recently": due_at(T0, queued_at=bound),  # strictly before the bound only
-        "held": due_at(T0, held_by="another-command"),
+        "held": due_at(T0, held_by=failed.id),
+        "held_by_no_failure": due_at(T0, held_by="a-command-retried-since"),
         "succeeded": due_at(T0, state=CommandState.SUCCEEDED),
-        "failed": due_at(T0, state=CommandState.FAILED),
+        "failed": failed,
         "older": due_at(T0 - timedelta(minutes=1)),
     }
     async with uow_factory() as uow:
@@ -184,10 +186,16 @@ async def test_due_finds_pending_commands_whose_retry_time_came_and_lease_ran_ou
         failed = await uow.commands.failed(limit=10)
         held = await uow.commands.held(limit=10)
     assert [names[i] for i in due][:1] == ["older"]  # oldest due first
-    assert {names[i] for i in due} == {"older", "fresh", "retry_due", "lease_over"}
+    assert {names[i] for i in due} == {
+        "older",
+        "fresh",
+        "retry_due",
+        "lease_over",
+        "held_by_no_failure",
+    }
     assert first_two == due[:2]
     assert [names[c.id] for c in failed] == ["failed"]
-    assert [names[c.id] for c in held] == ["held"]
+    assert sorted(names[c.id] for c in held) == ["held", "held_by_no_failure"]
     async with uow_factory() as uow:
         await uow.commands.mark_queued(due, now)
         await uow.commit()

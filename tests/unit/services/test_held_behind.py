@@ -16,7 +16,7 @@ from orderhub.application.services.seller_commands import (
     cancel_order,
     reject_order,
 )
-from orderhub.channels.spi import CommandKind, PermanentChannelError
+from orderhub.channels.spi import CommandKind, PermanentChannelError, TransientChannelError
 from orderhub.domain.values import LineQuantity, Reason
 
 from .support import World, line_ids, make_world, order_doc
@@ -126,3 +126,51 @@ async def test_a_command_left_waiting_behind_a_held_one_is_swept_and_held() -> N
     world.queue.commands.clear()
     world.clock.advance(3600)
     assert (await sweep(world.hub, requeue_after_seconds=120)).commands == 0  # held: left be
+
+
+async def test_a_command_behind_live_work_and_a_failure_stays_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The acceptance backs off (live work, earliest), the rejection failed: the
+    cancellation waits for both, and is listed as held by the rejection meanwhile."""
+    world = make_world("octopia", retry=POLICY)
+
+    def independent(earlier: CommandKind, later: CommandKind) -> bool:
+        return (earlier, later) == (CommandKind.ACCEPT, CommandKind.REJECT)
+
+    monkeypatch.setattr(world.account(), "independent", independent)
+    accept, reject, cancel = await _accept_reject_cancel(world)
+    world.account().fail_next(TransientChannelError("timeout"))
+    assert await dispatch_command(world.hub, accept) is Dispatched.RETRY
+    world.account().fail_next(PermanentChannelError("refused"))
+    assert await dispatch_command(world.hub, reject) is Dispatched.FAILED
+
+    assert await dispatch_command(world.hub, cancel) is Dispatched.HELD
+
+    assert {c.id: c.held_by for c in await held_commands(world.hub)} == {cancel: reject}
+
+
+async def test_a_hold_written_after_the_operator_released_it_does_not_stick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A claim read the acceptance failed, the operator abandoned it, then the claim's
+    hold was written: abandoning queues every later command again, and the sweeper
+    brings back one held by a command failed no more; neither stays held."""
+    world = make_world("octopia", retry=POLICY)
+    _cancel_need_not_wait_for_accept(world, monkeypatch)
+    accept, reject, cancel = await _accept_reject_cancel(world)
+    world.account().fail_next(PermanentChannelError("the order was cancelled"))
+    assert await dispatch_command(world.hub, accept) is Dispatched.FAILED
+    world.queue.commands.clear()
+
+    await abandon_command(world.hub, accept)
+    world.db.commands[reject].held_by = accept  # the racing claim's hold, written last
+    world.db.commands[cancel].held_by = accept
+
+    assert sorted(command_id for command_id, _ in world.queue.commands) == sorted([reject, cancel])
+    world.queue.commands.clear()
+    world.clock.advance(3600)
+    assert (await sweep(world.hub, requeue_after_seconds=120)).commands == 1  # reject first
+    assert await dispatch_command(world.hub, reject) is Dispatched.SUCCEEDED
+    assert await dispatch_command(world.hub, cancel) is Dispatched.SUCCEEDED
+    assert await held_commands(world.hub) == []

@@ -78,11 +78,20 @@ class SqlCommandRepository:
             return []
         c = channel_commands.c
         earlier = channel_commands.alias("earlier")
+        root = channel_commands.alias("root")
+
+        def live(held_by: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+            """Not held, or held by one failed no more (its claim raced an operator)."""
+            return sa.or_(
+                held_by.is_(None),
+                ~sa.exists().where(root.c.id == held_by, root.c.state == CommandState.FAILED.value),
+            )
+
         result = await self._tx.conn().execute(
             sa.select(c.id)
             .where(
                 c.state == CommandState.PENDING.value,
-                c.held_by.is_(None),
+                live(c.held_by),
                 sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
                 sa.or_(c.lease_until.is_(None), c.lease_until <= now),
                 sa.or_(c.queued_at.is_(None), c.queued_at < queued_before),
@@ -90,7 +99,7 @@ class SqlCommandRepository:
                     earlier.c.order_id == c.order_id,
                     earlier.c.seq < c.seq,
                     earlier.c.state == CommandState.PENDING.value,
-                    earlier.c.held_by.is_(None),
+                    live(earlier.c.held_by),
                 ),
             )
             .order_by(c.queued_at.nulls_first(), c.id)  # least recently queued first

@@ -122,9 +122,8 @@ async def _claim(
             last = command.last_error or "no outcome was recorded (the worker died or timed out)"
             error = f"gave up after {command.attempts} attempts: {last}"
             return await _end_failed(uow, hub, account, command, error, fence=command.fence)
-        blocked = await _blocked_by(uow, account, command)
+        blocked, held_by = await _blocked_by(uow, account, command)
         if blocked is not None:
-            held_by = _held_behind(blocked)
             if held_by != command.held_by:
                 await uow.commands.set_held(command, held_by)
                 await uow.commit()
@@ -143,22 +142,28 @@ async def _claim(
 
 async def _blocked_by(
     uow: UnitOfWork, account: ChannelAccount, command: ChannelCommand
-) -> ChannelCommand | None:
-    """The earliest command of the order that must end before this one may go."""
-    for earlier in await uow.commands.for_order(command.order_id):
+) -> tuple[ChannelCommand | None, str | None]:
+    """What this command waits for: the earliest command of the order that must end
+    before it may go (None: it may go), and the failed command it is held by (None: it
+    waits for live work, which releases it when it ends).
+
+    It is held when any command it waits for failed, or is held by one that is still
+    failed: every command behind a failure is listed, naming it, even behind live work.
+    A ``held_by`` naming a command that is failed no more (retried or abandoned while
+    this was claimed) holds nothing."""
+    commands = await uow.commands.for_order(command.order_id)
+    failed = {c.id for c in commands if c.state is CommandState.FAILED}
+    blocker: ChannelCommand | None = None
+    for earlier in commands:
         if earlier.seq >= command.seq:
-            return None
-        if not earlier.state.is_final and not account.independent(earlier.kind, command.kind):
-            return earlier
-    return None
-
-
-def _held_behind(blocked: ChannelCommand) -> str | None:
-    """The failed command that a command waiting for ``blocked`` is held by: ``blocked``
-    itself when it failed, the one ``blocked`` is held by when it waits for an operator
-    too (so that every command behind a failure is listed, naming it); None when
-    ``blocked`` is live work, which releases its followers when it ends."""
-    return blocked.id if blocked.state is CommandState.FAILED else blocked.held_by
+            break
+        if earlier.state.is_final or account.independent(earlier.kind, command.kind):
+            continue
+        blocker = blocker or earlier
+        root = earlier.id if earlier.state is CommandState.FAILED else earlier.held_by
+        if root in failed:
+            return blocker, root
+    return blocker, None
 
 
 async def _succeed(hub: Hub, command: ChannelCommand, outcome: CommandOutcome) -> Dispatched:
@@ -310,8 +315,8 @@ async def _end_failed(
     for other in await uow.commands.for_order(command.order_id):
         if other.seq <= command.seq or other.state is not CommandState.PENDING:
             continue
-        if account is None or any(not account.independent(e.kind, other.kind) for e in behind):
-            await uow.commands.set_held(other, command.id)
+        waits = account is None or any(not account.independent(e.kind, other.kind) for e in behind)
+        if waits and await uow.commands.set_held(other, command.id):
             behind.append(other)
     uow.record(EventType.COMMAND_FAILED.value, order=order, data=event_data(command))
     await uow.commit()

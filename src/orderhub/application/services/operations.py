@@ -163,13 +163,20 @@ async def abandon_command(hub: Hub, command_id: str, *, by: str | None = None) -
 
 
 async def _unhold(uow: UnitOfWork, command: ChannelCommand) -> list[str]:
-    """The order's commands held behind ``command`` wait no more for an operator."""
-    released = []
+    """The order's commands held behind ``command`` wait no more for an operator; its
+    later pending commands, to be queued (each claim looks again at what it waits for).
+
+    All of them, not only those read as held by it: a claim that read ``command`` failed
+    just before this may hold one by it after this commits; queued again, that one's
+    claim waits for that claim's row lock, then finds ``command`` failed no more."""
+    later = []
     for other in await uow.commands.for_order(command.order_id):
-        if other.held_by == command.id and other.state is CommandState.PENDING:
+        if other.seq <= command.seq or other.state is not CommandState.PENDING:
+            continue
+        if other.held_by == command.id:
             await uow.commands.set_held(other, None)
-            released.append(other.id)
-    return released
+        later.append(other.id)
+    return later
 
 
 async def retry_message(hub: Hub, message_id: str, *, by: str | None = None) -> InboxMessage:
