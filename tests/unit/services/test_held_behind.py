@@ -28,28 +28,15 @@ async def _accept_reject_cancel(world: World) -> tuple[str, str, str]:
     """Octopia: L1 accepted, L2 rejected, then one of L1 cancelled, in that order, none sent."""
     order = await world.receive(order_doc())
     lines = line_ids(order)
-    accept = (
-        await accept_order(
-            world.hub, order_id=order.id, lines=[LineQuantity(line_id=lines["L1"], quantity=2)]
-        )
-    ).command_id
-    reject = (
-        await reject_order(
-            world.hub,
-            order_id=order.id,
-            reason=Reason.OUT_OF_STOCK,
-            lines=[LineQuantity(line_id=lines["L2"], quantity=1)],
-        )
-    ).command_id
-    cancel = (
-        await cancel_order(
-            world.hub,
-            order_id=order.id,
-            reason=Reason.SELLER_REFUSAL,
-            lines=[LineQuantity(line_id=lines["L1"], quantity=1)],
-        )
-    ).command_id
-    return accept, reject, cancel
+
+    def some(line: str, quantity: int = 1) -> list[LineQuantity]:
+        return [LineQuantity(line_id=lines[line], quantity=quantity)]
+
+    hub, oid = world.hub, order.id
+    accept = await accept_order(hub, order_id=oid, lines=some("L1", 2))
+    reject = await reject_order(hub, order_id=oid, reason=Reason.OUT_OF_STOCK, lines=some("L2"))
+    cancel = await cancel_order(hub, order_id=oid, reason=Reason.SELLER_REFUSAL, lines=some("L1"))
+    return accept.command_id, reject.command_id, cancel.command_id
 
 
 def _cancel_need_not_wait_for_accept(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,15 +49,24 @@ def _cancel_need_not_wait_for_accept(world: World, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(world.account(), "independent", independent)
 
 
+async def _failed_accept(
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> tuple[World, str, str, str]:
+    """The three commands, the acceptance failed for good (with ``monkeypatch``: on a
+    channel whose cancellation need not wait for the acceptance)."""
+    world = make_world("octopia", retry=POLICY)
+    if monkeypatch is not None:
+        _cancel_need_not_wait_for_accept(world, monkeypatch)
+    accept, reject, cancel = await _accept_reject_cancel(world)
+    world.account().fail_next(PermanentChannelError("the order was cancelled"))
+    assert await dispatch_command(world.hub, accept) is Dispatched.FAILED
+    return world, accept, reject, cancel
+
+
 async def test_a_failure_holds_what_waits_behind_its_held_followers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    world = make_world("octopia", retry=POLICY)
-    _cancel_need_not_wait_for_accept(world, monkeypatch)
-    accept, reject, cancel = await _accept_reject_cancel(world)
-    world.account().fail_next(PermanentChannelError("the order was cancelled"))
-
-    assert await dispatch_command(world.hub, accept) is Dispatched.FAILED
+    world, accept, reject, cancel = await _failed_accept(monkeypatch)
 
     assert {c.id: c.held_by for c in await held_commands(world.hub)} == {
         reject: accept,
@@ -88,11 +84,7 @@ async def test_a_failure_holds_what_waits_behind_its_held_followers(
 async def test_a_claim_behind_a_held_command_is_held_by_the_failed_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    world = make_world("octopia", retry=POLICY)
-    _cancel_need_not_wait_for_accept(world, monkeypatch)
-    accept, reject, cancel = await _accept_reject_cancel(world)
-    world.account().fail_next(PermanentChannelError("the order was cancelled"))
-    assert await dispatch_command(world.hub, accept) is Dispatched.FAILED
+    world, accept, reject, cancel = await _failed_accept(monkeypatch)
     world.db.commands[cancel].held_by = None  # as a claim that raced the failure leaves it
 
     assert await dispatch_command(world.hub, cancel) is Dispatched.HELD
@@ -106,10 +98,7 @@ async def test_a_command_left_waiting_behind_a_held_one_is_swept_and_held() -> N
     was left pending with no ``held_by`` behind the failed one's held follower;
     the sweeper passed it over (an earlier pending command goes first), so it was listed
     nowhere until an operator acted."""
-    world = make_world("octopia", retry=POLICY)
-    accept, reject, cancel = await _accept_reject_cancel(world)
-    world.account().fail_next(PermanentChannelError("the order was cancelled"))
-    assert await dispatch_command(world.hub, accept) is Dispatched.FAILED
+    world, accept, reject, cancel = await _failed_accept()
     world.db.commands[cancel].held_by = None  # its claim raced the failure: waiting
     world.queue.commands.clear()
     assert [c.id for c in await held_commands(world.hub)] == [reject]
@@ -156,11 +145,7 @@ async def test_a_hold_written_after_the_operator_released_it_does_not_stick(
     """A claim read the acceptance failed, the operator abandoned it, then the claim's
     hold was written: abandoning queues every later command again, and the sweeper
     brings back one held by a command failed no more; neither stays held."""
-    world = make_world("octopia", retry=POLICY)
-    _cancel_need_not_wait_for_accept(world, monkeypatch)
-    accept, reject, cancel = await _accept_reject_cancel(world)
-    world.account().fail_next(PermanentChannelError("the order was cancelled"))
-    assert await dispatch_command(world.hub, accept) is Dispatched.FAILED
+    world, accept, reject, cancel = await _failed_accept(monkeypatch)
     world.queue.commands.clear()
 
     await abandon_command(world.hub, accept)
