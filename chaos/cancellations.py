@@ -3,10 +3,10 @@
 A marketplace call that cancels lines (``cancel:L1,L2``) cancels those; one that cancels
 the whole order (``cancel``) cancels the lines still live at that moment: those the
 order has (the hub's view: leaf lines not wholly rejected) less those cancelled by the
-order's earlier calls. So a line cancelled twice is seen, whichever calls did it, and a
-warehouse command that accepted a request for some lines is done only by a call that
-cancelled exactly those: a whole-order call does it when they were all that was left
-(Octopia's adapter sends one then), never when it cancelled more."""
+order's earlier calls. So a line cancelled twice is seen, whichever calls did it; a
+warehouse command that accepted a request for some lines is done by a call that
+cancelled them (a whole-order call when they were all that was left: Octopia's adapter
+sends one then); and a line cancelled that no command asked for is seen too."""
 
 from __future__ import annotations
 
@@ -78,6 +78,10 @@ def cancellations(
 
 def serves(cancelled: Cancelled, expected: str) -> bool:
     """The call does what a command expecting ``expected`` asked: the whole order for a
-    whole-order command; exactly the request's lines for one that accepted a request."""
+    whole-order command; at least the request's lines for one that accepted a request.
+    One call may do several requests' (the adapter cancels what is left of the order in
+    one call when the warehouse accepted the requests for all of it before the first
+    call went); that it cancelled nothing the warehouse did not ask for is checked
+    apart (``effect-unasked``)."""
     want = named_lines(expected)
-    return cancelled.whole if want is None else cancelled.lines == want
+    return cancelled.whole if want is None else want <= cancelled.lines

@@ -18,7 +18,14 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from chaos.cancellations import Cancelled, cancellations, is_cancel, live_lines, serves
+from chaos.cancellations import (
+    Cancelled,
+    cancellations,
+    is_cancel,
+    live_lines,
+    named_lines,
+    serves,
+)
 from chaos.effects import CALL_EFFECTS, Effect, satisfies, statuses_agree, wms_key
 
 TERMINAL_EVENTS: Final = ("command.succeeded", "command.failed")
@@ -94,7 +101,6 @@ class Checker:
         for key, calls in taken.items():
             hub = self.hub_by_key.get(key)
             self.cancelled[key] = cancellations(calls, live_lines(hub[0] if hub else None))
-        self.served: set[int] = set()  # cancellation calls counted as a command's effect
 
     def flag(
         self,
@@ -212,13 +218,8 @@ class Checker:
                 c for e, c in self.effects[channel] if e.order == order and satisfies(e.key, key)
             ]
             ok = [c for c in calls if 200 <= (c.get("status_code") or 0) < 300]
-            if is_cancel(key):  # each call does one command's, exactly its lines
-                ok = [
-                    x.call
-                    for x in self.cancelled.get((channel, order), [])
-                    if serves(x, key) and id(x.call) not in self.served
-                ][:1]
-                self.served.update(id(c) for c in ok)
+            if is_cancel(key):  # a call that cancelled (at least) the request's lines
+                ok = [x.call for x in self.cancelled.get((channel, order), []) if serves(x, key)]
             if max_attempts and len(calls) > max_attempts:
                 self.flag(
                     "too-many-attempts",
@@ -263,7 +264,7 @@ class Checker:
 
     def check_effects_once(self) -> None:
         """No effect taken twice: no second acceptance, no second parcel, no line
-        cancelled twice."""
+        cancelled twice; and no line cancelled that the warehouse did not ask to cancel."""
         for channel, effects in self.effects.items():
             taken = Counter(
                 e
@@ -279,7 +280,9 @@ class Checker:
                         order=effect.order,
                     )
 
+        asked = self._cancellations_asked()
         for (channel, order), done in self.cancelled.items():
+            wanted = asked.get((channel, order), frozenset())
             for cancelled in done:
                 if cancelled.again:
                     self.flag(
@@ -288,6 +291,33 @@ class Checker:
                         channel=channel,
                         order=order,
                     )
+                unasked = set() if wanted is None else cancelled.lines - wanted
+                if unasked:
+                    self.flag(
+                        "effect-unasked",
+                        f"{channel} cancelled {', '.join(sorted(unasked))}, which no "
+                        "cancellation the warehouse sent asked for",
+                        channel=channel,
+                        order=order,
+                    )
+
+    def _cancellations_asked(self) -> dict[tuple[str, str], frozenset[str] | None]:
+        """Per marketplace order: the lines the warehouse's cancellations asked to cancel
+        (answered 2xx, or never answered: the hub may have taken one); None when one asked
+        for the whole order."""
+        asked: dict[tuple[str, str], frozenset[str] | None] = {}
+        for entry in self.obs.get("wms", []):
+            status = entry.get("status")
+            if status is not None and not 200 <= status < 300:
+                continue
+            hub = self.hub_by_id.get(entry["order_id"])
+            key = wms_key(entry["action"], entry.get("body"), hub)
+            if key is None or not is_cancel(key):
+                continue
+            where = (entry["channel"], entry["channel_order_id"])
+            want, before = named_lines(key), asked.get(where, frozenset())
+            asked[where] = None if want is None or before is None else before | want
+        return asked
 
     def check_feed(self) -> None:
         """Read from 0, the feed is 1..N without a gap or a repeated event."""

@@ -399,26 +399,33 @@ def test_each_line_cancelled_on_its_own_request_is_one_effect_each() -> None:
     assert sorted(kinds(obs)) == ["effect-duplicated", "effect-missing"]
 
 
-def test_a_whole_order_cancellation_does_only_a_request_for_the_lines_left() -> None:
-    """The reviewer's cases: a whole-order call for a request of one line cancels lines
-    the customer kept; one call cannot stand for two requests; a line cancelled by two
-    calls of different lines is cancelled twice."""
+def test_a_cancellation_call_does_the_requests_it_covers_and_no_more() -> None:
+    """The reviews' cases. One whole-order call may do several requests (the warehouse
+    accepted them all before the first call went: the adapter cancels what is left in
+    one call); a whole-order call for a request of one line cancels lines the customer
+    kept; a line cancelled by two calls naming different lines is cancelled twice."""
     obs = _octopia_cancelled_line_by_line()
     calls = obs["channels"]["octopia"]["calls"]
-    del calls[1]  # L2's own call never made: the whole order's covered L2 and L3
-    assert kinds(obs) == ["effect-missing", "effect-missing"]  # neither request's lines
+    del calls[1]  # the second request's call cancelled what was left: L2 and L3
+    assert kinds(obs) == []
     obs = _octopia_cancelled_line_by_line()
     obs["channels"]["octopia"]["calls"] = [obs["channels"]["octopia"]["calls"][2]]
-    assert kinds(obs) == ["effect-missing"] * 3  # one call cancelled more than each asked
+    assert kinds(obs) == []  # one call for the three requests
+    obs = _octopia_cancelled_line_by_line()
+    obs["wms"] = obs["wms"][:-2]  # only the first line's request was accepted
+    obs["feed"] = obs["feed"][:-2]
+    obs["channels"]["octopia"]["calls"] = [obs["channels"]["octopia"]["calls"][2]]
+    assert kinds(obs) == ["effect-unasked"]  # L2 and L3 cancelled with it
     obs = _octopia_cancelled_line_by_line()
     calls = obs["channels"]["octopia"]["calls"]
-    calls[1]["body"] = json.dumps(
-        {"orderSellerId": "OCT00002", "lines": [{"lineId": "L1"}, {"lineId": "L2"}]}
-    )
-    assert sorted(kinds(obs)) == ["effect-duplicated", "effect-missing"]  # L1 again
+    lines = [{"lineId": "L1"}, {"lineId": "L2"}]
+    calls[1]["body"] = json.dumps({"orderSellerId": "OCT00002", "lines": lines})
+    assert kinds(obs) == ["effect-duplicated"]  # L1 again
     # a line wholly rejected at acceptance is not left for the whole order's call
     obs = _octopia_cancelled_line_by_line()
     obs["hub_orders"][-1]["lines"].append(
         {"id": "h4", "channel_line_id": "L4", "quantity": 1, "rejected": 1}
     )
     assert kinds(obs) == []
+    obs["hub_orders"][-1]["lines"][-1]["rejected"] = 0  # live: cancelled unasked
+    assert kinds(obs) == ["effect-unasked"]
