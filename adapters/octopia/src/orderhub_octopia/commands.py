@@ -186,7 +186,16 @@ class Commands:
             return await self._reporting(
                 oid, {"reason_code": code, "replayed": True}, channel_ids={"cancellation": known}
             )
-        request_id, whole = await self._cancel_lines(order, lines, code)
+        try:
+            request_id, whole = await self._cancel_lines(order, lines, code)
+        except OctopiaRejected:
+            # an earlier command's whole-order cancellation may have taken these lines
+            # already (it went first and cancelled all that was left): done, as Octopia shows
+            if not (known := await self._listed(oid, wanted)):
+                raise
+            return await self._reporting(
+                oid, {"reason_code": code, "replayed": True}, channel_ids={"cancellation": known}
+            )
         data = {"reason_code": code, "whole_order": whole, "request_id": request_id}
         ids = {"cancellation": request_id} if request_id else {}
         return await self._reporting(oid, data, channel_ids=ids)

@@ -84,6 +84,30 @@ async def test_a_whole_order_cancellation_after_a_line_cancellation_sent_again(
     assert sim.order(order_id)["cancellationDetails"] == details
 
 
+async def test_a_cancellation_whose_lines_an_earlier_one_took_is_done_not_refused(
+    rig: OctopiaRig, sim: SimulatorControl
+) -> None:
+    """The warehouse accepted a customer's request, then cancelled the whole order before
+    the first call went: that one cancelled all that was left, and the second, sent for
+    the first time, is refused by Octopia (nothing left to cancel). Octopia shows the
+    lines cancelled by the seller: the second is done, not refused (which would undo it
+    and flag the order)."""
+    order_id = await ready(rig, sim, sales_channel="OCTOBE", lines=[{}, {}])
+    order = rig.order(order_id)
+    await seller_commands.cancel_order(rig.hub, order_id=order.id, reason=Reason.SELLER_REFUSAL)
+    await rig.settle(order_id)
+    assert sim.order(order_id)["status"] == "Cancelled"
+    order = rig.order(order_id)
+    [cancel] = [c for c in rig.commands(order) if c.kind is CommandKind.CANCEL]
+    posts = len(sim.calls(method="POST", path="cancellation"))
+
+    second = dataclasses.replace(CommandView.of(cancel), id="a-second-command", fence=1)
+    outcome = await rig.octopia.execute(second, order)
+
+    assert outcome.data.get("replayed") is True
+    assert len(sim.calls(method="POST", path="cancellation")) == posts + 1  # tried, refused
+
+
 async def test_a_parcel_sent_again_after_octopia_dropped_its_carrier_is_still_done(
     rig: OctopiaRig, sim: SimulatorControl
 ) -> None:
