@@ -175,10 +175,11 @@ class CommandRepository(Protocol):
         """Pending, not held (or held by a command failed no more: its claim raced the
         operator's retry or abandon), whose retry time has come, whose lease (if any) has
         run out, that were not handed to the queue since ``queued_before`` and that no
-        earlier pending, not held command of their order is before (that one ends first
-        and releases them): the ones a crash or a lost message left behind, and one left
-        waiting behind a command that was held meanwhile (its claim raced the failure:
-        claimed again, it is held too, and listed). Least recently queued first."""
+        earlier pending command of their order, not held by a failed one, is before
+        (that one ends first and releases them): the ones a crash or a lost message left
+        behind, and one left waiting behind a command that was held meanwhile (its claim
+        raced the failure: claimed again, it is held too, and listed). Least recently
+        queued first."""
         ...
 
     async def mark_queued(self, command_ids: Sequence[str], at: datetime) -> None: ...
@@ -197,7 +198,8 @@ class CommandRepository(Protocol):
     async def held(
         self, *, limit: int, within: AccountLimit | None = None
     ) -> Sequence[ChannelCommand]:
-        """Pending commands waiting behind a failed command of their order."""
+        """Pending commands held by a failed command of their order (``held_by`` naming
+        one failed no more is not listed: the sweeper brings that one back)."""
         ...
 
     async def prune(self, *, finished_before: datetime) -> int:

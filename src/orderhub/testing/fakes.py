@@ -237,11 +237,13 @@ class _Commands:
     async def held(
         self, *, limit: int, within: AccountLimit | None = None
     ) -> Sequence[ChannelCommand]:
+        commands = self._uow.db.commands
         held = [
             c
-            for c in self._uow.db.commands.values()
+            for c in commands.values()
             if c.state is CommandState.PENDING
-            and c.held_by is not None
+            and c.held_by in commands
+            and commands[c.held_by].state is CommandState.FAILED
             and admitted(within, c.channel, c.account)
         ]
         return [copy.deepcopy(c) for c in held[:limit]]

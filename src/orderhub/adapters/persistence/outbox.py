@@ -78,14 +78,10 @@ class SqlCommandRepository:
             return []
         c = channel_commands.c
         earlier = channel_commands.alias("earlier")
-        root = channel_commands.alias("root")
 
         def live(held_by: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
             """Not held, or held by one failed no more (its claim raced an operator)."""
-            return sa.or_(
-                held_by.is_(None),
-                ~sa.exists().where(root.c.id == held_by, root.c.state == CommandState.FAILED.value),
-            )
+            return sa.or_(held_by.is_(None), ~_held_by_failed(held_by))
 
         result = await self._tx.conn().execute(
             sa.select(c.id)
@@ -140,7 +136,7 @@ class SqlCommandRepository:
         self, *, limit: int, within: AccountLimit | None = None
     ) -> Sequence[ChannelCommand]:
         c = channel_commands.c
-        condition = sa.and_(c.state == CommandState.PENDING.value, c.held_by.is_not(None))
+        condition = sa.and_(c.state == CommandState.PENDING.value, _held_by_failed(c.held_by))
         return await self._listing(self._within(condition, within), limit)
 
     @staticmethod
@@ -308,3 +304,9 @@ class SqlInboxRepository:
             sa.delete(inbox_messages).where(processed, m.received_at < rows_before, m.seq < newest)
         )
         return int(emptied.rowcount), int(deleted.rowcount)
+
+
+def _held_by_failed(held_by: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """``held_by`` names a command that is failed (a hold an operator can act on)."""
+    root = channel_commands.alias("root")
+    return sa.exists().where(root.c.id == held_by, root.c.state == CommandState.FAILED.value)

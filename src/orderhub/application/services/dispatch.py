@@ -311,12 +311,16 @@ async def _end_failed(
         command.result = {**command.result, "decision_undone": undone}
     if not await uow.commands.save(command, fence=fence):
         return Dispatched.STALE
+    commands = await uow.commands.for_order(command.order_id)
+    failed = {c.id for c in commands if c.state is CommandState.FAILED and c.id != command.id}
     behind = [command]  # the failed command and those held behind it, in order
-    for other in await uow.commands.for_order(command.order_id):
+    for other in commands:
         if other.seq <= command.seq or other.state is not CommandState.PENDING:
             continue
-        waits = account is None or any(not account.independent(e.kind, other.kind) for e in behind)
-        if waits and await uow.commands.set_held(other, command.id):
+        if account is not None and all(account.independent(e.kind, other.kind) for e in behind):
+            continue
+        # one held by an earlier failure stays its (the listing does not flip between two)
+        if other.held_by in failed or await uow.commands.set_held(other, command.id):
             behind.append(other)
     uow.record(EventType.COMMAND_FAILED.value, order=order, data=event_data(command))
     await uow.commit()
