@@ -69,6 +69,12 @@ class Checker:
         for order in observation.get("hub_orders", []):
             self.hub_by_key[(order["channel"], order["channel_order_id"])].append(order)
         self.hub_by_id = {o["id"]: o for o in observation.get("hub_orders", [])}
+        # per marketplace order: its cancellation requests' lines, as the marketplace lists them
+        self.requests: dict[tuple[str, str], dict[str, list[str]]] = {
+            (name, mp["id"]): mp.get("requests", {})
+            for name, seen in observation.get("channels", {}).items()
+            for mp in seen.get("orders", [])
+        }
         self.feed: list[dict[str, Any]] = observation.get("feed", [])
         self.terminal: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for event in self.feed:
@@ -211,7 +217,7 @@ class Checker:
             if not ends or channel not in self.effects:
                 continue
             end = ends[0]
-            key = wms_key(entry["action"], entry.get("body"), self.hub_by_id.get(entry["order_id"]))
+            key = self._wms_key(entry)
             if key is None:
                 continue
             calls = [
@@ -301,6 +307,11 @@ class Checker:
                         order=order,
                     )
 
+    def _wms_key(self, entry: dict[str, Any]) -> str | None:
+        hub = self.hub_by_id.get(entry["order_id"])
+        requests = self.requests.get((entry["channel"], entry["channel_order_id"]))
+        return wms_key(entry["action"], entry.get("body"), hub, requests)
+
     def _cancellations_asked(self) -> dict[tuple[str, str], frozenset[str] | None]:
         """Per marketplace order: the lines the warehouse's cancellations asked to cancel
         (answered 2xx, or never answered: the hub may have taken one); None when one asked
@@ -310,8 +321,7 @@ class Checker:
             status = entry.get("status")
             if status is not None and not 200 <= status < 300:
                 continue
-            hub = self.hub_by_id.get(entry["order_id"])
-            key = wms_key(entry["action"], entry.get("body"), hub)
+            key = self._wms_key(entry)
             if key is None or not is_cancel(key):
                 continue
             where = (entry["channel"], entry["channel_order_id"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -116,11 +116,18 @@ def spresso_call(call: dict[str, Any]) -> Effect | None:
     return None
 
 
-def wms_key(action: str, body: Any, order: dict[str, Any] | None = None) -> str | None:
+def wms_key(
+    action: str,
+    body: Any,
+    order: dict[str, Any] | None = None,
+    requests: Mapping[str, Sequence[str]] | None = None,
+) -> str | None:
     """The effect key a warehouse command expects (the same for every channel); None for
     a command that may make no call. ``order`` is the hub's view of the order (``GET
     /orders/{id}``): accepting a customer's cancellation request cancels that request's
-    lines, named by their marketplace line ids."""
+    lines, named by their marketplace line ids, as the marketplace lists the request
+    (``requests``: its request id -> its line ids, none for the whole order) or else as
+    the hub shows it."""
     body = body or {}
     if action == "shipments":
         return f"ship:{body.get('tracking_number', '')}"
@@ -129,17 +136,24 @@ def wms_key(action: str, body: Any, order: dict[str, Any] | None = None) -> str 
         if body.get("decision") == "refuse":
             return None
         if body.get("cancellation_id") and order is not None:
-            return _request_key(order, str(body["cancellation_id"]))
+            return _request_key(order, str(body["cancellation_id"]), requests or {})
         return WHOLE_ORDER_CANCEL
     if action == "deliveries":
         return None  # one call per fulfilment, or none where the channel reports them
     return action
 
 
-def _request_key(order: dict[str, Any], cancellation_id: str) -> str:
+def _request_key(
+    order: dict[str, Any], cancellation_id: str, requests: Mapping[str, Sequence[str]]
+) -> str:
     by_id = {line.get("id"): line.get("channel_line_id") for line in order.get("lines", [])}
     for request in order.get("cancellations", []):
-        if request.get("id") == cancellation_id and request.get("lines"):
+        if request.get("id") != cancellation_id:
+            continue
+        listed = requests.get(str(request.get("channel_cancellation_id")))
+        if listed is not None:  # the marketplace's own word, not the hub's reading of it
+            return cancel_key(listed) if listed else WHOLE_ORDER_CANCEL
+        if request.get("lines"):
             return cancel_key(by_id.get(line.get("line_id"), "?") for line in request["lines"])
     return WHOLE_ORDER_CANCEL
 

@@ -185,7 +185,13 @@ class OctopiaChannel:
             missing = 0
             resp.raise_for_status()
             found = resp.json()
-            orders.append({"id": found["orderId"], "status": found["status"]})
+            requests = {  # each cancellation request's lines (none: the whole order)
+                str(d.get("cancellationRequestId")): [
+                    str(line.get("orderLineId")) for line in d.get("lines") or []
+                ]
+                for d in found.get("cancellationDetails") or []
+            }
+            orders.append({"id": found["orderId"], "status": found["status"], "requests": requests})
         calls = [c for c in self.sim.get("/_sim/calls").json() if c["method"] == "POST"]
         return {"orders": orders, "calls": calls, "webhooks": []}
 

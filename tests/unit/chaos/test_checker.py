@@ -429,3 +429,23 @@ def test_a_cancellation_call_does_the_requests_it_covers_and_no_more() -> None:
     assert kinds(obs) == []
     obs["hub_orders"][-1]["lines"][-1]["rejected"] = 0  # live: cancelled unasked
     assert kinds(obs) == ["effect-unasked"]
+
+
+def test_a_request_is_read_as_the_marketplace_lists_it_not_as_the_hub_does() -> None:
+    """The hub read the first request as L2's and cancelled L2 (then L1 with the rest):
+    judged by its own view it did what it was asked; the marketplace's request names L1."""
+    obs = _octopia_cancelled_line_by_line()
+    hub = obs["hub_orders"][-1]
+    for n, request in enumerate(hub["cancellations"], start=1):
+        request["channel_cancellation_id"] = f"CR{n}"
+    hub["cancellations"][0]["lines"] = [{"line_id": "h2", "quantity": 1}]
+    hub["cancellations"][1]["lines"] = [{"line_id": "h1", "quantity": 1}]
+    calls = obs["channels"]["octopia"]["calls"]
+    calls[0]["body"] = json.dumps({"orderSellerId": "OCT00002", "lines": [{"lineId": "L2"}]})
+    calls[1]["body"] = json.dumps({"orderSellerId": "OCT00002", "lines": [{"lineId": "L1"}]})
+    assert kinds(obs) == []  # the hub's view agrees with itself
+    marketplace = obs["channels"]["octopia"]["orders"][0]
+    marketplace["requests"] = {"CR1": ["L1"], "CR2": ["L2"], "CR3": ["L3"]}
+    assert kinds(obs) == ["effects-out-of-order"]  # each request's line, in the other's turn
+    marketplace["requests"] = {"CR1": ["L1"], "CR2": ["L1"], "CR3": ["L3"]}
+    assert kinds(obs) == ["effect-unasked"]  # L2 cancelled; no request named it
