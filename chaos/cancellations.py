@@ -14,21 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from chaos.effects import WHOLE_ORDER_CANCEL, Effect
+from chaos.effects import Effect, named_lines
 
 AGAIN_WHOLE: Final = "(the whole order)"
-
-
-def is_cancel(key: str) -> bool:
-    return key == WHOLE_ORDER_CANCEL or key.startswith(f"{WHOLE_ORDER_CANCEL}:")
-
-
-def named_lines(key: str) -> frozenset[str] | None:
-    """The lines a cancellation key names; None for the whole order."""
-    if key == WHOLE_ORDER_CANCEL:
-        return None
-    named = key.split(":", 1)[1]
-    return frozenset(named.split(",")) if named else frozenset()
 
 
 @dataclass(frozen=True)

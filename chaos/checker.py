@@ -18,15 +18,16 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from chaos.cancellations import (
-    Cancelled,
-    cancellations,
+from chaos.cancellations import Cancelled, cancellations, live_lines, serves
+from chaos.effects import (
+    CALL_EFFECTS,
+    Effect,
     is_cancel,
-    live_lines,
     named_lines,
-    serves,
+    satisfies,
+    statuses_agree,
+    wms_key,
 )
-from chaos.effects import CALL_EFFECTS, Effect, satisfies, statuses_agree, wms_key
 
 TERMINAL_EVENTS: Final = ("command.succeeded", "command.failed")
 NEARBY_SECONDS: Final = 5.0

@@ -30,13 +30,25 @@ def cancel_key(line_ids: Any) -> str:
     return f"{WHOLE_ORDER_CANCEL}:{','.join(sorted(str(i) for i in line_ids))}"
 
 
+def is_cancel(key: str) -> bool:
+    return key == WHOLE_ORDER_CANCEL or key.startswith(f"{WHOLE_ORDER_CANCEL}:")
+
+
+def named_lines(key: str) -> frozenset[str] | None:
+    """The lines a cancellation key names; None for the whole order."""
+    if key == WHOLE_ORDER_CANCEL:
+        return None
+    named = key.split(":", 1)[1]
+    return frozenset(named.split(",")) if named else frozenset()
+
+
 def satisfies(taken: str, expected: str) -> bool:
-    """A call's effect does what a command expects: the same key, or a whole-order
-    cancellation for a command that cancels some lines (a channel may cancel the whole
-    order when the lines are all that is left of it, as Octopia's adapter does)."""
-    return taken == expected or (
-        taken == WHOLE_ORDER_CANCEL and expected.startswith(f"{WHOLE_ORDER_CANCEL}:")
-    )
+    """A call that may be an attempt at what a command expects (the checker counts them
+    against the attempt cap): the same key, or a whole-order cancellation for a command
+    that cancels some lines (a channel may cancel the whole order when the lines are all
+    that is left of it, as Octopia's adapter does). Which lines a cancellation did is
+    judged line by line in :mod:`chaos.cancellations`."""
+    return taken == expected or (taken == WHOLE_ORDER_CANCEL and is_cancel(expected))
 
 
 def _body(call: dict[str, Any]) -> dict[str, Any]:
