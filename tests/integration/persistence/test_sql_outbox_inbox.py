@@ -251,6 +251,34 @@ async def test_a_command_behind_only_held_ones_is_due_to_be_held_too(
         assert await uow.commands.due(now=later, queued_before=later, limit=9) == [held.id]
 
 
+async def test_a_hold_is_written_only_under_the_claim_it_was_read_with(
+    uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder, make_command: MakeCommand
+) -> None:
+    """A failure holds its followers, and chains through those it held: a follower
+    claimed meanwhile (a new fence), or ended, is not held, and says so."""
+    order = await stored_order(uow_factory, make_order)
+    command = make_command(order, fence=2)
+    async with uow_factory() as uow:
+        uow.commands.add(command)
+        await uow.commit()
+    async with uow_factory() as uow:
+        stale = await uow.commands.get(command.id)
+        assert stale is not None
+        stale.fence = 1  # read before a claim that came since
+        assert not await uow.commands.set_held(stale, "failed-one")
+        fresh = await uow.commands.get(command.id)
+        assert fresh is not None
+        assert fresh.held_by is None
+        fresh.state = CommandState.SUCCEEDED
+        await uow.commands.save(fresh)
+        assert not await uow.commands.set_held(fresh, "failed-one")  # ended: not held
+        await uow.commit()
+    async with uow_factory() as uow:
+        ended = await uow.commands.get(command.id)
+    assert ended is not None
+    assert (ended.state, ended.held_by) == (CommandState.SUCCEEDED, None)
+
+
 async def test_a_fenced_save_writes_only_under_its_claim(
     uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder, make_command: MakeCommand
 ) -> None:
