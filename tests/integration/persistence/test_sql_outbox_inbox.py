@@ -36,6 +36,13 @@ async def stored_order(uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder)
     return order
 
 
+async def stored_commands(uow_factory: SqlUnitOfWorkFactory, *commands: ChannelCommand) -> None:
+    async with uow_factory() as uow:
+        for command in commands:
+            uow.commands.add(command)
+        await uow.commit()
+
+
 # --- commands ------------------------------------------------------------------------------
 
 
@@ -236,10 +243,7 @@ async def test_a_command_behind_only_held_ones_is_due_to_be_held_too(
     failed = make_command(order, seq=1, state=CommandState.FAILED)
     held = make_command(order, seq=2, held_by=failed.id)
     waiting = make_command(order, seq=3, next_attempt_at=T0, queued_at=T0)
-    async with uow_factory() as uow:
-        for command in (failed, held, waiting):
-            uow.commands.add(command)
-        await uow.commit()
+    await stored_commands(uow_factory, failed, held, waiting)
     later = T0 + timedelta(hours=1)
     async with uow_factory() as uow:
         assert await uow.commands.due(now=later, queued_before=later, limit=9) == [waiting.id]
@@ -258,9 +262,7 @@ async def test_a_hold_is_written_only_under_the_claim_it_was_read_with(
     claimed meanwhile (a new fence), or ended, is not held, and says so."""
     order = await stored_order(uow_factory, make_order)
     command = make_command(order, fence=2)
-    async with uow_factory() as uow:
-        uow.commands.add(command)
-        await uow.commit()
+    await stored_commands(uow_factory, command)
     async with uow_factory() as uow:
         stale = await uow.commands.get(command.id)
         assert stale is not None
