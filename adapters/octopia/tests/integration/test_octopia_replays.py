@@ -14,6 +14,7 @@ from orderhub.application.ports import CommandState
 from orderhub.application.services import seller_commands
 from orderhub.channels.spi import CommandKind, CommandView
 from orderhub.domain.values import Decision, LineQuantity, Reason
+from orderhub_octopia.client import OctopiaRejected
 from orderhub_octopia.simulator import SimulatorControl
 
 
@@ -106,6 +107,22 @@ async def test_a_cancellation_whose_lines_an_earlier_one_took_is_done_not_refuse
 
     assert outcome.data.get("replayed") is True
     assert len(sim.calls(method="POST", path="cancellation")) == posts + 1  # tried, refused
+
+
+async def test_a_cancellation_refused_with_no_seller_cancellation_listed_stays_refused(
+    rig: OctopiaRig, sim: SimulatorControl
+) -> None:
+    """The other side of the one above: Octopia cancelled the order itself (no seller
+    cancellation lists the lines), then refused the seller's: the refusal reaches the
+    hub, which fails the command and undoes the decision for a person to see."""
+    order_id = await ready(rig, sim, sales_channel="OCTOBE", lines=[{}, {}])
+    order = rig.order(order_id)
+    await seller_commands.cancel_order(rig.hub, order_id=order.id, reason=Reason.SELLER_REFUSAL)
+    [cancel] = [c for c in rig.commands(order) if c.kind is CommandKind.CANCEL]
+    sim.move(order_id, "cancel")  # before the seller's call goes
+
+    with pytest.raises(OctopiaRejected):
+        await rig.octopia.execute(CommandView.of(cancel), rig.order(order_id))
 
 
 async def test_a_parcel_sent_again_after_octopia_dropped_its_carrier_is_still_done(
