@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY_RUN = $(UV) run --frozen
 CONFIG ?= deploy/embedded.toml
 
-.PHONY: uv env browser run test test-unit test-integration test-e2e lint typecheck imports check bench bench-stack faketime chaos chaos-short demo demo-octopia demo-spresso clean
+.PHONY: uv env browser run test test-unit test-integration test-e2e lint typecheck imports check bench bench-micro bench-stack faketime chaos chaos-short demo demo-octopia demo-spresso clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -46,9 +46,12 @@ imports: env
 
 check: lint typecheck imports
 
-# Micro-benchmarks of the hot paths (pytest-benchmark). The real-stack benchmark is
-# `make bench-stack` (docs/performance.md): PostgreSQL, Redis, serve, workers over loopback.
-bench: env
+# Every benchmark: the micro-benchmarks of the hot paths (pytest-benchmark, `make
+# bench-micro`), then the real-stack one (`make bench-stack`, docs/performance.md:
+# PostgreSQL, Redis, serve, workers over loopback).
+bench: bench-micro bench-stack
+
+bench-micro: env
 	$(PY_RUN) pytest -q benchmarks --benchmark-only
 
 # The production topology under load, side by side with a plain receiver; ~20 min on a

@@ -60,10 +60,14 @@ def children(pid: int) -> list[int]:
 
 def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy") or os.path.expanduser("~/.local/bin/py-spy")
+    # ORDERHUB_PROFILE_GIL=1 samples only the thread holding the GIL: where the CPU that
+    # the interpreter spends goes, without the threads waiting in a system call
+    gil = ("--gil",) if os.environ.get("ORDERHUB_PROFILE_GIL") == "1" else ()
     return subprocess.Popen(
         [
             *(spy, "record", "--pid", str(pid), "--duration", str(int(seconds))),
             *("--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"),
+            *gil,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -99,12 +103,17 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--workers-threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="worker processes draining")
+    parser.add_argument(
+        "--orders", type=int, default=PROFILE.wms_orders, help="orders accepted (accept, dispatch)"
+    )
     args = parser.parse_args()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out: Path = args.out or Path("var/bench-profile") / f"{args.what}-{stamp}"
     (out / "work").mkdir(parents=True, exist_ok=True)
     sampler = Sampler().start()
-    profile = Profile(**{**vars(PROFILE), "closed_seconds": args.seconds})
+    profile = Profile(
+        **{**vars(PROFILE), "closed_seconds": args.seconds, "wms_orders": args.orders}
+    )
     run = Run(profile, out / "work", sampler)
     stack = Stack(out / "work")
     raw = out / "profile.txt"
