@@ -43,8 +43,6 @@ from orderhub.domain.errors import ConcurrencyConflict
 from orderhub.domain.model import Order
 from orderhub.domain.values import TERMINAL_STATUSES
 
-_IDEMPOTENCY_LOCKS: Final = 0x1DE7  # advisory lock namespace of idempotency keys
-
 
 @dataclass(kw_only=True, slots=True)
 class TrackedOrder:
@@ -294,12 +292,8 @@ class SqlIdempotencyStore:
     async def get(self, key: str) -> StoredResponse | None:
         connection = self._tx.conn()
         if connection.dialect.name == "postgresql":
-            await connection.execute(
-                sa.select(sa.func.pg_advisory_xact_lock(_IDEMPOTENCY_LOCKS, sa.func.hashtext(key)))
-            )
-        result = await connection.execute(
-            sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
-        )
+            await connection.execute(q.LOCK_IDEMPOTENCY_KEY, {"b_key": key})
+        result = await connection.execute(q.IDEMPOTENCY_BY_KEY, {"b_key": key})
         row = result.mappings().one_or_none()
         if row is None:
             return None
@@ -313,18 +307,15 @@ class SqlIdempotencyStore:
     async def put(self, response: StoredResponse) -> None:
         """Store the first answer. A concurrent request that stored the same key first makes
         this one a :class:`ConcurrencyConflict`: on retry it finds the stored answer."""
-        statement = (
-            self._tx.insert(idempotency_keys)
-            .values(
-                key=response.key,
-                fingerprint=response.fingerprint,
-                status_code=response.status_code,
-                body=response.body,
-                created_at=self._tx.clock.now(),
-            )
-            .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
-        )
-        result = await self._tx.conn().execute(statement)
+        connection = self._tx.conn()
+        row = {
+            "key": response.key,
+            "fingerprint": response.fingerprint,
+            "status_code": response.status_code,
+            "body": response.body,
+            "created_at": self._tx.clock.now(),
+        }
+        result = await connection.execute(q.ADD_IDEMPOTENCY_KEY[connection.dialect.name], row)
         if result.rowcount != 1:
             raise ConcurrencyConflict(f"Idempotency-Key {response.key!r} was stored meanwhile")
 

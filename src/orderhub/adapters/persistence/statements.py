@@ -16,13 +16,19 @@ from __future__ import annotations
 from typing import Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
-from orderhub.adapters.persistence.tables import channel_commands, inbox_messages, orders
+from orderhub.adapters.persistence.tables import (
+    channel_commands,
+    idempotency_keys,
+    inbox_messages,
+    orders,
+)
 
 _c = channel_commands.c
 _m = inbox_messages.c
 _o = orders.c
+_k = idempotency_keys.c
 
 # --- commands --------------------------------------------------------------------------
 
@@ -76,3 +82,18 @@ INSERT_ORDER: Final = sa.insert(orders)
 UPDATE_ORDER_SEEN: Final = sa.update(orders).where(
     _o.id == sa.bindparam("b_id"), _o.version == sa.bindparam("b_seen")
 )
+
+# --- idempotency keys (a WMS command sent with one) -------------------------------------
+
+IDEMPOTENCY_LOCKS: Final = 0x1DE7  # advisory lock namespace of idempotency keys
+LOCK_IDEMPOTENCY_KEY: Final = sa.select(  # PostgreSQL only: until the transaction ends
+    sa.func.pg_advisory_xact_lock(IDEMPOTENCY_LOCKS, sa.func.hashtext(sa.bindparam("b_key")))
+)
+IDEMPOTENCY_BY_KEY: Final = sa.select(idempotency_keys).where(_k.key == sa.bindparam("b_key"))
+ADD_IDEMPOTENCY_KEY: Final = {
+    "postgresql": postgresql.insert(idempotency_keys).on_conflict_do_nothing(
+        index_elements=[_k.key]
+    ),
+    "sqlite": sqlite.insert(idempotency_keys).on_conflict_do_nothing(index_elements=[_k.key]),
+}
+"""By dialect: the first answer stored, or nothing when a concurrent request stored one."""
