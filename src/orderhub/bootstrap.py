@@ -32,7 +32,15 @@ from orderhub.channels.spi import AccountServices
 from orderhub.config import Settings
 from orderhub.logging import get_logger
 
-__all__ = ["Resources", "aclose", "bootstrap", "build_queue", "build_registry", "ready_checks"]
+__all__ = [
+    "Resources",
+    "aclose",
+    "bootstrap",
+    "build_queue",
+    "build_registry",
+    "loop_publishing_url",
+    "ready_checks",
+]
 
 log = get_logger(__name__)
 
@@ -138,7 +146,15 @@ def build_queue(settings: Settings) -> CommandQueue:
         queue_prefix=broker.queue_prefix,
         retry=policy,
         linger_seconds=broker.publish_linger_ms / 1000,
+        redis_url=loop_publishing_url(settings),
     )
+
+
+def loop_publishing_url(settings: Settings) -> str | None:
+    """The Redis URL a queue publishes to from its event loops (``[broker]
+    publish_on_loop``), None for a publisher thread."""
+    broker = settings.broker
+    return broker.url if broker.kind == "redis" and broker.publish_on_loop else None
 
 
 def resources(hub: Hub) -> Resources:

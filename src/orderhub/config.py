@@ -110,13 +110,17 @@ class BrokerSettings(_Section, frozen=True):
     """Redis: how long ids gather before one pipeline sends them (0: send at once). More
     ids per round trip, less CPU per id (the API's event loop gets the GIL back), at most
     this much later on the queue."""
+    publish_on_loop: bool = True
+    """Redis: send from the event loop that enqueued, with an asyncio client (no publisher
+    thread taking the GIL from it). false: a publisher thread sends, as RabbitMQ's does."""
 
     def __repr__(self) -> str:
         url = redact_url(self.url) if self.url is not None else None
         return (
             f"BrokerSettings(kind={self.kind!r}, url={url!r}, "
             f"queue_prefix={self.queue_prefix!r}, concurrency={self.concurrency}, "
-            f"publish_linger_ms={self.publish_linger_ms})"
+            f"publish_linger_ms={self.publish_linger_ms}, "
+            f"publish_on_loop={self.publish_on_loop})"
         )
 
 

@@ -31,7 +31,7 @@ from orderhub.adapters.queue.dramatiq_queue import (
     set_hub,
 )
 from orderhub.application.hub import Hub
-from orderhub.bootstrap import aclose, bootstrap, build_registry
+from orderhub.bootstrap import aclose, bootstrap, build_registry, loop_publishing_url
 from orderhub.config import ENV_CONFIG, Settings, load_settings
 from orderhub.entrypoints.event_loop import install_event_loop, loop_name
 from orderhub.entrypoints.gc_freeze import freeze_startup_objects
@@ -88,6 +88,7 @@ class HubLifecycle(Middleware):
                 queue_prefix=self.settings.broker.queue_prefix,
                 retry=self.settings.retry.policy(),
                 linger_seconds=self.settings.broker.publish_linger_ms / 1000,
+                redis_url=loop_publishing_url(self.settings),
             )
             self.hub = bootstrap(self.settings, queue=self.queue)
         except Exception as exc:

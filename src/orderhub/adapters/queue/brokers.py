@@ -1,10 +1,13 @@
 """The dramatiq brokers (Redis, RabbitMQ) with short client timeouts, and their middleware.
 
-Publishing runs on dedicated threads (:mod:`orderhub.adapters.queue.publisher`), never on
-an event loop, but a publish that hangs still holds up everything buffered behind it, so
-every client call is bounded: a few seconds to connect, to read an answer (Redis), for the
-AMQP handshake and while RabbitMQ blocks publishers (memory or disk alarm), and a short
-heartbeat so that a connection gone silent (a confirm that never comes) is given up.
+Publishing runs on dedicated threads (:mod:`orderhub.adapters.queue.publisher`) or, for
+Redis, as tasks of the enqueuing event loop with an asyncio client of the same settings
+(:func:`make_async_redis`, :mod:`orderhub.adapters.queue.loop_publisher`), never as a
+blocking call on a loop; but a publish that hangs still holds up everything buffered
+behind it, so every client call is bounded: a few seconds to connect, to read an answer
+(Redis), for the AMQP handshake and while RabbitMQ blocks publishers (memory or disk
+alarm), and a short heartbeat so that a connection gone silent (a confirm that never
+comes) is given up.
 Values given in the broker URL's query win over these.
 
 pika's ``BlockingConnection`` is not thread-safe: dramatiq's RabbitMQ broker keeps one per
@@ -32,6 +35,7 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from redis.asyncio import Redis as AsyncRedis
 
 from orderhub.application.hub import RetryPolicy
 
@@ -43,6 +47,7 @@ __all__ = [
     "BrokerKind",
     "close_thread_connection",
     "is_timeout",
+    "make_async_redis",
     "make_broker",
     "middleware_stack",
     "ping_broker",
@@ -116,6 +121,22 @@ def make_broker(
         bound_rabbitmq_parameters(broker, url, timeout_seconds)
         return broker
     raise ValueError(f"unknown broker kind {kind!r}")
+
+
+def make_async_redis(url: str, *, timeout_seconds: float = PUBLISH_TIMEOUT) -> AsyncRedis:
+    """An asyncio Redis client with :func:`make_broker`'s timeouts and retry, for the loop
+    publisher (connections open at first use, on the loop that uses them)."""
+    import redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return AsyncRedis.from_url(
+        url,
+        socket_connect_timeout=timeout_seconds,
+        socket_timeout=timeout_seconds,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+    )
 
 
 def bound_rabbitmq_parameters(broker: RabbitmqBroker, url: str, timeout: float) -> None:

@@ -10,10 +10,11 @@ a delayed message, the due time kept on the row, ``max_attempts`` checked at eac
 so only infrastructure errors (the database unreachable...) reach dramatiq's ``Retries``
 middleware, a bounded number of times; the sweeper is the backstop.
 
-Enqueueing happens after the commit and never touches the broker on the caller's thread
-(an event loop, in the API and in the worker's async actors): ``enqueue_*`` puts the id in
-a bounded buffer and returns, and a publisher thread sends it
-(:mod:`orderhub.adapters.queue.publisher`), within short client timeouts
+Enqueueing happens after the commit and never blocks the caller's thread (an event loop,
+in the API and in the worker's async actors): ``enqueue_*`` puts the id in a bounded
+buffer and returns. With Redis and a ``redis_url``, a task of that same loop sends it with
+an asyncio client (:mod:`orderhub.adapters.queue.loop_publisher`); otherwise a publisher
+thread does (:mod:`orderhub.adapters.queue.publisher`), within short client timeouts
 (:mod:`orderhub.adapters.queue.brokers`). What cannot be published (a full buffer, a
 failed or timed-out publish, a broker that keeps failing, a shutdown) is logged and
 counted, never raised: the row is committed, and the sweeper queues it again.
@@ -22,25 +23,29 @@ counted, never raised: the row is committed, and the sweeper queues it again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
+from redis.asyncio import Redis as AsyncRedis
 
 from orderhub.adapters.queue import jobs
 from orderhub.adapters.queue.brokers import (
+    PUBLISH_TIMEOUT,
     REDIS_CONNECT_TIMEOUT,
     REDIS_SOCKET_TIMEOUT,
     BrokerKind,
     close_thread_connection,
     is_timeout,
+    make_async_redis,
     make_broker,
     middleware_stack,
     ping_broker,
     service_thread_connection,
 )
+from orderhub.adapters.queue.loop_publisher import LoopPublisher
 from orderhub.adapters.queue.publisher import (
     DEFAULT_BATCH,
     DEFAULT_CAPACITY,
@@ -49,7 +54,12 @@ from orderhub.adapters.queue.publisher import (
     Breaker,
     GiveUpReason,
 )
-from orderhub.adapters.queue.redis_batch import enqueue_many, message_for, unique_ids
+from orderhub.adapters.queue.redis_batch import (
+    enqueue_many,
+    enqueue_many_async,
+    message_for,
+    unique_ids,
+)
 from orderhub.application.hub import Hub, RetryPolicy
 from orderhub.logging import get_logger
 from orderhub.metrics import ENQUEUE_FAILURES, ENQUEUE_GIVEN_UP, ENQUEUE_PUBLISH_SECONDS
@@ -182,10 +192,12 @@ class Outgoing:
 class DramatiqQueue:
     """:class:`~orderhub.application.ports.CommandQueue` over a dramatiq broker.
 
-    ``enqueue_*`` only buffers (non-blocking, never raises); ``publisher_threads``
-    daemon threads publish, started at the first enqueue. :meth:`flush` waits for what was
-    handed over; :meth:`shutdown` drains and stops the threads, :meth:`close` also closes
-    the broker."""
+    ``enqueue_*`` only buffers (non-blocking, never raises). ``publisher_threads`` daemon
+    threads publish, started at the first enqueue; with a Redis broker and ``redis_url``
+    (its server), the enqueuing loop publishes instead (:attr:`on_loop`), and the threads
+    take only what is enqueued off any loop or left behind by a loop that stopped.
+    :meth:`flush` waits for what was handed over; :meth:`shutdown` drains and stops the
+    publishers, :meth:`close` also closes the broker."""
 
     def __init__(
         self,
@@ -197,6 +209,7 @@ class DramatiqQueue:
         publisher_threads: int = 1,
         breaker: Breaker | None = None,
         linger_seconds: float = DEFAULT_LINGER_SECONDS,
+        redis_url: str | None = None,
     ) -> None:
         self.broker = broker
         self.actors = declare_actors(broker, queue_prefix=queue_prefix, retry=retry)
@@ -216,6 +229,22 @@ class DramatiqQueue:
             breaker=breaker,
             name="orderhub-enqueue",
         )
+        self.on_loop: LoopPublisher[Outgoing, AsyncRedis] | None = None
+        if redis_url is not None and isinstance(broker, RedisBroker):
+            self.on_loop = LoopPublisher(
+                self._send_many_async,
+                make_client=lambda: make_async_redis(redis_url),
+                close_client=lambda client: client.aclose(),
+                fallback=self.publisher.submit,
+                on_give_up=self._given_up,
+                on_sent=self._sent,
+                classify=lambda exc: "timeout" if is_timeout(exc) else "error",
+                batch=DEFAULT_BATCH,
+                linger_seconds=linger_seconds,
+                capacity=buffer_size,
+                timeout_seconds=2 * PUBLISH_TIMEOUT,
+                breaker=lambda: replace(breaker) if breaker is not None else Breaker(),
+            )
 
     # --- CommandQueue --------------------------------------------------------------------
 
@@ -228,14 +257,19 @@ class DramatiqQueue:
     # --- lifecycle -----------------------------------------------------------------------
 
     def flush(self, timeout: float = CLOSE_TIMEOUT) -> bool:
-        """Wait (blocking) until what was enqueued so far is published or given up; False
-        if ``timeout`` seconds passed first."""
-        return self.publisher.flush(timeout)
+        """Wait (blocking: not on a loop that enqueued) until what was enqueued so far is
+        published or given up; False if ``timeout`` seconds passed first."""
+        deadline = time.monotonic() + timeout
+        done = self.on_loop is None or self.on_loop.flush(timeout)
+        return self.publisher.flush(max(deadline - time.monotonic(), 0.0)) and done
 
     def shutdown(self, timeout: float = CLOSE_TIMEOUT) -> bool:
         """Stop taking ids, publish what is buffered for up to ``timeout`` seconds, give up
-        the rest (the sweeper has them) and stop the threads. The broker stays open."""
-        return self.publisher.close(timeout)
+        the rest (the sweeper has them) and stop the publishers. The broker stays open."""
+        deadline = time.monotonic() + timeout
+        done = self.on_loop is None or self.on_loop.close(timeout)
+        # last: it takes what a stopped loop left behind
+        return self.publisher.close(max(deadline - time.monotonic(), 0.0)) and done
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
         """:meth:`shutdown`, then close the broker's connections; blocking, and bounded:
@@ -259,7 +293,10 @@ class DramatiqQueue:
         now = time.monotonic()
         outgoing = Outgoing(what, ident, now, now + delay_seconds if delay_seconds > 0 else None)
         try:
-            self.publisher.submit(outgoing)
+            if self.on_loop is not None:
+                self.on_loop.submit(outgoing)
+            else:
+                self.publisher.submit(outgoing)
         except Exception as exc:  # never raise to the caller: the row is committed
             self._given_up(outgoing, "error", exc)
 
@@ -271,12 +308,19 @@ class DramatiqQueue:
     def _send_many(self, batch: list[Outgoing]) -> None:
         """On a publisher thread, Redis only: the batch in one pipeline."""
         assert isinstance(self.broker, RedisBroker)
+        enqueue_many(self.broker, self._messages(batch))
+
+    async def _send_many_async(self, client: AsyncRedis, batch: list[Outgoing]) -> None:
+        """On the enqueuing loop, Redis only: the batch in one pipeline."""
+        assert isinstance(self.broker, RedisBroker)
+        await enqueue_many_async(self.broker, client, self._messages(batch))
+
+    def _messages(self, batch: list[Outgoing]) -> list[tuple[dramatiq.Message[Any], int | None]]:
         now = time.monotonic()
-        messages = [
+        return [
             (message_for(self._actor(outgoing), outgoing.ident, message_id), outgoing.delay_ms(now))
             for outgoing, message_id in zip(batch, unique_ids(len(batch)), strict=True)
         ]
-        enqueue_many(self.broker, messages)
 
     def _actor(self, outgoing: Outgoing) -> dramatiq.Actor[[str], Any]:
         return self.actors.dispatch if outgoing.what == "command" else self.actors.inbox

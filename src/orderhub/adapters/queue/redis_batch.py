@@ -19,14 +19,16 @@ go of the GIL and must take it back from the event loop, twice per message here
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 import uuid_utils
 from dramatiq import Actor, Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, dq_name
+from redis.asyncio import Redis as AsyncRedis
 
-__all__ = ["enqueue_many", "message_for", "unique_ids"]
+__all__ = ["enqueue_many", "enqueue_many_async", "message_for", "unique_ids"]
 
 
 def unique_ids(count: int) -> list[str]:
@@ -66,39 +68,79 @@ def enqueue_many(
     makes a message sent twice harmless)."""
     if not messages:
         return
+    prepared = _prepare_all(broker, messages)
+    for attempt in range(2):
+        pipe = broker.client.pipeline(transaction=False)
+        for message, _ in prepared:
+            pipe.evalsha(broker.scripts["dispatch"].sha, 1, *_dispatch_args(broker, message))
+        try:
+            pipe.execute()
+        except redis.exceptions.NoScriptError:
+            if attempt:
+                raise
+            broker.client.script_load(broker.scripts["dispatch"].script)
+            continue
+        break
+    _after_all(broker, prepared)
+
+
+async def enqueue_many_async(
+    broker: RedisBroker,
+    client: AsyncRedis,
+    messages: Sequence[tuple[Message[object], int | None]],
+) -> None:
+    """:func:`enqueue_many` through an asyncio client (of the broker's server)."""
+    if not messages:
+        return
+    prepared = _prepare_all(broker, messages)
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for message, _ in prepared:
+            pipe.evalsha(broker.scripts["dispatch"].sha, 1, *_dispatch_args(broker, message))
+        try:
+            await pipe.execute()
+        except redis.exceptions.NoScriptError:
+            if attempt:
+                raise
+            await client.script_load(broker.scripts["dispatch"].script)
+            continue
+        break
+    _after_all(broker, prepared)
+
+
+Prepared = list[tuple[Message[object], int | None]]
+
+
+def _prepare_all(
+    broker: RedisBroker, messages: Sequence[tuple[Message[object], int | None]]
+) -> Prepared:
     prepared = [
         (_prepare(message, delay, redis_id), delay)
         for (message, delay), redis_id in zip(messages, unique_ids(len(messages)), strict=True)
     ]
     for message, delay in prepared:
         broker.emit_before("enqueue", message, delay)
-    script = broker.scripts["dispatch"]
-    max_unpack = broker._max_unpack_size()  # type: ignore[no-untyped-call]
-    for attempt in range(2):
-        pipe = broker.client.pipeline(transaction=False)
-        for message, _ in prepared:
-            pipe.evalsha(
-                script.sha,
-                1,
-                broker.namespace,
-                "enqueue",
-                current_millis(),
-                message.queue_name,
-                broker.broker_id,
-                broker.heartbeat_timeout,
-                broker.dead_message_ttl,
-                broker._should_do_maintenance("enqueue"),
-                max_unpack,
-                message.options["redis_message_id"],
-                message.encode(),
-            )
-        try:
-            pipe.execute()
-        except redis.exceptions.NoScriptError:
-            if attempt:
-                raise
-            broker.client.script_load(script.script)
-            continue
-        break
+    return prepared
+
+
+def _dispatch_args(broker: RedisBroker, message: Message[object]) -> list[Any]:
+    """The ``dispatch`` script's key and arguments for one message, as
+    :meth:`RedisBroker.enqueue` passes them."""
+    return [
+        broker.namespace,
+        "enqueue",
+        current_millis(),
+        message.queue_name,
+        broker.broker_id,
+        broker.heartbeat_timeout,
+        broker.dead_message_ttl,
+        broker._should_do_maintenance("enqueue"),
+        broker._max_unpack_size(),  # type: ignore[no-untyped-call]
+        message.options["redis_message_id"],
+        message.encode(),
+    ]
+
+
+def _after_all(broker: RedisBroker, prepared: Prepared) -> None:
     for message, delay in prepared:
         broker.emit_after("enqueue", message, delay)

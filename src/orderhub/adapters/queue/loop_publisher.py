@@ -1,0 +1,325 @@
+"""Publishing on the caller's own event loop, for brokers with an asyncio client (Redis).
+
+:class:`~orderhub.adapters.queue.publisher.BackgroundPublisher` sends from a thread of its
+own. Its sends are short, but every wake-up and socket call of that thread takes the GIL
+from the event loop that serves requests and runs jobs: with publishing left out (an
+experiment), ``serve`` took 16-22% more webhooks a second (issue 10, docs/performance.md).
+:class:`LoopPublisher` sends on the loop that called ``submit``, with an asyncio client of
+that loop: no thread, no hand-over.
+
+Each loop has a *lane*: a bounded buffer and at most one send in flight. An item waits up
+to ``linger_seconds`` for others to join it (a full batch goes at once), then the batch is
+sent in one call (``send_many``: one Redis pipeline); what piles up meanwhile goes next,
+without lingering. Nothing blocks the loop: a send is a task, bounded by
+``timeout_seconds`` as a whole.
+
+What cannot be sent is *given up*, as with the thread publisher (``on_give_up``: logged
+and counted by the caller; the rows are committed and the sweeper queues them again): the
+buffer is full, the send failed or timed out, the broker kept failing (a breaker per
+lane), or the publisher closed.
+
+A lane can outlive its loop's usefulness: ``asyncio.run`` returns with items still
+lingering, or cancels a send in flight. Those items are not lost while the process lives:
+a cancelled send hands its items to ``fallback`` (the thread publisher: a message sent
+twice is harmless, its claim finds it done), and :meth:`flush` and :meth:`close`, called
+from any thread, drain a running loop's lane on that loop and hand a stopped loop's items
+to ``fallback``. ``submit`` off any event loop goes to ``fallback`` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final, Generic, TypeVar
+
+from orderhub.adapters.queue.publisher import (
+    DEFAULT_BATCH,
+    DEFAULT_CAPACITY,
+    MAX_LINGER_SECONDS,
+    Breaker,
+    GiveUpReason,
+)
+from orderhub.logging import get_logger
+
+__all__ = ["LoopPublisher"]
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+
+
+@dataclass(eq=False)
+class _Lane(Generic[T, C]):
+    """One event loop's buffer, client and send in flight (touched on that loop only,
+    except under :attr:`LoopPublisher._lock` by :meth:`LoopPublisher.flush` for a loop
+    that no longer runs)."""
+
+    loop: asyncio.AbstractEventLoop
+    client: C
+    buffer: deque[tuple[float, T]] = field(default_factory=deque)  # (handed at, item)
+    in_flight: list[T] = field(default_factory=list)
+    sending: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+    breaker: Breaker = field(default_factory=Breaker)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def outstanding(self) -> int:
+        return len(self.buffer) + len(self.in_flight)
+
+
+class LoopPublisher(Generic[T, C]):
+    """Hands items to ``send_many(client, items)`` on the event loop that submitted them.
+
+    ``make_client()`` is called on a loop the first time it submits (an asyncio client is
+    bound to the loop it connects on); ``close_client(client)`` when the publisher closes,
+    on that loop if it still runs."""
+
+    def __init__(
+        self,
+        send_many: Callable[[C, list[T]], Awaitable[None]],
+        *,
+        make_client: Callable[[], C],
+        close_client: Callable[[C], Awaitable[None]],
+        fallback: Callable[[T], bool],
+        on_give_up: Callable[[T, GiveUpReason, BaseException | None], None],
+        on_sent: Callable[[T], None] | None = None,
+        classify: Callable[[BaseException], GiveUpReason] | None = None,
+        batch: int = DEFAULT_BATCH,
+        linger_seconds: float = 0.0,
+        capacity: int = DEFAULT_CAPACITY,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        breaker: Callable[[], Breaker] = Breaker,
+    ) -> None:
+        if capacity < 1 or batch < 1 or timeout_seconds <= 0:
+            raise ValueError("capacity and batch must be at least 1, the timeout positive")
+        if not 0.0 <= linger_seconds <= MAX_LINGER_SECONDS:  # NaN too
+            raise ValueError(f"linger_seconds must be within 0 and {MAX_LINGER_SECONDS}")
+        self._send_many = send_many
+        self._make_client = make_client
+        self._close_client = close_client
+        self._fallback = fallback
+        self._on_give_up = on_give_up
+        self._on_sent = on_sent
+        self._classify = classify or (lambda exc: "error")
+        self._batch = batch
+        self._linger = linger_seconds
+        self.capacity = capacity
+        self._timeout = timeout_seconds
+        self._new_breaker = breaker
+        self._lock = threading.Lock()  # the lanes dict, and a stopped loop's lane
+        self._lanes: dict[int, _Lane[T, C]] = {}  # by id(loop)
+        self._closed = False
+
+    # --- the caller's side (on its event loop) ---------------------------------------------
+
+    def submit(self, item: T) -> bool:
+        """Buffer ``item`` on the running loop's lane (``fallback`` off any loop); False
+        (and ``on_give_up``) when it cannot be."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._fallback(item)
+        if self._closed:
+            return self._give_up_all([item], "closed", None)
+        lane = self._lane(loop)
+        if lane.outstanding() >= self.capacity:
+            return self._give_up_all([item], "buffer_full", None)
+        lane.buffer.append((time.monotonic(), item))
+        lane.idle.clear()
+        if lane.sending is None:
+            if len(lane.buffer) >= self._batch or self._linger <= 0:
+                self._send_now(lane)
+            elif lane.timer is None:
+                lane.timer = loop.call_later(self._linger, self._send_now, lane)
+        return True
+
+    def pending(self) -> int:
+        """Items buffered or being sent, on every loop."""
+        with self._lock:
+            return sum(lane.outstanding() for lane in self._lanes.values())
+
+    async def drain(self, seconds: float) -> bool:
+        """On a loop: wait until its lane has sent (or given up) everything; False if
+        ``seconds`` passed first."""
+        lane = self._lanes.get(id(asyncio.get_running_loop()))
+        if lane is None or not lane.outstanding():
+            return True
+        if lane.timer is not None and lane.sending is None:
+            self._send_now(lane)  # no more lingering
+        try:
+            await asyncio.wait_for(lane.idle.wait(), max(seconds, 0.0))
+        except TimeoutError:
+            return False
+        return True
+
+    # --- from any thread -----------------------------------------------------------------
+
+    def flush(self, timeout: float) -> bool:
+        """Wait (blocking; never on a loop with a lane) until every lane has sent what it
+        holds, or handed it to ``fallback`` (a loop no longer running); False if
+        ``timeout`` seconds passed first."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._lock:
+            lanes = list(self._lanes.values())
+        done = True
+        for lane in lanes:
+            left = max(deadline - time.monotonic(), 0.0)
+            if lane.loop.is_running() and not lane.loop.is_closed():
+                if _on_loop(lane.loop):
+                    log.warning("queue.flush_on_loop", note="cannot wait here: use drain()")
+                    done = False
+                    continue
+                future = asyncio.run_coroutine_threadsafe(self.drain(left), lane.loop)
+                try:
+                    done = future.result(left + 1.0) and done
+                except Exception:  # the loop stopped meanwhile, or the wait timed out
+                    future.cancel()
+                    done = False
+            if not lane.loop.is_running():
+                self._rescue(lane)
+        return done
+
+    def close(self, timeout: float) -> bool:
+        """Take no more items (they are given up as ``closed``), send what is held for up
+        to ``timeout`` seconds, give up what is left and close each lane's client."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        self._closed = True
+        done = self.flush(timeout)
+        with self._lock:
+            lanes = list(self._lanes.values())
+            self._lanes.clear()
+        for lane in lanes:
+            left = max(deadline - time.monotonic(), 0.0)
+            if lane.loop.is_running() and not _on_loop(lane.loop):
+                future = asyncio.run_coroutine_threadsafe(self._retire(lane), lane.loop)
+                try:
+                    future.result(left + 1.0)
+                except Exception:
+                    future.cancel()
+                    done = False
+            else:
+                self._rescue(lane, reason="closed")
+        return done
+
+    # --- on the lane's loop --------------------------------------------------------------
+
+    def _lane(self, loop: asyncio.AbstractEventLoop) -> _Lane[T, C]:
+        lane = self._lanes.get(id(loop))
+        if lane is None or lane.loop is not loop:  # an id reused by a later loop
+            lane = _Lane(loop=loop, client=self._make_client(), breaker=self._new_breaker())
+            with self._lock:
+                stale = self._lanes.get(id(loop))
+                self._lanes[id(loop)] = lane
+            if stale is not None:
+                self._rescue(stale)
+        return lane
+
+    def _send_now(self, lane: _Lane[T, C]) -> None:
+        if lane.timer is not None:
+            lane.timer.cancel()
+            lane.timer = None
+        if lane.sending is not None or not lane.buffer:
+            if not lane.outstanding():
+                lane.idle.set()
+            return
+        take = min(self._batch, len(lane.buffer))
+        lane.in_flight = [lane.buffer.popleft()[1] for _ in range(take)]
+        lane.sending = lane.loop.create_task(self._send(lane, lane.in_flight))
+
+    async def _send(self, lane: _Lane[T, C], items: list[T]) -> None:
+        cancelled = False
+        try:
+            if lane.breaker.is_open(time.monotonic()):
+                self._give_up_all(items, "broker_unavailable", None)
+                return
+            try:
+                await asyncio.wait_for(self._send_many(lane.client, items), self._timeout)
+            except asyncio.CancelledError:
+                # the loop is going away (asyncio.run's end) or the lane retires: whether
+                # Redis has these is not known, and sending them again is harmless; what
+                # waits behind them goes too, as no send follows this one on this loop
+                cancelled = True
+                for item in [*items, *(item for _, item in lane.buffer)]:
+                    self._fallback(item)
+                lane.buffer.clear()
+                lane.idle.set()
+                raise
+            except Exception as exc:
+                lane.breaker.failed(time.monotonic())
+                self._give_up_all(items, self._reason(exc), exc)
+                return
+            lane.breaker.succeeded()
+            if self._on_sent is not None:
+                for item in items:
+                    self._quietly(self._on_sent, item)
+        finally:
+            lane.in_flight = []
+            lane.sending = None
+            if not cancelled:
+                self._send_now(lane)  # what piled up meanwhile goes at once
+
+    async def _retire(self, lane: _Lane[T, C]) -> None:
+        """On the lane's loop, once it is out of the lanes: give up what it still holds,
+        close its client."""
+        if lane.timer is not None:
+            lane.timer.cancel()
+        if lane.sending is not None:
+            lane.sending.cancel()  # its items go to the fallback
+            await asyncio.gather(lane.sending, return_exceptions=True)
+        self._give_up_all([item for _, item in lane.buffer], "closed", None)
+        lane.buffer.clear()
+        try:
+            await self._close_client(lane.client)
+        except Exception:
+            log.exception("queue.publisher_client_close_failed")
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _rescue(self, lane: _Lane[T, C], *, reason: GiveUpReason | None = None) -> None:
+        """A lane whose loop does not run: its items to ``fallback`` (or given up with
+        ``reason``). A send it had in flight never finished: those go too."""
+        with self._lock:
+            items = [item for _, item in lane.buffer] + lane.in_flight
+            lane.buffer.clear()
+            lane.in_flight = []
+            if self._lanes.get(id(lane.loop)) is lane and lane.loop.is_closed():
+                del self._lanes[id(lane.loop)]
+        if reason is not None:
+            self._give_up_all(items, reason, None)
+            return
+        for item in items:
+            self._fallback(item)
+
+    def _give_up_all(self, items: list[T], reason: GiveUpReason, exc: BaseException | None) -> bool:
+        for item in items:
+            try:
+                self._on_give_up(item, reason, exc)
+            except Exception:
+                log.exception("queue.give_up_hook_failed", reason=reason)
+        return False
+
+    def _reason(self, exc: BaseException) -> GiveUpReason:
+        try:
+            return self._classify(exc)
+        except Exception:
+            return "error"
+
+    def _quietly(self, hook: Callable[[T], None], item: T) -> None:
+        try:
+            hook(item)
+        except Exception:
+            log.exception("queue.publisher_hook_failed", hook="sent")
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
