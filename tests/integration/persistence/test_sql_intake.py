@@ -28,6 +28,7 @@ from orderhub.adapters.persistence.intake import (
     IntakeUnavailable,
     NotCommitted,
 )
+from orderhub.entrypoints.web.problems import unreachable
 
 pytestmark = pytest.mark.postgres
 
@@ -285,3 +286,20 @@ async def test_a_statement_the_server_refuses_keeps_the_connection(
     message = inbox_message("wh-2")
     assert await intake.store(message) == (True, message.id)
     assert await _server_pid(pg_engine) == before
+
+
+async def test_no_connection_to_be_had_is_503(postgres_url: str) -> None:
+    """The pool cannot open a connection (here a database that does not exist; a server
+    starting up or refusing is alike): the driver's own error, which the pool does not
+    wrap, is a connection error for the webhook (503 with Retry-After), not a 500."""
+    missing = postgres_url.rsplit("/", 1)[0] + "/orderhub_no_such_database"
+    engine = create_engine(missing, pool=PoolOptions(size=1, max_overflow=0))
+    intake = sql_inbox_intake(engine)
+    assert intake is not None
+    try:
+        with pytest.raises(IntakeUnavailable) as raised:
+            await intake.store(inbox_message("wh-1"))
+        assert unreachable(raised.value)
+        assert "does not exist" in str(raised.value.__cause__)  # the cause kept, for the log
+    finally:
+        await engine.dispose()
