@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeout
 from structlog.contextvars import merge_contextvars
@@ -14,6 +15,7 @@ from structlog.testing import capture_logs
 from orderhub.adapters.persistence.intake import IntakeUnavailable, NotCommitted
 from orderhub.application.ports import UnitOfWorkFactory
 from orderhub.domain.errors import ConcurrencyConflict
+from orderhub.entrypoints.web.problems import unreachable
 from orderhub.testing.fakes import FakeUnitOfWork, FakeUnitOfWorkFactory
 
 from .support import Harness, assert_problem, auth, commanding
@@ -365,3 +367,30 @@ async def test_a_database_that_cannot_be_reached_is_503_with_retry_after(
     assert_problem(response, 503, "service-unavailable")
     assert response.headers["retry-after"] == "5"
     assert "connection refused" not in response.text
+
+
+class _DriverError(Exception):
+    """What SQLAlchemy's asyncpg adapter raises: the server's SQLSTATE on ``sqlstate``."""
+
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "unavailable"),
+    [
+        ("53300", True),  # too_many_connections, at connect
+        ("57P03", True),  # cannot_connect_now: starting up
+        ("57P01", True),  # admin_shutdown
+        ("08006", True),  # connection_failure
+        ("23505", False),  # unique_violation: the request's own, a 409 or a defect
+        ("42P01", False),  # undefined_table: a defect, a 500
+        (None, False),
+    ],
+)
+def test_a_server_that_cannot_take_a_session_now_is_a_503(
+    sqlstate: str | None, unavailable: bool
+) -> None:
+    wrapped = sa_exc.DBAPIError(None, None, _DriverError(sqlstate))
+    assert unreachable(wrapped) is unavailable

@@ -185,7 +185,9 @@ def unreachable(exc: BaseException) -> bool:
     """The database or the broker could not be reached (down, restarting, a connection cut
     mid-statement, the pool exhausted): the request may succeed when sent again, so it is
     a 503 with Retry-After, not a 500."""
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, sa_exc.DBAPIError) and (
+        exc.connection_invalidated or _unavailable_state(getattr(exc.orig, "sqlstate", None))
+    ):
         return True
     return isinstance(
         exc,
@@ -195,6 +197,17 @@ def unreachable(exc: BaseException) -> bool:
         | ConnectionError
         | TimeoutError,
     )
+
+
+UNAVAILABLE_STATES: Final = ("08", "53", "57P")
+"""SQLSTATE prefixes of a server that cannot take the session now: connection exceptions,
+insufficient resources (``too_many_connections``), shutting down or starting up. The
+pool hands these over at connect as the driver's error, which SQLAlchemy wraps in a plain
+``DBAPIError``."""
+
+
+def _unavailable_state(sqlstate: object) -> bool:
+    return isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_STATES)
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
