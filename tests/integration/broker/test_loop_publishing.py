@@ -6,7 +6,9 @@ the sweeper) without holding up the loop."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from collections.abc import Iterator
 
 import dramatiq
 import pytest
@@ -17,7 +19,7 @@ from structlog.testing import capture_logs
 from orderhub.adapters.queue.dramatiq_queue import DramatiqQueue, make_broker, middleware_stack
 
 from .conftest import REDIS_URL, require
-from .test_slow_broker import received
+from .test_slow_broker import MAX_LOOP_STALL, LoopWatch, received
 
 pytestmark = pytest.mark.broker
 
@@ -94,3 +96,40 @@ async def test_an_unreachable_redis_is_given_up_and_logged_without_holding_the_l
         (e["what"], e["id"], e["reason"]) for e in logs if e["event"] == "queue.enqueue_failed"
     ]
     assert failed == [("command", "c-1", "error"), ("inbox", "m-1", "error")]
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[str]:
+    """A Redis URL whose server takes connections and never answers (hung, a failover
+    half done): a listening socket nothing accepts from."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    finally:
+        server.close()
+
+
+async def test_a_redis_that_never_answers_does_not_hold_up_the_loop(
+    silent_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both clients on the silent server, and dramatiq's unpack size not yet asked for in
+    this process (it asks Redis once, through its blocking client): the loop goes on, and
+    the ids are given up (logged for the sweeper) once the clients' timeouts end."""
+    monkeypatch.setattr(RedisBroker, "_max_unpack_size_val", None)
+    broker = make_broker("redis", silent_redis, middleware=middleware_stack())
+    assert isinstance(broker, RedisBroker)
+    queue = DramatiqQueue(broker, queue_prefix="orderhub-test-silent", redis_url=silent_redis)
+    assert queue.on_loop is not None
+    try:
+        with capture_logs() as logs, LoopWatch() as loop:
+            queue.enqueue_command("c-1")
+            queue.enqueue_inbox("m-1")
+            assert await queue.on_loop.drain(BOUND)
+        assert loop.longest < MAX_LOOP_STALL, f"the loop stalled {loop.longest:.2f} s"
+        failed = {
+            (e["what"], e["id"], e["reason"]) for e in logs if e["event"] == "queue.enqueue_failed"
+        }
+        assert failed == {("command", "c-1", "timeout"), ("inbox", "m-1", "timeout")}
+    finally:
+        await asyncio.to_thread(queue.shutdown, 1.0)
+        broker.client.close()

@@ -58,10 +58,14 @@ class Broker:
         return self.clients[-1]
 
     def publisher(self, **options: object) -> LoopPublisher[str, Client]:
-        defaults: dict[str, object] = {"batch": 100, "linger_seconds": 0.0, "capacity": 1000}
+        defaults: dict[str, object] = {
+            "batch": 100,
+            "linger_seconds": 0.0,
+            "capacity": 1000,
+            "make_client": self.make_client,
+        }
         return LoopPublisher(
             self.send_many,
-            make_client=self.make_client,
             close_client=Client.aclose,
             fallback=self.to_fallback,
             on_give_up=lambda item, reason, exc: self.given_up.append((item, reason)),
@@ -234,3 +238,38 @@ async def test_flush_on_the_loop_itself_does_not_wait_for_it(broker: Broker) -> 
 async def _submit(publisher: LoopPublisher[str, Client], *items: str) -> None:
     for item in items:
         publisher.submit(item)
+
+
+def test_a_loop_too_busy_to_retire_its_lane_at_close_loses_nothing(broker: Broker) -> None:
+    """close() from another thread while the loop is stuck (a long callback): the lane
+    cannot retire in time, so what it holds goes to the fallback from the closing thread,
+    never dropped with the lane, and no send starts once the loop is free again."""
+    publisher = broker.publisher(linger_seconds=3600.0)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(_submit(publisher, "a", "b"), loop).result(BOUND)
+        stuck = threading.Event()
+        loop.call_soon_threadsafe(stuck.wait, BOUND)  # the loop runs nothing meanwhile
+        assert not publisher.close(0.1)
+        assert broker.fallback == ["a", "b"]
+        assert publisher.pending() == 0
+        stuck.set()
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop).result(BOUND)
+        assert broker.batches == []
+        assert broker.given_up == []
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(BOUND)
+        loop.close()
+
+
+async def test_a_loop_without_a_client_hands_its_items_to_the_fallback(broker: Broker) -> None:
+    def no_client() -> Client:
+        raise OSError("no sockets left")
+
+    publisher = broker.publisher(make_client=no_client)
+    assert publisher.submit("a")
+    assert broker.fallback == ["a"]
+    assert broker.given_up == []

@@ -22,6 +22,7 @@ counted, never raised: the row is committed, and the sweeper queues it again.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
@@ -230,6 +231,7 @@ class DramatiqQueue:
             name="orderhub-enqueue",
         )
         self.on_loop: LoopPublisher[Outgoing, AsyncRedis] | None = None
+        self._unpack_size_known = False
         if redis_url is not None and isinstance(broker, RedisBroker):
             self.on_loop = LoopPublisher(
                 self._send_many_async,
@@ -267,8 +269,8 @@ class DramatiqQueue:
         """Stop taking ids, publish what is buffered for up to ``timeout`` seconds, give up
         the rest (the sweeper has them) and stop the publishers. The broker stays open."""
         deadline = time.monotonic() + timeout
-        done = self.on_loop is None or self.on_loop.close(timeout)
-        # last: it takes what a stopped loop left behind
+        # a fifth kept for the thread publisher, last: it takes what the loops left
+        done = self.on_loop is None or self.on_loop.close(timeout * 0.8)
         return self.publisher.close(max(deadline - time.monotonic(), 0.0)) and done
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
@@ -313,6 +315,11 @@ class DramatiqQueue:
     async def _send_many_async(self, client: AsyncRedis, batch: list[Outgoing]) -> None:
         """On the enqueuing loop, Redis only: the batch in one pipeline."""
         assert isinstance(self.broker, RedisBroker)
+        if not self._unpack_size_known:
+            # dramatiq asks Redis for it once per process, through its blocking client:
+            # never on the loop (a Redis that does not answer would stall it)
+            await asyncio.to_thread(self.broker._max_unpack_size)
+            self._unpack_size_known = True
         await enqueue_many_async(self.broker, client, self._messages(batch))
 
     def _messages(self, batch: list[Outgoing]) -> list[tuple[dramatiq.Message[Any], int | None]]:

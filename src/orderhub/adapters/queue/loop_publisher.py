@@ -32,9 +32,9 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from orderhub.adapters.queue.publisher import (
     DEFAULT_BATCH,
@@ -53,6 +53,9 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+LEAST_WAIT_SECONDS: Final = 0.05
+"""What :meth:`LoopPublisher.flush` and :meth:`LoopPublisher.close` leave a running loop
+to answer when their own timeout is used up."""
 
 
 @dataclass(eq=False)
@@ -69,6 +72,7 @@ class _Lane(Generic[T, C]):
     timer: asyncio.TimerHandle | None = None
     breaker: Breaker = field(default_factory=Breaker)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    retired: bool = False  # closing: no send starts any more
 
     def outstanding(self) -> int:
         return len(self.buffer) + len(self.in_flight)
@@ -128,7 +132,11 @@ class LoopPublisher(Generic[T, C]):
             return self._fallback(item)
         if self._closed:
             return self._give_up_all([item], "closed", None)
-        lane = self._lane(loop)
+        try:
+            lane = self._lane(loop)
+        except Exception:  # no client to be had on this loop: the thread publisher sends
+            log.exception("queue.publisher_client_failed")
+            return self._fallback(item)
         if lane.outstanding() >= self.capacity:
             return self._give_up_all([item], "buffer_full", None)
         lane.buffer.append((time.monotonic(), item))
@@ -176,19 +184,15 @@ class LoopPublisher(Generic[T, C]):
                     log.warning("queue.flush_on_loop", note="cannot wait here: use drain()")
                     done = False
                     continue
-                future = asyncio.run_coroutine_threadsafe(self.drain(left), lane.loop)
-                try:
-                    done = future.result(left + 1.0) and done
-                except Exception:  # the loop stopped meanwhile, or the wait timed out
-                    future.cancel()
-                    done = False
+                done = _wait_on(lane.loop, self.drain(left), left) is True and done
             if not lane.loop.is_running():
                 self._rescue(lane)
         return done
 
     def close(self, timeout: float) -> bool:
         """Take no more items (they are given up as ``closed``), send what is held for up
-        to ``timeout`` seconds, give up what is left and close each lane's client."""
+        to ``timeout`` seconds, hand what is left to ``fallback`` and close each lane's
+        client."""
         deadline = time.monotonic() + max(timeout, 0.0)
         self._closed = True
         done = self.flush(timeout)
@@ -197,15 +201,19 @@ class LoopPublisher(Generic[T, C]):
             self._lanes.clear()
         for lane in lanes:
             left = max(deadline - time.monotonic(), 0.0)
-            if lane.loop.is_running() and not _on_loop(lane.loop):
-                future = asyncio.run_coroutine_threadsafe(self._retire(lane), lane.loop)
-                try:
-                    future.result(left + 1.0)
-                except Exception:
-                    future.cancel()
-                    done = False
-            else:
-                self._rescue(lane, reason="closed")
+            if _on_loop(lane.loop):  # its sends end on their own; nothing waits here
+                log.warning("queue.close_on_loop", note="close from another thread")
+                done = False
+                continue
+            if lane.loop.is_running() and _wait_on(lane.loop, self._retire(lane), left):
+                continue
+            # the loop stopped, or did not retire the lane in time: what it holds goes to
+            # the thread publisher from here (a send finishing meanwhile makes a harmless
+            # duplicate), never dropped with the lane
+            lane.retired = True
+            if lane.outstanding():
+                done = False
+            self._rescue(lane)
         return done
 
     # --- on the lane's loop --------------------------------------------------------------
@@ -225,7 +233,7 @@ class LoopPublisher(Generic[T, C]):
         if lane.timer is not None:
             lane.timer.cancel()
             lane.timer = None
-        if lane.sending is not None or not lane.buffer:
+        if lane.sending is not None or not lane.buffer or lane.retired:
             if not lane.outstanding():
                 lane.idle.set()
             return
@@ -265,35 +273,33 @@ class LoopPublisher(Generic[T, C]):
             if not cancelled:
                 self._send_now(lane)  # what piled up meanwhile goes at once
 
-    async def _retire(self, lane: _Lane[T, C]) -> None:
-        """On the lane's loop, once it is out of the lanes: give up what it still holds,
-        close its client."""
+    async def _retire(self, lane: _Lane[T, C]) -> bool:
+        """On the lane's loop, once it is out of the lanes: hand what it still holds to
+        the fallback (the thread publisher, closed next), close its client."""
+        lane.retired = True  # a send ending now starts no other
         if lane.timer is not None:
             lane.timer.cancel()
         if lane.sending is not None:
-            lane.sending.cancel()  # its items go to the fallback
+            lane.sending.cancel()  # its items go to the fallback (or it just ended)
             await asyncio.gather(lane.sending, return_exceptions=True)
-        self._give_up_all([item for _, item in lane.buffer], "closed", None)
-        lane.buffer.clear()
+        self._rescue(lane)
         try:
             await self._close_client(lane.client)
         except Exception:
             log.exception("queue.publisher_client_close_failed")
+        return True
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _rescue(self, lane: _Lane[T, C], *, reason: GiveUpReason | None = None) -> None:
-        """A lane whose loop does not run: its items to ``fallback`` (or given up with
-        ``reason``). A send it had in flight never finished: those go too."""
+    def _rescue(self, lane: _Lane[T, C]) -> None:
+        """What a lane still holds to ``fallback``: its loop does not run, or the lane
+        retires. A send it had in flight that never finished: those go too."""
         with self._lock:
             items = [item for _, item in lane.buffer] + lane.in_flight
             lane.buffer.clear()
             lane.in_flight = []
             if self._lanes.get(id(lane.loop)) is lane and lane.loop.is_closed():
                 del self._lanes[id(lane.loop)]
-        if reason is not None:
-            self._give_up_all(items, reason, None)
-            return
         for item in items:
             self._fallback(item)
 
@@ -316,6 +322,23 @@ class LoopPublisher(Generic[T, C]):
             hook(item)
         except Exception:
             log.exception("queue.publisher_hook_failed", hook="sent")
+
+
+def _wait_on(
+    loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, bool], seconds: float
+) -> bool:
+    """Run ``work`` on ``loop`` (running, in another thread) and wait for its answer;
+    False if it could not be run or did not answer within ``seconds``."""
+    try:
+        future = asyncio.run_coroutine_threadsafe(work, loop)
+    except RuntimeError:  # the loop closed meanwhile
+        work.close()
+        return False
+    try:
+        return future.result(max(seconds, LEAST_WAIT_SECONDS))
+    except Exception:  # timed out (or the work failed): it is not waited for any more
+        future.cancel()
+        return False
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
