@@ -32,7 +32,7 @@ from typing import Final
 import asyncpg
 from benchmarks.stack import phases, wrk
 from benchmarks.stack.phases import Profile, Run
-from benchmarks.stack.procstat import Sampler
+from benchmarks.stack.procstat import Sampler, cpu_seconds
 from benchmarks.stack.run import POSTGRES_URL, REDIS_URL
 from benchmarks.stack.topology import (
     WMS_KEY,
@@ -143,10 +143,16 @@ def main() -> int:
                 if args.what == "embedded":
                     pass
                 elif args.what == "intake":
-                    spy = record(hub.serves[0].pid, args.seconds, raw)
+                    serve = hub.serves[0].pid
+                    spy = record(serve, args.seconds, raw)
+                    cpu_before = cpu_seconds(serve)
                     result = run.webhooks(hub.urls, f"I-{time.time_ns()}")
+                    cpu = cpu_seconds(serve) - cpu_before
                     spy.wait(timeout=args.seconds + 60)
-                    print(f"intake: {result['rate']:.0f} req/s")
+                    print(
+                        f"intake: {result['rate']:.0f} req/s, serve CPU "
+                        f"{1000 * cpu / max(result.get('requests', 0), 1):.3f} ms/req"
+                    )
                 elif args.what == "processing":
                     run.webhooks(hub.urls, f"P-{time.time_ns()}")
                     total = int(scalar(dsn, phases.RECEIVED))
