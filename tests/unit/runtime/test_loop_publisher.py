@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -203,25 +204,33 @@ def test_a_send_cancelled_as_its_loop_ends_hands_everything_to_the_fallback(
     assert broker.given_up == []
 
 
-def test_flush_from_another_thread_sends_on_the_running_loop(broker: Broker) -> None:
-    publisher = broker.publisher(linger_seconds=3600.0)
+@pytest.fixture
+def loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in a thread of its own (as dramatiq's jobs run)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        asyncio.run_coroutine_threadsafe(_submit(publisher, "a", "b"), loop).result(BOUND)
-        assert broker.batches == []
-        assert publisher.flush(BOUND)  # ends the linger, waits for the send on that loop
-        assert broker.batches == [["a", "b"]]
-        assert broker.fallback == []
-        assert publisher.close(BOUND)
-        assert all(client.closed for client in broker.clients)
-        asyncio.run_coroutine_threadsafe(_submit(publisher, "c"), loop).result(BOUND)
-        assert broker.given_up == [("c", "closed")]
+        yield loop
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(BOUND)
         loop.close()
+
+
+def test_flush_from_another_thread_sends_on_the_running_loop(
+    broker: Broker, loop_thread: asyncio.AbstractEventLoop
+) -> None:
+    publisher = broker.publisher(linger_seconds=3600.0)
+    asyncio.run_coroutine_threadsafe(_submit(publisher, "a", "b"), loop_thread).result(BOUND)
+    assert broker.batches == []
+    assert publisher.flush(BOUND)  # ends the linger, waits for the send on that loop
+    assert broker.batches == [["a", "b"]]
+    assert broker.fallback == []
+    assert publisher.close(BOUND)
+    assert all(client.closed for client in broker.clients)
+    asyncio.run_coroutine_threadsafe(_submit(publisher, "c"), loop_thread).result(BOUND)
+    assert broker.given_up == [("c", "closed")]
 
 
 async def test_flush_on_the_loop_itself_does_not_wait_for_it(broker: Broker) -> None:
@@ -240,29 +249,23 @@ async def _submit(publisher: LoopPublisher[str, Client], *items: str) -> None:
         publisher.submit(item)
 
 
-def test_a_loop_too_busy_to_retire_its_lane_at_close_loses_nothing(broker: Broker) -> None:
+def test_a_loop_too_busy_to_retire_its_lane_at_close_loses_nothing(
+    broker: Broker, loop_thread: asyncio.AbstractEventLoop
+) -> None:
     """close() from another thread while the loop is stuck (a long callback): the lane
     cannot retire in time, so what it holds goes to the fallback from the closing thread,
     never dropped with the lane, and no send starts once the loop is free again."""
     publisher = broker.publisher(linger_seconds=3600.0)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        asyncio.run_coroutine_threadsafe(_submit(publisher, "a", "b"), loop).result(BOUND)
-        stuck = threading.Event()
-        loop.call_soon_threadsafe(stuck.wait, BOUND)  # the loop runs nothing meanwhile
-        assert not publisher.close(0.1)
-        assert broker.fallback == ["a", "b"]
-        assert publisher.pending() == 0
-        stuck.set()
-        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop).result(BOUND)
-        assert broker.batches == []
-        assert broker.given_up == []
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(BOUND)
-        loop.close()
+    asyncio.run_coroutine_threadsafe(_submit(publisher, "a", "b"), loop_thread).result(BOUND)
+    stuck = threading.Event()
+    loop_thread.call_soon_threadsafe(stuck.wait, BOUND)  # the loop runs nothing meanwhile
+    assert not publisher.close(0.1)
+    assert broker.fallback == ["a", "b"]
+    assert publisher.pending() == 0
+    stuck.set()
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop_thread).result(BOUND)
+    assert broker.batches == []
+    assert broker.given_up == []
 
 
 async def test_a_loop_without_a_client_hands_its_items_to_the_fallback(broker: Broker) -> None:
