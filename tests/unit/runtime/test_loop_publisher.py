@@ -276,3 +276,19 @@ async def test_a_loop_without_a_client_hands_its_items_to_the_fallback(broker: B
     assert publisher.submit("a")
     assert broker.fallback == ["a"]
     assert broker.given_up == []
+
+
+async def test_close_on_the_loop_itself_hands_what_it_holds_to_the_fallback(
+    broker: Broker,
+) -> None:
+    """Nothing can wait for the loop's own sends there: what lingers goes to the thread
+    publisher, never dropped with the lane, and the lane's client is closed."""
+    publisher = broker.publisher(linger_seconds=3600.0)
+    publisher.submit("a")
+    publisher.submit("b")
+    assert not publisher.close(BOUND)
+    assert broker.fallback == ["a", "b"]
+    assert publisher.pending() == 0
+    await asyncio.sleep(0.01)  # the client's close, a task of this loop
+    assert [client.closed for client in broker.clients] == [True]
+    assert broker.batches == []

@@ -3,6 +3,7 @@ refused command leaves the database and the queue exactly as they were."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any, cast
 
 import pytest
@@ -384,6 +385,7 @@ class _DriverError(Exception):
         ("57P03", True),  # cannot_connect_now: starting up
         ("57P01", True),  # admin_shutdown
         ("08006", True),  # connection_failure
+        ("53200", False),  # out_of_memory: one oversized request can cause it
         ("23505", False),  # unique_violation: the request's own, a 409 or a defect
         ("42P01", False),  # undefined_table: a defect, a 500
         (None, False),
@@ -394,3 +396,24 @@ def test_a_server_that_cannot_take_a_session_now_is_a_503(
 ) -> None:
     wrapped = sa_exc.DBAPIError(None, None, _DriverError(sqlstate))
     assert unreachable(wrapped) is unavailable
+
+
+def test_a_database_host_that_does_not_resolve_is_a_503() -> None:
+    assert unreachable(socket.gaierror(-2, "Name or service not known"))
+
+
+async def test_an_unavailable_database_is_logged_with_what_the_server_said(
+    harness: Harness,
+) -> None:
+    """A 503 for a refused connect tells the operator why (a missing database or role is
+    a configuration error, not an outage), while the client sees none of it."""
+    refused_connect = IntakeUnavailable("no database connection to store the message (Error)")
+    refused_connect.__cause__ = _DriverError("3D000")
+    factory = UnreachableFactory(refused_connect, harness.db, harness.clock)
+    harness.hub.uow = cast(UnitOfWorkFactory, factory)
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        response = await harness.client.get("/api/v1/orders", headers=auth("reader"))
+    assert_problem(response, 503, "service-unavailable")
+    (logged,) = [log for log in logs if log["event"] == "dependency unavailable"]
+    assert "SQLSTATE 3D000" in logged["reason"]
+    assert "3D000" not in response.text

@@ -269,9 +269,13 @@ class DramatiqQueue:
         """Stop taking ids, publish what is buffered for up to ``timeout`` seconds, give up
         the rest (the sweeper has them) and stop the publishers. The broker stays open."""
         deadline = time.monotonic() + timeout
-        # a fifth kept for the thread publisher, last: it takes what the loops left
-        done = self.on_loop is None or self.on_loop.close(timeout * 0.8)
-        return self.publisher.close(max(deadline - time.monotonic(), 0.0)) and done
+        done = False
+        try:
+            # a fifth kept for the thread publisher, last: it takes what the loops left
+            done = self.on_loop is None or self.on_loop.close(timeout * 0.8)
+        finally:
+            done = self.publisher.close(max(deadline - time.monotonic(), 0.0)) and done
+        return done
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
         """:meth:`shutdown`, then close the broker's connections; blocking, and bounded:

@@ -201,9 +201,13 @@ class LoopPublisher(Generic[T, C]):
             self._lanes.clear()
         for lane in lanes:
             left = max(deadline - time.monotonic(), 0.0)
-            if _on_loop(lane.loop):  # its sends end on their own; nothing waits here
+            if _on_loop(lane.loop):  # nothing can wait here for the loop's own sends
                 log.warning("queue.close_on_loop", note="close from another thread")
-                done = False
+                lane.retired = True
+                if lane.outstanding():
+                    done = False
+                self._rescue(lane)  # a send still in flight makes a harmless duplicate
+                lane.loop.create_task(self._close_quietly(lane.client))
                 continue
             if lane.loop.is_running() and _wait_on(lane.loop, self._retire(lane), left):
                 continue
@@ -254,9 +258,10 @@ class LoopPublisher(Generic[T, C]):
                 # Redis has these is not known, and sending them again is harmless; what
                 # waits behind them goes too, as no send follows this one on this loop
                 cancelled = True
-                for item in [*items, *(item for _, item in lane.buffer)]:
-                    self._fallback(item)
+                waiting = list(lane.buffer)  # one copy: a closing thread may rescue it too
                 lane.buffer.clear()
+                for item in [*items, *(item for _, item in waiting)]:
+                    self._fallback(item)
                 lane.idle.set()
                 raise
             except Exception as exc:
@@ -283,20 +288,24 @@ class LoopPublisher(Generic[T, C]):
             lane.sending.cancel()  # its items go to the fallback (or it just ended)
             await asyncio.gather(lane.sending, return_exceptions=True)
         self._rescue(lane)
+        await self._close_quietly(lane.client)
+        return True
+
+    async def _close_quietly(self, client: C) -> None:
         try:
-            await self._close_client(lane.client)
+            await self._close_client(client)
         except Exception:
             log.exception("queue.publisher_client_close_failed")
-        return True
 
     # --- helpers -------------------------------------------------------------------------
 
     def _rescue(self, lane: _Lane[T, C]) -> None:
         """What a lane still holds to ``fallback``: its loop does not run, or the lane
         retires. A send it had in flight that never finished: those go too."""
-        with self._lock:
-            items = [item for _, item in lane.buffer] + lane.in_flight
+        with self._lock:  # the loop may still touch the buffer: copied in one call
+            waiting = list(lane.buffer)
             lane.buffer.clear()
+            items = [item for _, item in waiting] + lane.in_flight
             lane.in_flight = []
             if self._lanes.get(id(lane.loop)) is lane and lane.loop.is_closed():
                 del self._lanes[id(lane.loop)]

@@ -9,6 +9,7 @@ a new rule in the core gets a stable type without touching this module."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
@@ -195,15 +196,24 @@ def unreachable(exc: BaseException) -> bool:
         | sa_exc.InterfaceError
         | sa_exc.TimeoutError
         | ConnectionError
-        | TimeoutError,
+        | TimeoutError
+        | socket.gaierror,  # the database's host name did not resolve (DNS)
     )
 
 
-UNAVAILABLE_STATES: Final = ("08", "53", "57P")
-"""SQLSTATE prefixes of a server that cannot take the session now: connection exceptions,
-insufficient resources (``too_many_connections``), shutting down or starting up. The
-pool hands these over at connect as the driver's error, which SQLAlchemy wraps in a plain
-``DBAPIError``."""
+UNAVAILABLE_STATES: Final = ("08", "53300", "57P")
+"""SQLSTATEs (prefixes) of a server that cannot take the session now: connection
+exceptions, ``too_many_connections``, shutting down or starting up. The pool hands these
+over at connect as the driver's error, which SQLAlchemy wraps in a plain ``DBAPIError``.
+Not the rest of class 53 (out of memory, too many locks): one oversized request can
+cause those, and sending it again would not help."""
+
+
+def _reason(exc: BaseException) -> str:
+    """What the server or the driver said, for the log (a refused connect's cause: a
+    missing database or role is a configuration error, not an outage)."""
+    said = [f"{type(e).__name__}: {e}" for e in (exc, exc.__cause__) if e is not None]
+    return " <- ".join(said)[:500]
 
 
 def _unavailable_state(sqlstate: object) -> bool:
@@ -237,6 +247,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             method=scope.get("method"),
             request_id=request_id_of(scope),
             error=type(exc).__name__,
+            reason=_reason(exc),
         )
         body = problem(
             scope,
