@@ -417,3 +417,15 @@ async def test_an_unavailable_database_is_logged_with_what_the_server_said(
     (logged,) = [log for log in logs if log["event"] == "dependency unavailable"]
     assert "SQLSTATE 3D000" in logged["reason"]
     assert "3D000" not in response.text
+
+
+async def test_the_log_of_an_unavailable_database_carries_no_statement_or_parameters(
+    harness: Harness,
+) -> None:
+    cut = OperationalError("INSERT INTO orders VALUES ($1)", ("Jane Doe",), OSError("reset"))
+    harness.hub.uow = cast(UnitOfWorkFactory, UnreachableFactory(cut, harness.db, harness.clock))
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        response = await harness.client.get("/api/v1/orders", headers=auth("reader"))
+    assert_problem(response, 503, "service-unavailable")
+    (logged,) = [log for log in logs if log["event"] == "dependency unavailable"]
+    assert logged["reason"] == "OperationalError: reset"

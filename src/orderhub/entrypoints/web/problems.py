@@ -211,8 +211,14 @@ cause those, and sending it again would not help."""
 
 def _reason(exc: BaseException) -> str:
     """What the server or the driver said, for the log (a refused connect's cause: a
-    missing database or role is a configuration error, not an outage)."""
-    said = [f"{type(e).__name__}: {e}" for e in (exc, exc.__cause__) if e is not None]
+    missing database or role is a configuration error, not an outage). Never a statement
+    or its parameters: SQLAlchemy's own errors are read from the driver's error."""
+    said = []
+    for error in (exc, exc.__cause__):
+        if error is None:
+            continue
+        text = error.orig if isinstance(error, sa_exc.StatementError) else error
+        said.append(f"{type(error).__name__}: {text}")
     return " <- ".join(said)[:500]
 
 
