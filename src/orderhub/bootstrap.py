@@ -84,6 +84,7 @@ def bootstrap(
                 max_overflow=db.max_overflow,
                 pre_ping=db.pool_pre_ping,
                 recycle_seconds=db.pool_recycle_seconds,
+                connect_timeout_seconds=db.connect_timeout_seconds,
             ),
         )
         resources.engine = engine

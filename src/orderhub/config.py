@@ -86,12 +86,17 @@ class DatabaseSettings(_Section, frozen=True):
     every older pooled connection, and the job or request is retried."""
     pool_recycle_seconds: Positive = 1800.0
     """PostgreSQL: a pooled connection older than this is replaced at its next checkout."""
+    connect_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    """PostgreSQL: how long opening a connection may take (asyncpg's own default is 60 s).
+    A server that takes the connection and never answers holds a request or job this
+    long; then it is a 503 (a webhook's sender sends again) or a retried job."""
 
     def __repr__(self) -> str:
         return (
             f"DatabaseSettings(url={redact_url(self.url)!r}, pool_size={self.pool_size}, "
             f"max_overflow={self.max_overflow}, pool_pre_ping={self.pool_pre_ping}, "
-            f"pool_recycle_seconds={self.pool_recycle_seconds})"
+            f"pool_recycle_seconds={self.pool_recycle_seconds}, "
+            f"connect_timeout_seconds={self.connect_timeout_seconds})"
         )
 
     @property

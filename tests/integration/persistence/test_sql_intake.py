@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -303,3 +305,25 @@ async def test_no_connection_to_be_had_is_503(postgres_url: str) -> None:
         assert "does not exist" in str(raised.value.__cause__)  # the cause kept, for the log
     finally:
         await engine.dispose()
+
+
+async def test_a_server_that_never_answers_a_connect_is_503_within_the_connect_timeout() -> None:
+    """A PostgreSQL host that takes the connection and says nothing (hung, a failover half
+    done): the webhook is a 503 once ``connect_timeout_seconds`` is up, not after
+    asyncpg's own 60 s."""
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:
+        port = silent.getsockname()[1]
+        engine = create_engine(
+            f"postgresql+asyncpg://postgres@127.0.0.1:{port}/orderhub",
+            pool=PoolOptions(size=1, max_overflow=0, connect_timeout_seconds=0.5),
+        )
+        intake = sql_inbox_intake(engine)
+        assert intake is not None
+        started = time.monotonic()
+        try:
+            with pytest.raises(IntakeUnavailable) as raised:
+                await intake.store(inbox_message("wh-1"))
+        finally:
+            await engine.dispose()
+        assert time.monotonic() - started < 30  # asyncpg's default would be 60 s
+        assert unreachable(raised.value)

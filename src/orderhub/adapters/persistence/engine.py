@@ -73,6 +73,7 @@ class PoolOptions:
     pre_ping: bool = False
     recycle_seconds: float = 1800.0
     timeout_seconds: float = 30.0
+    connect_timeout_seconds: float = 10.0  # asyncpg's default: 60 s
 
 
 def create_engine(
@@ -104,6 +105,7 @@ def create_engine(
             "pool_pre_ping": pool.pre_ping,
             "pool_recycle": pool.recycle_seconds,
             "pool_timeout": pool.timeout_seconds,
+            "connect_args": {"timeout": pool.connect_timeout_seconds},
         }
         options.update(kwargs)
         return create_async_engine(parsed, echo=echo, **options)
