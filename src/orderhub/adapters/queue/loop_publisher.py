@@ -39,9 +39,12 @@ from typing import Any, Final, Generic, TypeVar
 from orderhub.adapters.queue.publisher import (
     DEFAULT_BATCH,
     DEFAULT_CAPACITY,
-    MAX_LINGER_SECONDS,
     Breaker,
     GiveUpReason,
+    check_linger,
+    classified,
+    give_up,
+    quietly,
 )
 from orderhub.logging import get_logger
 
@@ -60,9 +63,10 @@ to answer when their own timeout is used up."""
 
 @dataclass(eq=False)
 class _Lane(Generic[T, C]):
-    """One event loop's buffer, client and send in flight (touched on that loop only,
-    except under :attr:`LoopPublisher._lock` by :meth:`LoopPublisher.flush` for a loop
-    that no longer runs)."""
+    """One event loop's buffer, client and send in flight: touched on that loop, except by
+    :meth:`LoopPublisher._rescue` from another thread (under :attr:`LoopPublisher._lock`,
+    the buffer copied in one call) for a loop that no longer runs or did not retire the
+    lane in time."""
 
     loop: asyncio.AbstractEventLoop
     client: C
@@ -103,8 +107,7 @@ class LoopPublisher(Generic[T, C]):
     ) -> None:
         if capacity < 1 or batch < 1 or timeout_seconds <= 0:
             raise ValueError("capacity and batch must be at least 1, the timeout positive")
-        if not 0.0 <= linger_seconds <= MAX_LINGER_SECONDS:  # NaN too
-            raise ValueError(f"linger_seconds must be within 0 and {MAX_LINGER_SECONDS}")
+        check_linger(linger_seconds)
         self._send_many = send_many
         self._make_client = make_client
         self._close_client = close_client
@@ -184,7 +187,7 @@ class LoopPublisher(Generic[T, C]):
                     log.warning("queue.flush_on_loop", note="cannot wait here: use drain()")
                     done = False
                     continue
-                done = _wait_on(lane.loop, self.drain(left), left) is True and done
+                done = _wait_on(lane.loop, self.drain(left), left) and done
             if not lane.loop.is_running():
                 self._rescue(lane)
         return done
@@ -266,12 +269,12 @@ class LoopPublisher(Generic[T, C]):
                 raise
             except Exception as exc:
                 lane.breaker.failed(time.monotonic())
-                self._give_up_all(items, self._reason(exc), exc)
+                self._give_up_all(items, classified(self._classify, exc), exc)
                 return
             lane.breaker.succeeded()
             if self._on_sent is not None:
                 for item in items:
-                    self._quietly(self._on_sent, item)
+                    quietly("sent", self._on_sent, item)
         finally:
             lane.in_flight = []
             lane.sending = None
@@ -314,23 +317,8 @@ class LoopPublisher(Generic[T, C]):
 
     def _give_up_all(self, items: list[T], reason: GiveUpReason, exc: BaseException | None) -> bool:
         for item in items:
-            try:
-                self._on_give_up(item, reason, exc)
-            except Exception:
-                log.exception("queue.give_up_hook_failed", reason=reason)
+            give_up(self._on_give_up, item, reason, exc)
         return False
-
-    def _reason(self, exc: BaseException) -> GiveUpReason:
-        try:
-            return self._classify(exc)
-        except Exception:
-            return "error"
-
-    def _quietly(self, hook: Callable[[T], None], item: T) -> None:
-        try:
-            hook(item)
-        except Exception:
-            log.exception("queue.publisher_hook_failed", hook="sent")
 
 
 def _wait_on(

@@ -44,7 +44,15 @@ from typing import Final, Generic, Literal, TypeVar
 
 from orderhub.logging import get_logger
 
-__all__ = ["BackgroundPublisher", "Breaker", "GiveUpReason"]
+__all__ = [
+    "BackgroundPublisher",
+    "Breaker",
+    "GiveUpReason",
+    "check_linger",
+    "classified",
+    "give_up",
+    "quietly",
+]
 
 log = get_logger(__name__)
 
@@ -111,8 +119,7 @@ class BackgroundPublisher(Generic[T]):
     ) -> None:
         if capacity < 1 or threads < 1 or batch < 1:
             raise ValueError("capacity, threads and batch must be at least 1")
-        if not 0.0 <= linger_seconds <= MAX_LINGER_SECONDS:  # NaN too
-            raise ValueError(f"linger_seconds must be within 0 and {MAX_LINGER_SECONDS}")
+        check_linger(linger_seconds)
         self._send = send
         self._send_many = send_many
         self._batch = batch if send_many is not None else 1
@@ -313,19 +320,49 @@ class BackgroundPublisher(Generic[T]):
                 self._quietly("sent", self._on_sent, item)
 
     def _reason(self, exc: BaseException) -> GiveUpReason:
-        try:
-            return self._classify(exc)
-        except Exception:
-            return "error"
+        return classified(self._classify, exc)
 
     def _give_up(self, item: T, reason: GiveUpReason, exc: BaseException | None) -> None:
-        try:
-            self._on_give_up(item, reason, exc)
-        except Exception:
-            log.exception("queue.give_up_hook_failed", reason=reason)
+        give_up(self._on_give_up, item, reason, exc)
 
     def _quietly(self, what: str, hook: Callable[..., object], *args: object) -> None:
-        try:
-            hook(*args)
-        except Exception:
-            log.exception("queue.publisher_hook_failed", hook=what)
+        quietly(what, hook, *args)
+
+
+# --- shared with the loop publisher ----------------------------------------------------
+
+
+def check_linger(seconds: float) -> None:
+    if not 0.0 <= seconds <= MAX_LINGER_SECONDS:  # NaN too
+        raise ValueError(f"linger_seconds must be within 0 and {MAX_LINGER_SECONDS}")
+
+
+def classified(
+    classify: Callable[[BaseException], GiveUpReason], exc: BaseException
+) -> GiveUpReason:
+    """Why ``exc`` made a publish give up (``error`` when the classifier itself fails)."""
+    try:
+        return classify(exc)
+    except Exception:
+        return "error"
+
+
+def give_up(
+    on_give_up: Callable[[T, GiveUpReason, BaseException | None], None],
+    item: T,
+    reason: GiveUpReason,
+    exc: BaseException | None,
+) -> None:
+    """Tell the owner ``item`` was given up; a failing hook is logged, never raised."""
+    try:
+        on_give_up(item, reason, exc)
+    except Exception:
+        log.exception("queue.give_up_hook_failed", reason=reason)
+
+
+def quietly(what: str, hook: Callable[..., object], *args: object) -> None:
+    """Run an owner's hook; a failure is logged, never raised into the publisher."""
+    try:
+        hook(*args)
+    except Exception:
+        log.exception("queue.publisher_hook_failed", hook=what)
