@@ -261,15 +261,21 @@ def _drain(
         started = hub.set_workers(workers)
         kids = children(started[0].pid)
         target = kids[-1] if kids else started[0].pid
+        workers_cpu = [pid for w in started for pid in (w.pid, *children(w.pid))]
+        cpu_before = sum(cpu_seconds(pid) for pid in workers_cpu)
         began = time.monotonic()
         spy = record(target, seconds, raw)
         samples = phases.poll(
             dsn, done, lambda v: v - before >= total, 300, interval=phases.DRAIN_POLL_SECONDS
         )
         took = time.monotonic() - began
+        cpu = sum(cpu_seconds(pid) for pid in workers_cpu) - cpu_before
     spy.wait(timeout=seconds + 60)
     moved = samples[-1][1] - before
-    print(f"drained {moved}/{total} in {took:.1f} s, {moved / took:.1f}/s with {workers} worker(s)")
+    print(
+        f"drained {moved}/{total} in {took:.1f} s, {moved / took:.1f}/s with {workers} "
+        f"worker(s), worker CPU {1000 * cpu / max(moved, 1):.2f} ms each"
+    )
     print(waits.report())
     (raw.parent / "waits.txt").write_text(waits.report())
 

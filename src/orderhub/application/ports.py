@@ -224,6 +224,20 @@ class InboxRepository(Protocol):
         claim."""
         ...
 
+    async def claim(
+        self, message_id: str, *, now: datetime, lease_until: datetime, max_attempts: int
+    ) -> InboxMessage | None:
+        """Claim the message in one statement if nothing stands in the way: ``received``,
+        due, not leased at ``now``, fewer than ``max_attempts`` attempts, and no earlier
+        ``received`` message of its order. ``attempts`` and ``fence`` go up, the lease runs
+        to ``lease_until``; the message as claimed, or None (the caller reads why)."""
+        ...
+
+    async def finish(self, message_id: str, *, fence: int, at: datetime) -> bool:
+        """Mark the message ``processed`` at ``at``, only if it is still ``received`` under
+        the claim ``fence`` (the row stays locked to the end of the unit of work)."""
+        ...
+
     async def first_waiting(
         self, channel: str, account: str, order_key: str, *, before_seq: int | None = None
     ) -> str | None:

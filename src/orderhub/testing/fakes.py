@@ -289,6 +289,44 @@ class _Inbox:
         self._uow.pending_messages[message.id] = message
         return True
 
+    async def claim(
+        self, message_id: str, *, now: datetime, lease_until: datetime, max_attempts: int
+    ) -> InboxMessage | None:
+        message = await self.get(message_id)
+        if (
+            message is None
+            or message.state is not InboxState.RECEIVED
+            or (message.next_attempt_at is not None and message.next_attempt_at > now)
+            or (message.lease_until is not None and message.lease_until > now)
+            or message.attempts >= max_attempts
+            or (
+                message.order_key is not None
+                and await self.first_waiting(
+                    message.channel, message.account, message.order_key, before_seq=message.seq
+                )
+            )
+        ):
+            return None
+        self._uow.fences[("inbox", message_id)] = message.fence  # a claim meanwhile: conflict
+        message.attempts += 1
+        message.fence += 1
+        message.lease_until = lease_until
+        self._uow.pending_messages[message.id] = message
+        return copy.deepcopy(message)
+
+    async def finish(self, message_id: str, *, fence: int, at: datetime) -> bool:
+        stored = self._uow.db.inbox.get(message_id)
+        if stored is None or stored.fence != fence or stored.state is not InboxState.RECEIVED:
+            return False
+        self._uow.fences[("inbox", message_id)] = fence
+        message = copy.deepcopy(stored)
+        message.state = InboxState.PROCESSED
+        message.processed_at = at
+        message.lease_until = None
+        message.last_error = None
+        self._uow.pending_messages[message_id] = message
+        return True
+
     async def first_waiting(
         self, channel: str, account: str, order_key: str, *, before_seq: int | None = None
     ) -> str | None:

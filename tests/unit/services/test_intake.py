@@ -94,6 +94,20 @@ async def test_a_processed_message_is_not_applied_twice() -> None:
     assert world.db.inbox[stored.message_id].attempts == 1
 
 
+async def test_a_message_of_an_account_no_longer_configured_fails_with_why() -> None:
+    world = make_world("topi")
+    first = await store(world, json.dumps(order_doc()).encode(), {"webhook-id": "a"})
+    world.db.inbox[first.message_id].account = "gone"  # removed from the configuration
+
+    assert await process_message(world.hub, first.message_id) is Processed.FAILED
+    message = world.db.inbox[first.message_id]
+    assert message.state is InboxState.FAILED
+    assert message.last_error is not None
+    assert "gone" in message.last_error
+    assert (message.attempts, message.fence, message.lease_until) == (0, 0, None)
+    assert world.db.orders == {}
+
+
 async def test_the_channel_status_moves_the_order() -> None:
     world = make_world("octopia")
     await world.deliver_webhook(order_doc(status="WaitingAcceptance"))

@@ -227,6 +227,35 @@ class SqlInboxRepository:
         result = await self._tx.conn().execute(statement, params)
         return result.rowcount == 1
 
+    async def claim(
+        self, message_id: str, *, now: datetime, lease_until: datetime, max_attempts: int
+    ) -> InboxMessage | None:
+        result = await self._tx.conn().execute(
+            q.CLAIM_MESSAGE,
+            {
+                "b_id": message_id,
+                "b_state": InboxState.RECEIVED.value,
+                "b_now": now,
+                "b_max_attempts": max_attempts,
+                "b_lease_until": lease_until,
+            },
+        )
+        row = result.mappings().one_or_none()
+        return None if row is None else message_from_row(row)
+
+    async def finish(self, message_id: str, *, fence: int, at: datetime) -> bool:
+        result = await self._tx.conn().execute(
+            q.FINISH_MESSAGE,
+            {
+                "b_id": message_id,
+                "b_fence": fence,
+                "b_received": InboxState.RECEIVED.value,
+                "b_state": InboxState.PROCESSED.value,
+                "b_at": at,
+            },
+        )
+        return result.rowcount == 1
+
     async def first_waiting(
         self, channel: str, account: str, order_key: str, *, before_seq: int | None = None
     ) -> str | None:

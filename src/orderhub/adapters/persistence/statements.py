@@ -69,6 +69,47 @@ FIRST_WAITING: Final = _WAITING.order_by(_m.seq).limit(1)
 FIRST_WAITING_BEFORE: Final = (
     _WAITING.where(_m.seq < sa.bindparam("b_before")).order_by(_m.seq).limit(1)
 )
+_earlier: Final = inbox_messages.alias("earlier")
+CLAIM_MESSAGE: Final = (
+    sa.update(inbox_messages)
+    .where(
+        _m.id == sa.bindparam("b_id"),
+        _m.state == sa.bindparam("b_state"),
+        sa.or_(_m.next_attempt_at.is_(None), _m.next_attempt_at <= sa.bindparam("b_now")),
+        sa.or_(_m.lease_until.is_(None), _m.lease_until <= sa.bindparam("b_now")),
+        _m.attempts < sa.bindparam("b_max_attempts"),
+        ~sa.exists().where(
+            _m.order_key.is_not(None),
+            _earlier.c.channel == _m.channel,
+            _earlier.c.account == _m.account,
+            _earlier.c.order_key == _m.order_key,
+            _earlier.c.seq < _m.seq,
+            _earlier.c.state == sa.bindparam("b_state"),
+        ),
+    )
+    .values(
+        attempts=_m.attempts + 1,
+        fence=_m.fence + 1,
+        lease_until=sa.bindparam("b_lease_until"),
+    )
+    .returning(*inbox_messages.columns)
+)
+"""A received message claimed in one statement when nothing stands in the way: due, not
+leased, under the attempt cap, and no earlier message of its order still received."""
+FINISH_MESSAGE: Final = (
+    sa.update(inbox_messages)
+    .where(
+        _m.id == sa.bindparam("b_id"),
+        _m.fence == sa.bindparam("b_fence"),
+        _m.state == sa.bindparam("b_received"),
+    )
+    .values(
+        state=sa.bindparam("b_state"),
+        processed_at=sa.bindparam("b_at"),
+        lease_until=None,
+        last_error=None,
+    )
+)
 
 # --- orders ----------------------------------------------------------------------------
 

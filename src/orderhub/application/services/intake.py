@@ -9,11 +9,15 @@ Processing (:func:`process_message`), like a command's dispatch:
 
 1. **Claim** (the message row locked): received, due, not leased, under the attempt cap
    (over it: failed, "transient errors exhausted: <last>"), and no earlier message of the
-   same order still waiting; ``attempts`` and ``fence`` go up, a lease is taken.
+   same order still waiting; ``attempts`` and ``fence`` go up, a lease is taken, and that
+   is committed before anything of the message is done (a message that kills its worker
+   still uses up its attempts). One statement when all holds (:meth:`InboxRepository.claim`);
+   otherwise the checks one by one say why.
 2. **Map** (may call the channel: topi's thin webhooks). A transient error schedules
    another attempt with backoff (``Retry-After`` honoured); any other error fails the
    message with its reason, for an operator.
-3. **Apply and mark processed in one transaction**, only under the claim's fence. *Crash
+3. **Apply and mark processed in one transaction**, only under the claim's fence (marked
+   first: the row stays locked to the commit, and a lost claim stops there). *Crash
    before this commit*: nothing of the message was applied; the lease runs out and the
    sweeper brings it back. *After*: it is processed, once.
 4. The order's next waiting message is queued.
@@ -21,10 +25,11 @@ Processing (:func:`process_message`), like a command's dispatch:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -226,6 +231,32 @@ async def _claim(
     hub: Hub, message_id: str, seen: Callable[[InboxMessage], None] | None = None
 ) -> _Claim | Processed:
     now = hub.clock.now()
+    lease_until = now + timedelta(seconds=hub.retry.lease_seconds)
+    async with hub.uow() as uow:  # the usual case, in one statement
+        message = await uow.inbox.claim(
+            message_id, now=now, lease_until=lease_until, max_attempts=hub.retry.max_attempts
+        )
+        account = None
+        if message is not None:
+            with contextlib.suppress(ChannelNotFound):  # rolled back: the checks fail it
+                account = hub.channels.account(message.channel, message.account)
+        if message is not None and account is not None:
+            if seen is not None:
+                seen(message)
+            await uow.commit()
+            return _Claim(message=message, account=account)
+    return await _claim_or_why(hub, message_id, now, lease_until, seen)
+
+
+async def _claim_or_why(
+    hub: Hub,
+    message_id: str,
+    now: datetime,
+    lease_until: datetime,
+    seen: Callable[[InboxMessage], None] | None,
+) -> _Claim | Processed:
+    """The claim step by step: why the message cannot be claimed (or, if what stood in
+    the way has gone meanwhile, the claim)."""
     async with hub.uow() as uow:
         message = await uow.inbox.get(message_id, for_update=True)
         if message is None:
@@ -253,7 +284,7 @@ async def _claim(
             return Processed.WAITING
         message.attempts += 1
         message.fence += 1
-        message.lease_until = now + timedelta(seconds=hub.retry.lease_seconds)
+        message.lease_until = lease_until
         await uow.inbox.save(message)
         await uow.commit()
     return _Claim(message=message, account=account)
@@ -263,20 +294,14 @@ async def _apply(
     hub: Hub, message: InboxMessage, snapshots: Sequence[ChannelSnapshot]
 ) -> tuple[Processed, list[str]]:
     async with hub.uow() as uow:
-        stored = await uow.inbox.get(message.id, for_update=True)
-        if stored is None or stored.fence != message.fence:
+        # first: it locks the message's row to the commit, and a lost claim ends it here
+        if not await uow.inbox.finish(message.id, fence=message.fence, at=hub.clock.now()):
             return Processed.STALE, []
         account = hub.channels.account(message.channel, message.account)
         follow_ups: list[str] = []
         for snapshot in snapshots:
             _, queued = await apply_in(uow, hub, account, snapshot, seq=message.seq)
             follow_ups.extend(queued)
-        stored.state = InboxState.PROCESSED
-        stored.processed_at = hub.clock.now()
-        stored.lease_until = None
-        stored.last_error = None
-        if not await uow.inbox.save(stored, fence=message.fence):
-            return Processed.STALE, []
         await uow.commit()
         return Processed.PROCESSED, follow_ups
 
