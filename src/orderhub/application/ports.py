@@ -162,6 +162,16 @@ class CommandRepository(Protocol):
         """The order's commands by ``seq``."""
         ...
 
+    async def claim(
+        self, command_id: str, *, now: datetime, lease_until: datetime, max_attempts: int
+    ) -> ChannelCommand | None:
+        """Claim the command in one statement if nothing stands in the way: ``pending``,
+        due, not leased at ``now``, fewer than ``max_attempts`` attempts, and every earlier
+        command of its order ended for good (succeeded or abandoned). ``attempts`` and
+        ``fence`` go up, ``held_by`` is cleared, the lease runs to ``lease_until``; the
+        command as claimed, or None (the caller reads why)."""
+        ...
+
     async def next_seq(self, order_id: str) -> int:
         """The ``seq`` for a new command of the order (its commands added here counted)."""
         ...

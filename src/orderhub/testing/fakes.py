@@ -168,6 +168,30 @@ class _Commands:
         )
         return [copy.deepcopy(c) for c in sorted(found.values(), key=lambda c: c.seq)]
 
+    async def claim(
+        self, command_id: str, *, now: datetime, lease_until: datetime, max_attempts: int
+    ) -> ChannelCommand | None:
+        command = await self.get(command_id)
+        if (
+            command is None
+            or command.state is not CommandState.PENDING
+            or (command.next_attempt_at is not None and command.next_attempt_at > now)
+            or (command.lease_until is not None and command.lease_until > now)
+            or command.attempts >= max_attempts
+            or any(
+                c.seq < command.seq and not c.state.is_final
+                for c in await self.for_order(command.order_id)
+            )
+        ):
+            return None
+        self._uow.fences[("command", command_id)] = command.fence  # a claim meanwhile: conflict
+        command.attempts += 1
+        command.fence += 1
+        command.held_by = None
+        command.lease_until = lease_until
+        self._uow.pending_commands[command_id] = command
+        return copy.deepcopy(command)
+
     async def next_seq(self, order_id: str) -> int:
         return max((c.seq for c in await self.for_order(order_id)), default=0) + 1
 

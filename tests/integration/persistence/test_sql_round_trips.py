@@ -17,8 +17,9 @@ deterministically, whatever the machine's speed. The bounds are the counts the c
 today. Before issue 10's changes an inbox message took 32 (20 + a pre-ping of three at
 each of 4 checkouts), a dispatch 27 and an accept 12: the message and the command were
 read once more by the job for its logs, the feed took three statements under its lock,
-and every checkout pinged. The inbox's claim was five (its checks one by one) and its apply
-read the message again before marking it, 13 in all."""
+and every checkout pinged. The claims were step by step (the inbox's five round trips, the
+command's six) and each outcome read its row again before its fenced write: an inbox
+message took 13, a dispatch 13."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ pytestmark = pytest.mark.postgres
 STORE_BOUND = 1  # INSERT ... ON CONFLICT, in autocommit (BEGIN and COMMIT before)
 INBOX_BOUND = 10  # claim 3 (one UPDATE), apply 6, the order's next message 1 (read-only)
 ACCEPT_BOUND = 7  # BEGIN, order, next seq, UPDATE order, INSERT command, feed, COMMIT
-DISPATCH_BOUND = 13  # claim 7, record 6
+DISPATCH_BOUND = 10  # claim 4 (one UPDATE, the order), record 6
 LIST_BOUND = 1  # the SELECT (a read-only unit: BEGIN and ROLLBACK before)
 
 

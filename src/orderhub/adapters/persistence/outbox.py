@@ -50,6 +50,22 @@ class SqlCommandRepository:
         pending = [c for c in self._tx.new_commands.values() if c.order_id == order_id]
         return sorted(stored + pending, key=lambda c: c.seq)
 
+    async def claim(
+        self, command_id: str, *, now: datetime, lease_until: datetime, max_attempts: int
+    ) -> ChannelCommand | None:
+        result = await self._tx.conn().execute(
+            q.CLAIM_COMMAND,
+            {
+                "b_id": command_id,
+                "b_state": CommandState.PENDING.value,
+                "b_now": now,
+                "b_max_attempts": max_attempts,
+                "b_lease_until": lease_until,
+            },
+        )
+        row = result.mappings().one_or_none()
+        return None if row is None else command_from_row(row)
+
     async def next_seq(self, order_id: str) -> int:
         result = await self._tx.conn().execute(q.LAST_COMMAND_SEQ, {"b_order": order_id})
         stored = int(result.scalar_one())

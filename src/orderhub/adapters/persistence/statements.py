@@ -24,6 +24,7 @@ from orderhub.adapters.persistence.tables import (
     inbox_messages,
     orders,
 )
+from orderhub.application.ports import CommandState
 
 _c = channel_commands.c
 _m = inbox_messages.c
@@ -40,6 +41,33 @@ COMMANDS_OF_ORDER: Final = (
 LAST_COMMAND_SEQ: Final = sa.select(sa.func.coalesce(sa.func.max(_c.seq), 0)).where(
     _c.order_id == sa.bindparam("b_order")
 )
+_earlier_command: Final = channel_commands.alias("earlier")
+CLAIM_COMMAND: Final = (
+    sa.update(channel_commands)
+    .where(
+        _c.id == sa.bindparam("b_id"),
+        _c.state == sa.bindparam("b_state"),
+        sa.or_(_c.next_attempt_at.is_(None), _c.next_attempt_at <= sa.bindparam("b_now")),
+        sa.or_(_c.lease_until.is_(None), _c.lease_until <= sa.bindparam("b_now")),
+        _c.attempts < sa.bindparam("b_max_attempts"),
+        ~sa.exists().where(
+            _earlier_command.c.order_id == _c.order_id,
+            _earlier_command.c.seq < _c.seq,
+            *(_earlier_command.c.state != state.value for state in CommandState if state.is_final),
+        ),
+    )
+    .values(
+        attempts=_c.attempts + 1,
+        fence=_c.fence + 1,
+        held_by=None,
+        lease_until=sa.bindparam("b_lease_until"),
+    )
+    .returning(*channel_commands.columns)
+)
+"""A pending command claimed in one statement when nothing stands in its way: due, not
+leased, under the attempt cap, and every earlier command of its order ended for good.
+Stricter than the step-by-step claim, which also lets a command go past earlier ones its
+channel declares independent: those take that way."""
 SAVE_COMMAND: Final = sa.update(channel_commands).where(_c.id == sa.bindparam("b_id"))
 SAVE_COMMAND_FENCED: Final = SAVE_COMMAND.where(
     _c.fence == sa.bindparam("b_fence"), _c.state == sa.bindparam("b_state")

@@ -7,8 +7,10 @@ The steps, and what a crash between them leaves:
    not leased and not over its attempt cap (over it: it fails now, with its last error);
    every earlier command of its order must have succeeded or been abandoned (unless the
    adapter declares the two kinds independent); a failed one holds it. Then ``attempts``
-   and ``fence`` go up and a lease is taken. *Crash after the claim*: the lease runs out,
-   the sweeper queues the command again, and the next claim counts the lost attempt.
+   and ``fence`` go up and a lease is taken. One statement when nothing earlier is
+   unfinished (:meth:`CommandRepository.claim`); otherwise the checks one by one.
+   *Crash after the claim*: the lease runs out, the sweeper queues the command again,
+   and the next claim counts the lost attempt.
 2. **Call** the channel, outside any transaction. *Crash during the call*: as above; the
    adapter passes ``command.id`` as the channel's idempotency key where the channel has
    one, so the repeated call is harmless.
@@ -25,9 +27,11 @@ The steps, and what a crash between them leaves:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from orderhub.application.hub import Hub
@@ -102,6 +106,42 @@ async def _claim(
     hub: Hub, command_id: str, seen: Callable[[ChannelCommand], None] | None = None
 ) -> Claim | Dispatched:
     now = hub.clock.now()
+    lease_until = now + timedelta(seconds=hub.retry.lease_seconds)
+    async with hub.uow() as uow:  # the usual case: one statement, and the order read
+        command = await uow.commands.claim(
+            command_id, now=now, lease_until=lease_until, max_attempts=hub.retry.max_attempts
+        )
+        account = None
+        if command is not None:
+            with contextlib.suppress(ChannelNotFound):  # rolled back: the checks fail it
+                account = hub.channels.account(command.channel, command.account)
+        if command is not None and account is not None:
+            if seen is not None:
+                seen(command)
+            order = await uow.orders.get(command.order_id)
+            await uow.commit()
+            return await _with_order(hub, command, order, account)
+    return await _claim_step_by_step(hub, command_id, now, lease_until, seen)
+
+
+async def _with_order(
+    hub: Hub, command: ChannelCommand, order: Order | None, account: ChannelAccount
+) -> Claim | Dispatched:
+    if order is None:  # orders are never deleted; fail loudly if one is
+        return await _give_up(hub, command, f"order {command.order_id} is gone", status=None)
+    return Claim(command=command, order=order, account=account)
+
+
+async def _claim_step_by_step(
+    hub: Hub,
+    command_id: str,
+    now: datetime,
+    lease_until: datetime,
+    seen: Callable[[ChannelCommand], None] | None,
+) -> Claim | Dispatched:
+    """Why the command cannot be claimed, or its claim: the checks one by one, with what
+    one statement cannot weigh (earlier commands its channel declares independent, and
+    the failed one that holds it)."""
     async with hub.uow() as uow:
         command = await uow.commands.get(command_id, for_update=True)
         if command is None:
@@ -131,13 +171,11 @@ async def _claim(
         command.attempts += 1
         command.fence += 1
         command.held_by = None
-        command.lease_until = now + timedelta(seconds=hub.retry.lease_seconds)
+        command.lease_until = lease_until
         await uow.commands.save(command)
         order = await uow.orders.get(command.order_id)
         await uow.commit()
-    if order is None:  # orders are never deleted; fail loudly if one is
-        return await _give_up(hub, command, f"order {command.order_id} is gone", status=None)
-    return Claim(command=command, order=order, account=account)
+    return await _with_order(hub, command, order, account)
 
 
 async def _blocked_by(
@@ -169,14 +207,16 @@ async def _blocked_by(
 async def _succeed(hub: Hub, command: ChannelCommand, outcome: CommandOutcome) -> Dispatched:
     async def record() -> tuple[Dispatched, list[str], str | None]:
         async with hub.uow() as uow:
-            stored = await uow.commands.get(command.id, for_update=True)
-            if stored is None or stored.fence != command.fence:
-                return Dispatched.STALE, [], None
-            stored.state = CommandState.SUCCEEDED
-            stored.result = dict(outcome.data)
-            stored.last_error = None
-            stored.lease_until = None
-            stored.finished_at = hub.clock.now()
+            stored = dataclasses.replace(
+                command,
+                state=CommandState.SUCCEEDED,
+                result=dict(outcome.data),
+                last_error=None,
+                lease_until=None,
+                finished_at=hub.clock.now(),
+            )
+            # written first, only under the claim: the row stays locked to the commit, and
+            # a worker whose lease was taken over stops here
             if not await uow.commands.save(stored, fence=command.fence):
                 return Dispatched.STALE, [], None
             message_id = None
