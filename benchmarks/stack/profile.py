@@ -44,6 +44,8 @@ from benchmarks.stack.topology import (
     scalar,
 )
 
+from orderhub.testing.processes.managed import ManagedProcess
+
 PROFILE: Final = Profile(
     "profile", pg_seconds=1, closed_seconds=10, rates=(), open_seconds=1, grace=1,
     drain_seconds=120, settle_seconds=120, wms_orders=600, feed_seconds=1,
@@ -253,6 +255,10 @@ class Waits:
         return "\n".join(lines)
 
 
+def _tree(started: list[ManagedProcess]) -> list[int]:
+    return [pid for worker in started for pid in (worker.pid, *children(worker.pid))]
+
+
 def _drain(
     hub: ProductionHub, dsn: str, seconds: float, raw: Path, done: str, total: int, workers: int
 ) -> None:
@@ -261,15 +267,15 @@ def _drain(
         started = hub.set_workers(workers)
         kids = children(started[0].pid)
         target = kids[-1] if kids else started[0].pid
-        workers_cpu = [pid for w in started for pid in (w.pid, *children(w.pid))]
-        cpu_before = sum(cpu_seconds(pid) for pid in workers_cpu)
+        cpu_before = {pid: cpu_seconds(pid) for pid in _tree(started)}
         began = time.monotonic()
         spy = record(target, seconds, raw)
         samples = phases.poll(
             dsn, done, lambda v: v - before >= total, 300, interval=phases.DRAIN_POLL_SECONDS
         )
         took = time.monotonic() - began
-        cpu = sum(cpu_seconds(pid) for pid in workers_cpu) - cpu_before
+        # the processes at the end: a worker's children may be forked after the start
+        cpu = sum(cpu_seconds(pid) - cpu_before.get(pid, 0.0) for pid in _tree(started))
     spy.wait(timeout=seconds + 60)
     moved = samples[-1][1] - before
     print(
