@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Final, Protocol, Self
 
 from orderhub.application.access import AccountLimit
 from orderhub.channels.spi import (
@@ -153,6 +153,10 @@ class OrderRepository(Protocol):
         ...
 
 
+OUTCOME_FIELDS: Final = ("state", "result", "last_error", "lease_until", "finished_at")
+"""What :meth:`CommandRepository.record_outcome` writes of a command."""
+
+
 class CommandRepository(Protocol):
     def add(self, command: ChannelCommand) -> None: ...
 
@@ -179,6 +183,12 @@ class CommandRepository(Protocol):
     async def save(self, command: ChannelCommand, *, fence: int | None = None) -> bool:
         """Write the command. With ``fence``: only if it is still pending under that claim
         (False, and nothing written, when another claim or an ending came first)."""
+        ...
+
+    async def record_outcome(self, command: ChannelCommand, *, fence: int) -> bool:
+        """Write the command's :data:`OUTCOME_FIELDS` only, and only if it is still pending
+        under the claim ``fence`` (False, and nothing written, otherwise): the rest of the
+        row stays as it is, whatever copy of it the caller holds."""
         ...
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from orderhub.application.access import AccountLimit, admitted
 from orderhub.application.ports import (
+    OUTCOME_FIELDS,
     ChannelCommand,
     CommandState,
     FeedEntry,
@@ -202,6 +203,17 @@ class _Commands:
                 return False
             self._uow.fences[("command", command.id)] = fence
         self._uow.pending_commands[command.id] = command
+        return True
+
+    async def record_outcome(self, command: ChannelCommand, *, fence: int) -> bool:
+        stored = self._uow.db.commands.get(command.id)
+        if stored is None or stored.fence != fence or stored.state is not CommandState.PENDING:
+            return False
+        self._uow.fences[("command", command.id)] = fence
+        kept = copy.deepcopy(stored)
+        for name in OUTCOME_FIELDS:
+            setattr(kept, name, copy.deepcopy(getattr(command, name)))
+        self._uow.pending_commands[command.id] = kept
         return True
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:

@@ -1,13 +1,15 @@
-"""The command's claim in one statement, on SQLite and PostgreSQL.
+"""The command's claim in one statement and its outcome's write, on SQLite and PostgreSQL.
 
 ``claim`` takes a command only when it is pending, due, not leased, under the attempt cap
 and every earlier command of its order has ended for good (succeeded or abandoned); any
 other case is left as it was, for the step-by-step claim (which also weighs the kinds
-a channel declares independent, and holds a command behind a failed one)."""
+a channel declares independent, and holds a command behind a failed one).
+``record_outcome`` writes the outcome's columns only, under the claim's fence."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -148,3 +150,43 @@ async def test_concurrent_claims_of_one_command_give_it_to_one(
         assert (await _read(factory, command.id)).attempts == 1
     finally:
         await engine.dispose()
+
+
+async def test_an_outcome_writes_its_columns_only_and_only_under_its_claim(
+    uow_factory: SqlUnitOfWorkFactory, make_order: MakeOrder, make_command: MakeCommand
+) -> None:
+    order = make_order()
+    command = make_command(order)
+    await _stored(uow_factory, order, command)
+    claimed = await _claim(uow_factory, command.id)
+    assert claimed is not None
+    async with uow_factory() as uow:  # what others may write meanwhile, under this claim
+        moved = await uow.commands.get(command.id)
+        assert moved is not None
+        moved.queued_at = T0 + timedelta(minutes=5)
+        moved.payload = {"changed": True}
+        assert await uow.commands.save(moved, fence=claimed.fence)
+        await uow.commit()
+
+    outcome = dataclasses.replace(
+        claimed,
+        state=CommandState.SUCCEEDED,
+        result={"channel": "ok"},
+        last_error=None,
+        lease_until=None,
+        finished_at=T0 + timedelta(seconds=1),
+    )
+    async with uow_factory() as uow:
+        assert not await uow.commands.record_outcome(outcome, fence=claimed.fence - 1)
+        assert await uow.commands.record_outcome(outcome, fence=claimed.fence)
+        assert not await uow.commands.record_outcome(outcome, fence=claimed.fence)  # ended
+        await uow.commit()
+    stored = await _read(uow_factory, command.id)
+    assert (stored.state, stored.result, stored.lease_until, stored.finished_at) == (
+        CommandState.SUCCEEDED,
+        {"channel": "ok"},
+        None,
+        T0 + timedelta(seconds=1),
+    )
+    assert stored.queued_at == T0 + timedelta(minutes=5)  # not the claim's copy
+    assert stored.payload == {"changed": True}

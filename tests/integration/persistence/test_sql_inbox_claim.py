@@ -103,6 +103,20 @@ async def test_a_claim_leaves_a_message_that_cannot_be_claimed_as_it_was(
         assert await _claim(uow_factory, message.id) is not None
 
 
+async def test_only_an_earlier_message_of_the_same_channel_account_and_order_holds_it(
+    uow_factory: SqlUnitOfWorkFactory, make_message: MakeMessage
+) -> None:
+    elsewhere = [
+        dataclasses.replace(_with_order(make_message(f"elsewhere-{n}"), "CO-1"), **where)
+        for n, where in enumerate([{"account": "other"}, {"channel": "topi"}])
+    ]
+    other_order = _with_order(make_message("m-x"), "CO-2")
+    message = _with_order(make_message("m-1"), "CO-1")
+    await _stored(uow_factory, *elsewhere, other_order, message)
+    assert all((m.seq or 0) < (message.seq or 0) for m in elsewhere)  # earlier, received
+    assert await _claim(uow_factory, message.id) is not None
+
+
 async def test_a_message_without_an_order_key_waits_for_nothing(
     uow_factory: SqlUnitOfWorkFactory, make_message: MakeMessage
 ) -> None:
@@ -179,12 +193,11 @@ async def test_concurrent_claims_of_one_message_give_it_to_one(
 
 
 @pytest.mark.postgres
-async def test_a_claim_waiting_behind_the_earlier_messages_finish_sees_it_received(
+async def test_a_claim_beside_the_earlier_messages_uncommitted_apply_takes_nothing(
     postgres_url: str, make_message: MakeMessage
 ) -> None:
     """The later message's claim runs while the earlier one's apply is uncommitted: it is
-    not claimed (the earlier one still counts as received), and claims once that commits:
-    one order's messages never apply side by side."""
+    not claimed (the earlier one still counts as received), and claims once that commits."""
     engine = create_engine(postgres_url)
     factory = SqlUnitOfWorkFactory(engine)
     try:

@@ -72,6 +72,21 @@ async def test_a_finished_command_is_not_sent_again() -> None:
     assert await dispatch_command(world.hub, "unknown") is Dispatched.MISSING
 
 
+async def test_a_command_of_an_account_no_longer_configured_fails_with_why() -> None:
+    world = make_world("topi", retry=POLICY)
+    command_id = await accepted(world)
+    world.db.commands[command_id].account = "gone"  # removed from the configuration
+
+    assert await dispatch_command(world.hub, command_id) is Dispatched.FAILED
+    command = world.db.commands[command_id]
+    assert command.state is CommandState.FAILED
+    assert command.last_error is not None
+    assert "gone" in command.last_error
+    assert (command.attempts, command.fence, command.lease_until) == (0, 0, None)
+    assert world.account().calls == []
+    assert world.db.feed[-1].type == "command.failed"
+
+
 async def test_a_transient_error_backs_off_and_queues_again() -> None:
     world = make_world("topi", retry=POLICY)
     command_id = await accepted(world)

@@ -25,7 +25,13 @@ from orderhub.adapters.persistence.mapping import (
 from orderhub.adapters.persistence.repositories import Transaction
 from orderhub.adapters.persistence.tables import channel_commands, inbox_messages
 from orderhub.application.access import AccountLimit
-from orderhub.application.ports import ChannelCommand, CommandState, InboxMessage, InboxState
+from orderhub.application.ports import (
+    OUTCOME_FIELDS,
+    ChannelCommand,
+    CommandState,
+    InboxMessage,
+    InboxState,
+)
 
 
 class SqlCommandRepository:
@@ -88,6 +94,13 @@ class SqlCommandRepository:
             return False
         await self._tx.conn().execute(sa.insert(channel_commands).values(command_to_row(command)))
         return True
+
+    async def record_outcome(self, command: ChannelCommand, *, fence: int) -> bool:
+        row = command_to_row(command)
+        params = {name: row[name] for name in OUTCOME_FIELDS}
+        params.update(b_id=command.id, b_fence=fence, b_state=CommandState.PENDING.value)
+        result = await self._tx.conn().execute(q.SAVE_COMMAND_FENCED, params)
+        return result.rowcount == 1
 
     async def due(self, *, now: datetime, queued_before: datetime, limit: int) -> Sequence[str]:
         if limit <= 0:

@@ -217,7 +217,7 @@ async def _succeed(hub: Hub, command: ChannelCommand, outcome: CommandOutcome) -
             )
             # written first, only under the claim: the row stays locked to the commit, and
             # a worker whose lease was taken over stops here
-            if not await uow.commands.save(stored, fence=command.fence):
+            if not await uow.commands.record_outcome(stored, fence=command.fence):
                 return Dispatched.STALE, [], None
             message_id = None
             if outcome.channel_ids:  # the channel's ids for what the command created
