@@ -31,6 +31,20 @@ _m = inbox_messages.c
 _o = orders.c
 _k = idempotency_keys.c
 
+
+def _claimable(table: sa.Table) -> tuple[sa.ColumnElement[bool], ...]:
+    """The checks a claim makes of the row itself: its state, due, not leased, under the
+    cap (``b_state``, ``b_now``, ``b_max_attempts``)."""
+    c = table.c
+    return (
+        c.id == sa.bindparam("b_id"),
+        c.state == sa.bindparam("b_state"),
+        sa.or_(c.next_attempt_at.is_(None), c.next_attempt_at <= sa.bindparam("b_now")),
+        sa.or_(c.lease_until.is_(None), c.lease_until <= sa.bindparam("b_now")),
+        c.attempts < sa.bindparam("b_max_attempts"),
+    )
+
+
 # --- commands --------------------------------------------------------------------------
 
 COMMAND_BY_ID: Final = sa.select(channel_commands).where(_c.id == sa.bindparam("b_id"))
@@ -45,11 +59,7 @@ _earlier_command: Final = channel_commands.alias("earlier")
 CLAIM_COMMAND: Final = (
     sa.update(channel_commands)
     .where(
-        _c.id == sa.bindparam("b_id"),
-        _c.state == sa.bindparam("b_state"),
-        sa.or_(_c.next_attempt_at.is_(None), _c.next_attempt_at <= sa.bindparam("b_now")),
-        sa.or_(_c.lease_until.is_(None), _c.lease_until <= sa.bindparam("b_now")),
-        _c.attempts < sa.bindparam("b_max_attempts"),
+        *_claimable(channel_commands),
         ~sa.exists().where(
             _earlier_command.c.order_id == _c.order_id,
             _earlier_command.c.seq < _c.seq,
@@ -101,11 +111,7 @@ _earlier: Final = inbox_messages.alias("earlier")
 CLAIM_MESSAGE: Final = (
     sa.update(inbox_messages)
     .where(
-        _m.id == sa.bindparam("b_id"),
-        _m.state == sa.bindparam("b_state"),
-        sa.or_(_m.next_attempt_at.is_(None), _m.next_attempt_at <= sa.bindparam("b_now")),
-        sa.or_(_m.lease_until.is_(None), _m.lease_until <= sa.bindparam("b_now")),
-        _m.attempts < sa.bindparam("b_max_attempts"),
+        *_claimable(inbox_messages),
         ~sa.exists().where(
             _m.order_key.is_not(None),
             _earlier.c.channel == _m.channel,

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from orderhub.application.hub import Hub
 from orderhub.application.limits import REPLACEMENT, UNSTORABLE
 from orderhub.application.ports import ChannelCommand, CommandKind, StoredResponse, UnitOfWork
+from orderhub.channels.registry import ChannelNotFound
 from orderhub.channels.spi import ChannelAccount, FollowUp
 from orderhub.domain.capabilities import Capabilities
 from orderhub.domain.errors import ConcurrencyConflict, DomainError, OrderNotFound
@@ -86,6 +87,15 @@ async def new_command(
     )
     uow.commands.add(command)
     return command
+
+
+def configured_account(hub: Hub, channel: str, account: str) -> ChannelAccount | None:
+    """The channel account, or None when it is configured no more (a claim taken in one
+    statement is then rolled back: the step-by-step claim fails the work, saying why)."""
+    try:
+        return hub.channels.account(channel, account)
+    except ChannelNotFound:
+        return None
 
 
 def clip(error: str) -> str:

@@ -27,7 +27,6 @@ The steps, and what a crash between them leaves:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from enum import StrEnum
 from orderhub.application.hub import Hub
 from orderhub.application.ports import ChannelCommand, CommandKind, CommandState, UnitOfWork
 from orderhub.application.services import invoices
-from orderhub.application.services.common import clip, with_conflict_retry
+from orderhub.application.services.common import clip, configured_account, with_conflict_retry
 from orderhub.application.services.intake import command_answer
 from orderhub.channels.registry import ChannelNotFound
 from orderhub.channels.spi import (
@@ -111,10 +110,9 @@ async def _claim(
         command = await uow.commands.claim(
             command_id, now=now, lease_until=lease_until, max_attempts=hub.retry.max_attempts
         )
-        account = None
-        if command is not None:
-            with contextlib.suppress(ChannelNotFound):  # rolled back: the checks fail it
-                account = hub.channels.account(command.channel, command.account)
+        account = (
+            None if command is None else configured_account(hub, command.channel, command.account)
+        )
         if command is not None and account is not None:
             if seen is not None:
                 seen(command)

@@ -25,7 +25,6 @@ Processing (:func:`process_message`), like a command's dispatch:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from orderhub.application.limits import check_size, storable
 from orderhub.application.ports import ChannelCommand, InboxMessage, InboxState, UnitOfWork
 from orderhub.application.services.common import (
     clip,
+    configured_account,
     fulfilments_done,
     new_command,
     with_conflict_retry,
@@ -236,10 +236,9 @@ async def _claim(
         message = await uow.inbox.claim(
             message_id, now=now, lease_until=lease_until, max_attempts=hub.retry.max_attempts
         )
-        account = None
-        if message is not None:
-            with contextlib.suppress(ChannelNotFound):  # rolled back: the checks fail it
-                account = hub.channels.account(message.channel, message.account)
+        account = (
+            None if message is None else configured_account(hub, message.channel, message.account)
+        )
         if message is not None and account is not None:
             if seen is not None:
                 seen(message)
