@@ -209,6 +209,33 @@ async def test_transient_errors_end_failed_after_the_cap_listed_and_retriable() 
     assert await process_message(world.hub, stored.message_id) is Processed.PROCESSED
 
 
+class WorkerDied(BaseException):
+    """A worker killed while it maps the message (OOM, time limit): nothing is recorded."""
+
+
+async def test_a_message_that_kills_its_worker_uses_up_its_attempts_and_ends_failed() -> None:
+    """The claim, with its attempt, commits before the message is mapped: a message that
+    kills every worker is claimed at most ``max_attempts`` times, then failed and listed."""
+    policy = RetryPolicy(max_attempts=3)
+    world = make_world("topi", retry=policy)
+    world.account().fail_next_intake(WorkerDied(), times=5)
+    stored = await store(world, json.dumps(order_doc()).encode())
+
+    for attempt in range(1, 4):
+        with pytest.raises(WorkerDied):
+            await process_message(world.hub, stored.message_id)
+        assert world.db.inbox[stored.message_id].attempts == attempt
+        world.clock.advance(policy.lease_seconds + 1)
+    assert await process_message(world.hub, stored.message_id) is Processed.FAILED
+    message = world.db.inbox[stored.message_id]
+    assert (message.state, message.attempts) == (InboxState.FAILED, 3)
+    assert message.last_error == (
+        "transient errors exhausted: no outcome was recorded (the worker died or timed out)"
+    )
+    assert [m.id for m in await failed_messages(world.hub)] == [stored.message_id]
+    assert world.db.orders == {}
+
+
 async def test_sweep_requeues_a_message_a_crash_left_unprocessed() -> None:
     world = make_world("topi")
     stored = await store(world, json.dumps(order_doc()).encode())

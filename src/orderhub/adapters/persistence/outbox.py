@@ -313,14 +313,7 @@ class SqlInboxRepository:
                 sa.or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now),
                 sa.or_(m.lease_until.is_(None), m.lease_until <= now),
                 sa.or_(m.queued_at.is_(None), m.queued_at < queued_before),
-                ~sa.exists().where(
-                    m.order_key.is_not(None),
-                    earlier.c.channel == m.channel,
-                    earlier.c.account == m.account,
-                    earlier.c.order_key == m.order_key,
-                    earlier.c.seq < m.seq,
-                    earlier.c.state == InboxState.RECEIVED.value,
-                ),
+                q.no_earlier_received(earlier, InboxState.RECEIVED.value),
             )
             .order_by(m.queued_at.nulls_first(), m.seq)  # least recently queued first
             .limit(limit)

@@ -17,6 +17,7 @@ from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from orderhub.adapters.persistence.tables import (
     channel_commands,
@@ -107,19 +108,29 @@ FIRST_WAITING: Final = _WAITING.order_by(_m.seq).limit(1)
 FIRST_WAITING_BEFORE: Final = (
     _WAITING.where(_m.seq < sa.bindparam("b_before")).order_by(_m.seq).limit(1)
 )
+
+
+def no_earlier_received(
+    earlier: NamedFromClause, received: sa.BindParameter[str] | str
+) -> sa.ColumnElement[bool]:
+    """A message's order (channel, account, order key) has no earlier message still
+    ``received``: it goes now, not behind that one (``earlier``: an alias of the inbox)."""
+    return ~sa.exists().where(
+        _m.order_key.is_not(None),
+        earlier.c.channel == _m.channel,
+        earlier.c.account == _m.account,
+        earlier.c.order_key == _m.order_key,
+        earlier.c.seq < _m.seq,
+        earlier.c.state == received,
+    )
+
+
 _earlier: Final = inbox_messages.alias("earlier")
 CLAIM_MESSAGE: Final = (
     sa.update(inbox_messages)
     .where(
         *_claimable(inbox_messages),
-        ~sa.exists().where(
-            _m.order_key.is_not(None),
-            _earlier.c.channel == _m.channel,
-            _earlier.c.account == _m.account,
-            _earlier.c.order_key == _m.order_key,
-            _earlier.c.seq < _m.seq,
-            _earlier.c.state == sa.bindparam("b_state"),
-        ),
+        no_earlier_received(_earlier, sa.bindparam("b_state")),
     )
     .values(
         attempts=_m.attempts + 1,

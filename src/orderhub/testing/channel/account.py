@@ -71,7 +71,7 @@ class RecordedCall:
 
 @dataclass(kw_only=True, slots=True)
 class _Fault:
-    error: Exception
+    error: BaseException  # not an Exception: the worker dies there, nothing recorded
     times: int
 
 
@@ -129,7 +129,7 @@ class TestChannelAccount(ChannelAccount):
         """The next ``times`` in-memory calls raise ``error`` (recorded all the same)."""
         self._memory.faults.append(_Fault(error=error, times=times))
 
-    def fail_next_intake(self, error: Exception, *, times: int = 1) -> None:
+    def fail_next_intake(self, error: BaseException, *, times: int = 1) -> None:
         """The next ``times`` messages mapped by ``snapshots`` raise ``error`` (as a channel
         that must be asked for the full order and does not answer)."""
         self._memory.intake_faults.append(_Fault(error=error, times=times))
